@@ -1,0 +1,190 @@
+// Command ferry is a drop-in for `mlflow server`: the mlflow-artifacts
+// proxy (streaming, with presigned multipart uploads where the store can)
+// and, beside it, the MLflow tracking API. main.go only wires: it parses
+// flags, builds the stores and the app, runs, and shuts down gracefully.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/ferryml/ferry/config"
+	"github.com/ferryml/ferry/proxy"
+	"github.com/ferryml/ferry/stores"
+	_ "github.com/ferryml/ferry/stores/local" // registers file:// and plain paths
+)
+
+// version is Ferry's own version, set at build time with
+// -ldflags "-X main.version=v1.2.3"; otherwise the module's build info.
+var version = ""
+
+func ferryVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func main() {
+	if err := rootCommand().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "ferry:", err)
+		os.Exit(1)
+	}
+}
+
+func rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "ferry",
+		Short:         "Ferry: an MLflow tracking server and streaming artifact proxy in one Go binary",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(serverCommand(), versionCommand())
+	return root
+}
+
+func versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print Ferry's version and the MLflow API version it implements",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintf(cmd.OutOrStdout(), "ferry %s (MLflow API %s)\n", ferryVersion(), proxy.MLflowVersion)
+		},
+	}
+}
+
+func serverCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the tracking server and artifact proxy (flags and env vars as `mlflow server`)",
+		Args:  cobra.NoArgs,
+	}
+	flags := config.BindFlags(cmd.Flags())
+	// mlflow server uses -h for --host, so help gets no shorthand.
+	cmd.Flags().Bool("help", false, "help for server")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := flags.Resolve(os.Getenv)
+		if err != nil {
+			return fmt.Errorf("invalid configuration:\n%w", err)
+		}
+		return runServer(cmd.Context(), cfg, os.Stderr)
+	}
+	return cmd
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(strings.Replace(strings.ToLower(cfg.LogLevel), "warning", "warn", 1)))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// runServer serves until SIGTERM/SIGINT, then stops accepting, lets
+// in-flight requests and transfers finish for up to cfg.ShutdownTimeout,
+// and finally cancels whatever is still running.
+func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	log := newLogger(cfg, logOut)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ferry_build_info",
+		Help: "Always 1; labels carry Ferry's version and the MLflow API version it implements.",
+	}, []string{"version", "mlflow_version"})
+	buildInfo.WithLabelValues(ferryVersion(), proxy.MLflowVersion).Set(1)
+	reg.MustRegister(buildInfo)
+	storeMetrics := stores.NewMetrics(reg)
+
+	var artifacts *stores.Instrumented
+	if cfg.ServeArtifacts {
+		s, err := stores.Open(ctx, cfg.ArtifactsDestination)
+		if err != nil {
+			return fmt.Errorf("artifacts destination %q: %w", cfg.ArtifactsDestination, err)
+		}
+		name := "store"
+		if d, ok := s.(stores.Driver); ok {
+			name = d.DriverName()
+		}
+		artifacts = stores.Instrument(s, name, storeMetrics, log)
+	}
+
+	baseCtx, cancelAll := context.WithCancel(context.Background())
+	defer cancelAll()
+	srv := proxy.New(proxy.Options{
+		Config:       cfg,
+		Artifacts:    artifacts,
+		Registry:     reg,
+		Gatherer:     reg,
+		Log:          log,
+		FerryVersion: ferryVersion(),
+		BaseContext:  baseCtx,
+	})
+
+	ln, err := net.Listen("tcp", cfg.Addr())
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
+	}
+	log.Info("ferry listening", "addr", ln.Addr().String(), "version", ferryVersion(),
+		"mlflow_api", proxy.MLflowVersion, "serve_artifacts", cfg.ServeArtifacts,
+		"artifacts_destination", redactURI(cfg.ArtifactsDestination), "artifacts_only", cfg.ArtifactsOnly,
+		"static_prefix", cfg.StaticPrefix, "default_artifact_root", redactURI(cfg.DefaultArtifactRoot))
+
+	sigCtx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.App.Listener(ln) }()
+
+	select {
+	case err := <-served:
+		return err
+	case <-sigCtx.Done():
+	}
+	log.Info("shutting down: waiting for in-flight requests", "timeout", cfg.ShutdownTimeout.String())
+	if err := srv.App.ShutdownWithTimeout(cfg.ShutdownTimeout); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Error("shutdown", "err", err)
+	} else if err != nil {
+		log.Warn("shutdown timeout reached: cancelling remaining transfers")
+	}
+	cancelAll()
+	if err := <-served; err != nil {
+		log.Error("server stopped with error", "err", err)
+	}
+	log.Info("ferry stopped")
+	return nil
+}
+
+// redactURI drops credentials from a URI before it is logged.
+func redactURI(uri string) string {
+	scheme, rest, ok := strings.Cut(uri, "://")
+	if !ok {
+		return uri
+	}
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		if slash := strings.Index(rest, "/"); slash < 0 || at < slash {
+			return scheme + "://***@" + rest[at+1:]
+		}
+	}
+	return uri
+}

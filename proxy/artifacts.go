@@ -1,0 +1,303 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/ferryml/ferry/multipart"
+	"github.com/ferryml/ferry/presign"
+	"github.com/ferryml/ferry/proxy/wire"
+	"github.com/ferryml/ferry/stores"
+)
+
+// artifactRoute is one mlflow-artifacts route: its fiber path, the Flask
+// rule upstream names in its 503 text, and the handler.
+type artifactRoute struct {
+	method, path, rule string
+	handler            fiber.Handler
+}
+
+// registerArtifacts adds every mlflow-artifacts route under base
+// ("/api/2.0" or "/ajax-api/2.0") on r.
+func (s *Server) registerArtifacts(r fiber.Router, base string) {
+	routes := []artifactRoute{
+		{fiber.MethodGet, "/mlflow-artifacts/artifacts", "/mlflow-artifacts/artifacts", s.list},
+		{fiber.MethodGet, "/mlflow-artifacts/artifacts/*", "/mlflow-artifacts/artifacts/<path:artifact_path>", s.download},
+		{fiber.MethodPut, "/mlflow-artifacts/artifacts/*", "/mlflow-artifacts/artifacts/<path:artifact_path>", s.upload},
+		{fiber.MethodDelete, "/mlflow-artifacts/artifacts/*", "/mlflow-artifacts/artifacts/<path:artifact_path>", s.delete},
+		{fiber.MethodPost, "/mlflow-artifacts/mpu/create/*", "/mlflow-artifacts/mpu/create/<path:artifact_path>", s.mpuCreate},
+		{fiber.MethodPost, "/mlflow-artifacts/mpu/complete/*", "/mlflow-artifacts/mpu/complete/<path:artifact_path>", s.mpuComplete},
+		{fiber.MethodPost, "/mlflow-artifacts/mpu/abort/*", "/mlflow-artifacts/mpu/abort/<path:artifact_path>", s.mpuAbort},
+		{fiber.MethodGet, "/mlflow-artifacts/presigned/*", "/mlflow-artifacts/presigned/<path:artifact_path>", s.presigned},
+	}
+	for _, rt := range routes {
+		rule := s.opts.Config.StaticPrefix + base + rt.rule
+		h := rt.handler
+		if !s.opts.Config.ServeArtifacts || s.opts.Artifacts == nil {
+			h = func(c *fiber.Ctx) error {
+				return gateResponse(c, rule, "running with `--no-serve-artifacts`. To enable artifacts server functionality, run `mlflow server` with `--serve-artifacts`")
+			}
+		} else if strings.HasSuffix(rt.path, "/*") {
+			h = requirePath(h)
+		}
+		r.Add(rt.method, base+rt.path, h)
+	}
+}
+
+// pathKey is where requirePath leaves the validated key.
+const pathKey = "artifact_key"
+
+// requirePath validates the <path:artifact_path> part of the URL (still
+// percent-encoded as it came off the wire; SafePath decodes it) and stores
+// the clean key. An empty path matches no upstream rule: 404.
+func requirePath(next fiber.Handler) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		raw := c.Params("*")
+		if raw == "" {
+			return fiber.ErrNotFound
+		}
+		key, err := stores.SafePath(raw)
+		if err != nil || key == "" {
+			return &wire.Error{Code: wire.InvalidParameterValue, Message: "Invalid path", Cause: err}
+		}
+		c.Locals(pathKey, key)
+		return next(c)
+	}
+}
+
+func key(c *fiber.Ctx) string { return c.Locals(pathKey).(string) }
+
+// fileInfo is MLflow's FileInfo; file_size is omitted for directories and
+// for empty files, as upstream only sets it when truthy.
+type fileInfo struct {
+	Path     string `json:"path"`
+	IsDir    bool   `json:"is_dir"`
+	FileSize int64  `json:"file_size,omitempty"`
+}
+
+type listResponse struct {
+	Files []fileInfo `json:"files,omitempty"`
+}
+
+// list is GET mlflow-artifacts/artifacts?path=: basenames of the direct
+// children, sorted; {} when there are none.
+func (s *Server) list(c *fiber.Ctx) error {
+	dir := ""
+	if raw := c.Query("path"); raw != "" {
+		k, err := stores.SafePath(raw)
+		if err != nil {
+			return &wire.Error{Code: wire.InvalidParameterValue, Message: "Invalid path", Cause: err}
+		}
+		dir = k
+	}
+	var resp listResponse
+	page := stores.ListPage{}
+	for {
+		l, err := s.opts.Artifacts.List(c.UserContext(), dir, page)
+		if err != nil {
+			return wire.FromStore(err)
+		}
+		for _, e := range l.Entries {
+			fi := fileInfo{Path: stores.BaseName(e.Key), IsDir: e.IsDir}
+			if !e.IsDir {
+				fi.FileSize = e.Size
+			}
+			resp.Files = append(resp.Files, fi)
+		}
+		if l.NextAfter == "" {
+			break
+		}
+		page.After = l.NextAfter
+	}
+	return c.JSON(resp)
+}
+
+// download is GET mlflow-artifacts/artifacts/<path>: streams the object
+// with upstream's headers, and honours a single HTTP Range.
+func (s *Server) download(c *fiber.Ctx) error {
+	k := key(c)
+	ctx := c.UserContext()
+	c.Set(fiber.HeaderContentType, GuessMimeType(k))
+	c.Set(fiber.HeaderContentDisposition, "attachment; filename="+stores.BaseName(k))
+	c.Set(fiber.HeaderAcceptRanges, "bytes")
+
+	rangeHeader := c.Get(fiber.HeaderRange)
+	head := c.Method() == fiber.MethodHead
+	if rangeHeader == "" && !head {
+		rc, e, err := s.opts.Artifacts.Open(ctx, k, 0, -1)
+		if err != nil {
+			return wire.FromStoreKey(err, k)
+		}
+		return c.Status(fiber.StatusOK).SendStream(rc, int(e.Size))
+	}
+
+	e, err := s.opts.Artifacts.Stat(ctx, k)
+	if err != nil {
+		return wire.FromStoreKey(err, k)
+	}
+	if e.IsDir {
+		return wire.FromStore(stores.ErrIsDir)
+	}
+	offset, length, status := int64(0), e.Size, fiber.StatusOK
+	if rangeHeader != "" {
+		start, n, ok, satisfiable := parseRange(rangeHeader, e.Size)
+		switch {
+		case !satisfiable:
+			c.Set(fiber.HeaderContentRange, fmt.Sprintf("bytes */%d", e.Size))
+			c.Status(fiber.StatusRequestedRangeNotSatisfiable)
+			return c.JSON(wire.BodyOf(wire.Errorf(wire.InvalidParameterValue,
+				"Range %q is not satisfiable for an object of %d bytes", rangeHeader, e.Size)))
+		case ok:
+			offset, length, status = start, n, fiber.StatusPartialContent
+			c.Set(fiber.HeaderContentRange, fmt.Sprintf("bytes %d-%d/%d", start, start+n-1, e.Size))
+		}
+	}
+	c.Status(status)
+	if head {
+		c.Response().SkipBody = true
+		c.Response().Header.SetContentLength(int(length))
+		return nil
+	}
+	if length == 0 {
+		return c.Send(nil)
+	}
+	rc, _, err := s.opts.Artifacts.Open(ctx, k, offset, length)
+	if err != nil {
+		return wire.FromStore(err)
+	}
+	return c.SendStream(rc, int(length))
+}
+
+// parseRange understands one "bytes=" range: "a-b", "a-" or "-n". ok is
+// false when the header should be ignored (other units, several ranges,
+// garbage: RFC 9110 lets a server answer 200 with the whole object);
+// satisfiable is false when the range lies outside the object.
+func parseRange(h string, size int64) (start, length int64, ok, satisfiable bool) {
+	spec, found := strings.CutPrefix(strings.TrimSpace(h), "bytes=")
+	if !found || strings.Contains(spec, ",") {
+		return 0, 0, false, true
+	}
+	first, last, found := strings.Cut(strings.TrimSpace(spec), "-")
+	if !found {
+		return 0, 0, false, true
+	}
+	if first == "" {
+		n, err := strconv.ParseInt(last, 10, 64)
+		if err != nil || n < 0 {
+			return 0, 0, false, true
+		}
+		if n == 0 || size == 0 {
+			return 0, 0, false, false
+		}
+		if n > size {
+			n = size
+		}
+		return size - n, n, true, true
+	}
+	a, err := strconv.ParseInt(first, 10, 64)
+	if err != nil || a < 0 {
+		return 0, 0, false, true
+	}
+	end := size - 1
+	if last != "" {
+		b, err := strconv.ParseInt(last, 10, 64)
+		if err != nil || b < a {
+			return 0, 0, false, true
+		}
+		if b < end {
+			end = b
+		}
+	}
+	if a >= size {
+		return 0, 0, false, false
+	}
+	return a, end - a + 1, true, true
+}
+
+// upload is PUT mlflow-artifacts/artifacts/<path>: the body streams into
+// the store with its announced size; the store commits it only whole.
+func (s *Server) upload(c *fiber.Ctx) error {
+	req := c.Request()
+	size := int64(req.Header.ContentLength())
+	if size < 0 {
+		size = -1 // chunked (-1) or no length at all (-2, no body)
+		if req.Header.ContentLength() == -2 {
+			size = 0
+		}
+	}
+	var body io.Reader
+	if req.IsBodyStream() {
+		body = req.BodyStream()
+	} else {
+		body = bytes.NewReader(req.Body())
+	}
+	if err := s.opts.Artifacts.Put(c.UserContext(), key(c), body, size); err != nil {
+		return wire.FromStore(err)
+	}
+	return c.JSON(fiber.Map{})
+}
+
+// delete is DELETE mlflow-artifacts/artifacts/<path>: recursive, and a
+// missing path is not an error.
+func (s *Server) delete(c *fiber.Ctx) error {
+	if err := s.opts.Artifacts.Delete(c.UserContext(), key(c)); err != nil {
+		return wire.FromStore(err)
+	}
+	return c.JSON(fiber.Map{})
+}
+
+// decodeJSONPost applies upstream's POST rules: JSON content type, then the
+// body.
+func decodeJSONPost(c *fiber.Ctx, v any) *wire.Error {
+	if werr := wire.RequireJSON(c); werr != nil {
+		return werr
+	}
+	return wire.DecodeJSON(c, v)
+}
+
+func (s *Server) mpuCreate(c *fiber.Ctx) error {
+	var req multipart.CreateRequest
+	if werr := decodeJSONPost(c, &req); werr != nil {
+		return werr
+	}
+	resp, werr := multipart.Create(c.UserContext(), s.opts.Artifacts, key(c), req)
+	if werr != nil {
+		return werr
+	}
+	return c.JSON(resp)
+}
+
+func (s *Server) mpuComplete(c *fiber.Ctx) error {
+	var req multipart.CompleteRequest
+	if werr := decodeJSONPost(c, &req); werr != nil {
+		return werr
+	}
+	if werr := multipart.Complete(c.UserContext(), s.opts.Artifacts, key(c), req); werr != nil {
+		return werr
+	}
+	return c.JSON(fiber.Map{})
+}
+
+func (s *Server) mpuAbort(c *fiber.Ctx) error {
+	var req multipart.AbortRequest
+	if werr := decodeJSONPost(c, &req); werr != nil {
+		return werr
+	}
+	if werr := multipart.Abort(c.UserContext(), s.opts.Artifacts, key(c), req); werr != nil {
+		return werr
+	}
+	return c.JSON(fiber.Map{})
+}
+
+func (s *Server) presigned(c *fiber.Ctx) error {
+	resp, werr := presign.Download(c.UserContext(), s.opts.Artifacts, key(c), s.opts.Config.PresignedDownloadTTL)
+	if werr != nil {
+		return werr
+	}
+	return c.JSON(resp)
+}

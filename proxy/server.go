@@ -1,0 +1,288 @@
+// Package proxy is Ferry's HTTP front: the fiber app, its middleware
+// (request ids, access logs, HTTP metrics, security headers, upstream's
+// workspace-header check), the server routes (/health, /version,
+// server-info, /metrics) and every mlflow-artifacts route under /api/2.0
+// and /ajax-api/2.0. Handlers are thin: they validate, call a store (or the
+// multipart/presign glue) and encode the answer.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/ferryml/ferry/config"
+	"github.com/ferryml/ferry/proxy/wire"
+	"github.com/ferryml/ferry/stores"
+)
+
+// MLflowVersion is the upstream MLflow version whose REST API Ferry
+// implements; /version reports it because clients gate features on it.
+const MLflowVersion = "3.11.2.dev0"
+
+// VersionHeader carries Ferry's own version on every response.
+const VersionHeader = "X-Ferry-Version"
+
+// Options wires the app.
+type Options struct {
+	Config *config.Config
+	// Artifacts is the --artifacts-destination store; nil when artifacts
+	// are not served.
+	Artifacts *stores.Instrumented
+	// Tracking registers the tracking and registry API on the prefixed
+	// router; nil answers every tracking route with 501 NOT_IMPLEMENTED.
+	Tracking func(r fiber.Router)
+	// StoreType is what server-info reports ("SqlStore").
+	StoreType string
+	// Registry and Gatherer expose /metrics.
+	Registry prometheus.Registerer
+	Gatherer prometheus.Gatherer
+	Log      *slog.Logger
+	// FerryVersion is Ferry's own version string.
+	FerryVersion string
+	// BaseContext is canceled when shutdown gives up waiting; every request
+	// context derives from it so stuck transfers stop.
+	BaseContext context.Context
+}
+
+// Server is the configured fiber app.
+type Server struct {
+	App  *fiber.App
+	opts Options
+	http *httpMetrics
+}
+
+// New builds the app and registers every route.
+func New(opts Options) *Server {
+	if opts.BaseContext == nil {
+		opts.BaseContext = context.Background()
+	}
+	if opts.StoreType == "" {
+		opts.StoreType = "SqlStore"
+	}
+	s := &Server{opts: opts, http: newHTTPMetrics(opts.Registry)}
+	s.App = fiber.New(fiber.Config{
+		AppName:               "ferry",
+		DisableStartupMessage: true,
+		// Artifact bodies are read as streams: after an 8 KiB prefetch
+		// fasthttp hands the handler the connection, whatever the size.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		BodyLimit:                    wire.MaxJSONBody,
+		// MLflow's routes are case-sensitive, and a trailing slash is a
+		// different route (…/artifacts/ matches no download rule).
+		CaseSensitive: true,
+		StrictRouting: true,
+		// Large transfers must not hit a whole-request deadline.
+		ReadTimeout:     0,
+		WriteTimeout:    0,
+		IdleTimeout:     2 * time.Minute,
+		ReadBufferSize:  16 << 10,
+		WriteBufferSize: 64 << 10,
+		ErrorHandler:    s.errorHandler,
+	})
+	s.App.Use(s.middleware)
+	s.App.Get("/metrics", s.metricsHandler())
+
+	root := s.App.Group(opts.Config.StaticPrefix)
+	root.Get("/health", func(c *fiber.Ctx) error { return c.SendString("OK") })
+	root.Get("/version", func(c *fiber.Ctx) error { return c.SendString(MLflowVersion) })
+	for _, api := range []string{"/api", "/ajax-api"} {
+		root.Get(api+"/3.0/mlflow/server-info", s.serverInfo)
+		s.registerArtifacts(root, api+"/2.0")
+	}
+	s.registerTracking(root)
+	return s
+}
+
+// registerTracking mounts the tracking API, behind the artifacts-only gate.
+func (s *Server) registerTracking(root fiber.Router) {
+	prefix := s.opts.Config.StaticPrefix
+	if s.opts.Config.ArtifactsOnly {
+		for _, api := range []string{"/api", "/ajax-api"} {
+			for _, v := range []string{"/2.0/mlflow", "/3.0/mlflow"} {
+				root.All(api+v+"/*", func(c *fiber.Ctx) error {
+					return gateResponse(c, prefix+strings.TrimPrefix(c.Path(), prefix), "running in `--artifacts-only` mode. To enable tracking server functionality, run `mlflow server` without `--artifacts-only`")
+				})
+			}
+		}
+		return
+	}
+	if s.opts.Tracking != nil {
+		s.opts.Tracking(root)
+		return
+	}
+	for _, api := range []string{"/api", "/ajax-api"} {
+		for _, v := range []string{"/2.0/mlflow", "/3.0/mlflow"} {
+			root.All(api+v+"/*", func(c *fiber.Ctx) error {
+				return wire.Send(c, wire.Errorf(wire.NotImplemented,
+					"Ferry does not implement %s %s yet: the tracking API is not available in this build.", c.Method(), c.Path()))
+			})
+		}
+	}
+}
+
+// gateResponse is upstream's plain-text 503 for a disabled route.
+func gateResponse(c *fiber.Ctx, rule, why string) error {
+	c.Set(fiber.HeaderContentType, "text/html; charset=utf-8")
+	return c.Status(fiber.StatusServiceUnavailable).SendString(fmt.Sprintf("Endpoint: %s disabled due to the mlflow server %s", rule, why))
+}
+
+func (s *Server) serverInfo(c *fiber.Ctx) error {
+	info := fiber.Map{"store_type": s.opts.StoreType, "workspaces_enabled": false}
+	if s.opts.Config.ArtifactsOnly {
+		info["store_type"] = nil
+	}
+	return c.JSON(info)
+}
+
+func (s *Server) metricsHandler() fiber.Handler {
+	h := promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{})
+	return func(c *fiber.Ctx) error {
+		fasthttpadaptor.NewFastHTTPHandler(h)(c.Context())
+		return nil
+	}
+}
+
+// requestIDHeader is read from clients (and proxies) and echoed back.
+const requestIDHeader = "X-Request-Id"
+
+type ctxKey struct{}
+
+// RequestID returns the request id stored in ctx by the middleware.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(ctxKey{}).(string)
+	return id
+}
+
+// middleware gives every request an id, a context that dies with the
+// server, security headers, upstream's workspace check, an access-log line
+// and HTTP metrics. It also turns panics into 500s.
+func (s *Server) middleware(c *fiber.Ctx) (err error) {
+	start := time.Now()
+	id := c.Get(requestIDHeader)
+	if id == "" || len(id) > 128 {
+		id = uuid.NewString()
+	}
+	ctx, cancel := context.WithCancel(context.WithValue(s.opts.BaseContext, ctxKey{}, id))
+	defer cancel()
+	c.SetUserContext(ctx)
+	c.Set(requestIDHeader, id)
+	c.Set(VersionHeader, s.opts.FerryVersion)
+	c.Set("X-Content-Type-Options", "nosniff")
+	c.Set("X-Frame-Options", "SAMEORIGIN")
+	s.http.inFlight.Inc()
+	defer func() {
+		if r := recover(); r != nil {
+			s.opts.Log.ErrorContext(ctx, "panic in handler", "request_id", id, "panic", fmt.Sprint(r))
+			err = wire.Send(c, wire.Errorf(wire.InternalError, "Internal server error"))
+		}
+		s.http.inFlight.Dec()
+		if err != nil {
+			if herr := s.errorHandler(c, err); herr != nil {
+				s.opts.Log.Error("writing error response", "err", herr)
+			}
+			err = nil
+		}
+		s.observe(c, id, start)
+	}()
+
+	if ws := strings.TrimSpace(c.Get("X-MLFLOW-WORKSPACE")); ws != "" && !strings.HasSuffix(c.Path(), "/mlflow/server-info") {
+		return wire.Send(c, wire.Errorf(wire.FeatureDisabled, "Workspace APIs are not available: workspaces are not enabled on this server"))
+	}
+	return c.Next()
+}
+
+// observe records metrics and the access-log line once the handler is done.
+func (s *Server) observe(c *fiber.Ctx, id string, start time.Time) {
+	route := "unmatched"
+	if r := c.Route(); r != nil && r.Method != "USE" && r.Path != "" {
+		route = r.Path
+	}
+	status := c.Response().StatusCode()
+	elapsed := time.Since(start)
+	s.http.requests.WithLabelValues(route, c.Method(), strconv.Itoa(status)).Inc()
+	s.http.duration.WithLabelValues(route, c.Method()).Observe(elapsed.Seconds())
+	level := slog.LevelInfo
+	if status >= 500 && status != fiber.StatusNotImplemented {
+		level = slog.LevelError
+	}
+	if route == "/metrics" || strings.HasSuffix(route, "/health") {
+		level = slog.LevelDebug
+	}
+	s.opts.Log.Log(c.UserContext(), level, "request",
+		"request_id", id, "method", c.Method(), "path", c.Path(), "route", route,
+		"status", status, "duration_ms", elapsed.Milliseconds(), "remote", c.IP())
+}
+
+// errorHandler renders any error as MLflow error JSON.
+func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
+	var we *wire.Error
+	var fe *fiber.Error
+	switch {
+	case errors.As(err, &we):
+	case errors.As(err, &fe):
+		switch fe.Code {
+		case fiber.StatusNotFound:
+			we = wire.Errorf(wire.EndpointNotFound, "No endpoint %s %s", c.Method(), c.Path())
+		case fiber.StatusMethodNotAllowed:
+			c.Status(fe.Code)
+			return c.JSON(wire.Body{ErrorCode: wire.BadRequest, Message: "Method not allowed"})
+		case fiber.StatusRequestEntityTooLarge:
+			we = wire.Errorf(wire.InvalidParameterValue, "Request body too large")
+		default:
+			if fe.Code >= 400 && fe.Code < 500 {
+				c.Status(fe.Code)
+				return c.JSON(wire.Body{ErrorCode: wire.BadRequest, Message: fe.Message})
+			}
+			we = &wire.Error{Code: wire.InternalError, Message: "Internal server error", Cause: err}
+		}
+	default:
+		we = &wire.Error{Code: wire.InternalError, Message: "Internal server error", Cause: err}
+	}
+	if st := we.Code.Status(); st >= 500 && st != fiber.StatusNotImplemented {
+		s.opts.Log.ErrorContext(c.UserContext(), "request failed", "request_id", RequestID(c.UserContext()),
+			"path", c.Path(), "code", we.Code, "err", we)
+	} else if we.Cause != nil {
+		s.opts.Log.InfoContext(c.UserContext(), "request refused", "request_id", RequestID(c.UserContext()),
+			"path", c.Path(), "code", we.Code, "err", we)
+	}
+	return wire.Send(c, we)
+}
+
+// httpMetrics are the per-route HTTP collectors.
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	inFlight prometheus.Gauge
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_http_requests_total",
+			Help: "HTTP requests by route template, method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ferry_http_request_duration_seconds",
+			Help:    "HTTP request latency by route template and method, until the handler returns (streamed bodies may continue).",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"route", "method"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ferry_http_requests_in_flight",
+			Help: "HTTP requests currently being handled.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.inFlight)
+	return m
+}

@@ -1,0 +1,75 @@
+package stores
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// PresignedRequest is a URL a client can use directly against the backend,
+// with the headers it must send (e.g. x-amz-expected-bucket-owner).
+type PresignedRequest struct {
+	URL     string
+	Headers http.Header
+}
+
+// Presigner is the optional capability of handing out time-limited URLs so
+// clients move bytes straight to or from the backend.
+type Presigner interface {
+	// PresignGet returns a URL for downloading key, valid for ttl.
+	PresignGet(ctx context.Context, key string, ttl time.Duration) (PresignedRequest, error)
+}
+
+// CompletedPart identifies one uploaded part by number and the ETag the
+// backend returned for it (verbatim, quotes included).
+type CompletedPart struct {
+	PartNumber int
+	ETag       string
+	// URL is the presigned URL the part was uploaded to (Azure needs it to
+	// recover the block id; others ignore it).
+	URL string
+}
+
+// MultipartUpload is the answer to CreateMultipart: the backend's upload id
+// (empty where the backend has none) and one presigned URL per part, in
+// part-number order starting at 1.
+type MultipartUpload struct {
+	UploadID string
+	Parts    []PresignedPart
+}
+
+// PresignedPart is the URL (and headers) for uploading one part.
+type PresignedPart struct {
+	PartNumber int
+	Request    PresignedRequest
+}
+
+// Multiparter is the optional capability behind MLflow's mpu/* routes:
+// clients upload parts straight to the backend through presigned URLs.
+type Multiparter interface {
+	CreateMultipart(ctx context.Context, key string, numParts int) (MultipartUpload, error)
+	CompleteMultipart(ctx context.Context, key, uploadID string, parts []CompletedPart) error
+	AbortMultipart(ctx context.Context, key, uploadID string) error
+}
+
+// Unwrapper is implemented by wrappers (such as Instrumented) so capability
+// checks can reach the driver underneath.
+type Unwrapper interface {
+	Unwrap() Store
+}
+
+// As finds capability C on s or on any store s wraps.
+func As[C any](s Store) (C, bool) {
+	for s != nil {
+		if c, ok := s.(C); ok {
+			return c, true
+		}
+		u, ok := s.(Unwrapper)
+		if !ok {
+			break
+		}
+		s = u.Unwrap()
+	}
+	var zero C
+	return zero, false
+}

@@ -1,0 +1,396 @@
+// Package local is the filesystem store driver: plain paths and file://
+// URIs, which is also what NFS users point Ferry at.
+//
+// All access goes through an os.Root, so no key — and no symlink planted
+// inside the root — can reach a file outside it. Writes go to a temporary
+// file in the target directory, are fsynced, and are renamed over the
+// target, so an object is either the old one or the whole new one, and the
+// rename is made durable by syncing the directory.
+package local
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/ferryml/ferry/stores"
+)
+
+func init() {
+	stores.Register("file", func(_ context.Context, u *url.URL) (stores.Store, error) {
+		return New(u.Path)
+	})
+}
+
+// TempPrefix starts the name of every in-progress upload. Listings hide
+// such names; a crash can leave them behind, and they are safe to delete
+// when older than any running upload.
+const TempPrefix = ".ferry-upload-"
+
+// defaultPageSize is the listing page size when the caller sets none.
+const defaultPageSize = 1000
+
+// copyBufferSize is the chunk size of an upload; a few hundred KiB keeps
+// syscalls few without making concurrent uploads expensive in memory.
+const copyBufferSize = 256 << 10
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
+
+// Store is a local directory used as an artifact store.
+type Store struct {
+	dir  string
+	root *os.Root
+}
+
+var _ stores.Store = (*Store)(nil)
+
+// New opens (creating if needed) the directory dir as a store. A relative
+// dir is resolved against the working directory now, so later chdirs do not
+// move the store.
+func New(dir string) (*Store, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("local store: empty path: %w", stores.ErrInvalidKey)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("local store %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, fmt.Errorf("local store %s: %w", abs, classify(err))
+	}
+	root, err := os.OpenRoot(abs)
+	if err != nil {
+		return nil, fmt.Errorf("local store %s: %w", abs, classify(err))
+	}
+	return &Store{dir: abs, root: root}, nil
+}
+
+// DriverName implements stores.Driver.
+func (s *Store) DriverName() string { return "local" }
+
+// Dir is the absolute directory behind the store.
+func (s *Store) Dir() string { return s.dir }
+
+// Close releases the root directory handle.
+func (s *Store) Close() error { return s.root.Close() }
+
+// name turns a clean key into an os.Root name ("" is the root itself).
+func name(key string) string {
+	if key == "" {
+		return "."
+	}
+	return key
+}
+
+// Stat implements stores.Store.
+func (s *Store) Stat(_ context.Context, key string) (stores.Entry, error) {
+	fi, err := s.root.Stat(name(key))
+	if err != nil {
+		return stores.Entry{}, s.fail("stat", key, err)
+	}
+	return entry(key, fi), nil
+}
+
+// List implements stores.Store.
+func (s *Store) List(_ context.Context, dir string, page stores.ListPage) (stores.Listing, error) {
+	f, err := s.root.Open(name(dir))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			return stores.Listing{}, nil
+		}
+		return stores.Listing{}, s.fail("list", dir, err)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		if errors.Is(err, syscall.ENOTDIR) {
+			return stores.Listing{}, nil // a file: MLflow lists it as empty
+		}
+		return stores.Listing{}, s.fail("list", dir, err)
+	}
+	sort.Strings(names)
+	limit := page.Limit
+	if limit <= 0 || limit > defaultPageSize {
+		limit = defaultPageSize
+	}
+	var out stores.Listing
+	for _, n := range names {
+		if strings.HasPrefix(n, TempPrefix) {
+			continue
+		}
+		key := stores.JoinKey(dir, n)
+		if page.After != "" && key <= page.After {
+			continue
+		}
+		if len(out.Entries) == limit {
+			out.NextAfter = out.Entries[len(out.Entries)-1].Key
+			break
+		}
+		// Stat through the root follows symlinks only while they stay inside
+		// it; an entry that escapes, or vanished meanwhile, is not listed.
+		fi, err := s.root.Stat(key)
+		if err != nil {
+			continue
+		}
+		out.Entries = append(out.Entries, entry(key, fi))
+	}
+	return out, nil
+}
+
+// Open implements stores.Store. A whole-file read returns the *os.File
+// itself so the HTTP layer can sendfile it.
+func (s *Store) Open(_ context.Context, key string, offset, length int64) (io.ReadCloser, stores.Entry, error) {
+	if key == "" {
+		return nil, stores.Entry{}, fmt.Errorf("open root: %w", stores.ErrIsDir)
+	}
+	f, err := s.root.Open(key)
+	if err != nil {
+		return nil, stores.Entry{}, s.fail("open", key, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, stores.Entry{}, s.fail("open", key, err)
+	}
+	e := entry(key, fi)
+	if fi.IsDir() {
+		f.Close()
+		return nil, e, fmt.Errorf("open %s: %w", key, stores.ErrIsDir)
+	}
+	if offset < 0 || offset > e.Size || (offset == e.Size && e.Size > 0) {
+		f.Close()
+		return nil, e, fmt.Errorf("open %s at %d of %d: %w", key, offset, e.Size, stores.ErrInvalidRange)
+	}
+	if offset == 0 && (length < 0 || length >= e.Size) {
+		return f, e, nil
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		f.Close()
+		return nil, e, s.fail("seek", key, err)
+	}
+	if length < 0 || length > e.Size-offset {
+		length = e.Size - offset
+	}
+	return &sectionFile{lr: io.LimitedReader{R: f, N: length}, f: f}, e, nil
+}
+
+// sectionFile is a byte range of an open file. Its WriteTo hands an
+// *io.LimitedReader over an *os.File to the writer, which net's sendfile
+// path recognises.
+type sectionFile struct {
+	lr io.LimitedReader
+	f  *os.File
+}
+
+func (s *sectionFile) Read(p []byte) (int, error)         { return s.lr.Read(p) }
+func (s *sectionFile) WriteTo(w io.Writer) (int64, error) { return io.Copy(w, &s.lr) }
+func (s *sectionFile) Close() error                       { return s.f.Close() }
+
+// Put implements stores.Store: temp file, fsync, rename, fsync directory.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (err error) {
+	dir, base := splitKey(key)
+	if base == "" {
+		return fmt.Errorf("put: %w: an object needs a name", stores.ErrInvalidKey)
+	}
+	if dir != "" {
+		if err := s.root.MkdirAll(dir, 0o755); err != nil {
+			return s.fail("mkdir", dir, err)
+		}
+	}
+	tmp := stores.JoinKey(dir, TempPrefix+randomSuffix())
+	f, err := s.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return s.fail("create", key, err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			f.Close()
+			s.root.Remove(tmp)
+		}
+	}()
+
+	bufp := copyBuffers.Get().(*[]byte)
+	n, err := io.CopyBuffer(writerOnly{f}, ctxReader{ctx: ctx, r: r}, *bufp)
+	copyBuffers.Put(bufp)
+	if err != nil {
+		return fmt.Errorf("put %s after %d bytes: %w", key, n, err)
+	}
+	if size >= 0 && n != size {
+		return fmt.Errorf("put %s: got %d of %d bytes: %w", key, n, size, stores.ErrIncomplete)
+	}
+	if err := f.Sync(); err != nil {
+		return s.fail("sync", key, err)
+	}
+	if err := f.Close(); err != nil {
+		return s.fail("close", key, err)
+	}
+	if fi, err := s.root.Lstat(key); err == nil && fi.IsDir() {
+		return fmt.Errorf("put %s: %w", key, stores.ErrIsDir)
+	}
+	if err := s.root.Rename(tmp, key); err != nil {
+		return s.fail("rename", key, err)
+	}
+	committed = true
+	return s.syncDir(dir)
+}
+
+// syncDir makes a rename in dir durable.
+func (s *Store) syncDir(dir string) error {
+	d, err := s.root.Open(name(dir))
+	if err != nil {
+		return s.fail("sync dir", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return s.fail("sync dir", dir, err)
+	}
+	return nil
+}
+
+// Delete implements stores.Store. Deleting the root empties it but keeps
+// the directory.
+func (s *Store) Delete(_ context.Context, key string) error {
+	if key == "" {
+		names, err := s.readRoot()
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			if err := s.root.RemoveAll(n); err != nil {
+				return s.fail("delete", n, err)
+			}
+		}
+		return nil
+	}
+	if err := s.root.RemoveAll(key); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return s.fail("delete", key, err)
+	}
+	return nil
+}
+
+func (s *Store) readRoot() ([]string, error) {
+	f, err := s.root.Open(".")
+	if err != nil {
+		return nil, s.fail("delete", "", err)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, s.fail("delete", "", err)
+	}
+	return names, nil
+}
+
+// fail wraps an os error for key with the right sentinel.
+func (s *Store) fail(op, key string, err error) error {
+	c := classify(err)
+	if c == err && s.escapes(key) {
+		c = stores.ErrOutsideRoot
+	}
+	return fmt.Errorf("%s %q: %w", op, key, c)
+}
+
+// classify converts an os error into a stores sentinel (or returns err).
+func classify(err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
+		return errors.Join(stores.ErrNotFound, err)
+	case errors.Is(err, fs.ErrExist):
+		return errors.Join(stores.ErrExists, err)
+	case errors.Is(err, fs.ErrPermission):
+		return errors.Join(stores.ErrPermission, err)
+	case errors.Is(err, syscall.EISDIR):
+		return errors.Join(stores.ErrIsDir, err)
+	case errors.Is(err, syscall.ENAMETOOLONG):
+		return errors.Join(stores.ErrInvalidKey, err)
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT), errors.Is(err, syscall.EFBIG):
+		return errors.Join(stores.ErrTooLarge, err)
+	}
+	return err
+}
+
+// escapes reports whether key, followed through symlinks, leaves the root.
+// It runs only after an os.Root call failed for an unclassified reason, so
+// it can afford to walk the path.
+func (s *Store) escapes(key string) bool {
+	p := s.dir
+	for _, seg := range strings.Split(key, "/") {
+		if seg == "" {
+			continue
+		}
+		p = filepath.Join(p, seg)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return false
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			continue
+		}
+		resolved, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			target, rerr := os.Readlink(p)
+			if rerr != nil {
+				return false
+			}
+			if !filepath.IsAbs(target) {
+				target = filepath.Join(filepath.Dir(p), target)
+			}
+			resolved = filepath.Clean(target)
+		}
+		if resolved != s.dir && !strings.HasPrefix(resolved, s.dir+string(filepath.Separator)) {
+			return true
+		}
+	}
+	return false
+}
+
+func entry(key string, fi fs.FileInfo) stores.Entry {
+	e := stores.Entry{Key: key, IsDir: fi.IsDir(), ModTime: fi.ModTime()}
+	if !e.IsDir {
+		e.Size = fi.Size()
+	}
+	return e
+}
+
+func splitKey(key string) (dir, base string) {
+	if i := strings.LastIndexByte(key, '/'); i >= 0 {
+		return key[:i], key[i+1:]
+	}
+	return "", key
+}
+
+func randomSuffix() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// writerOnly hides *os.File's ReadFrom so io.CopyBuffer uses our buffer
+// (File.ReadFrom's generic fallback copies in 32 KiB steps).
+type writerOnly struct{ io.Writer }
+
+// ctxReader stops a copy once ctx is done (server shutdown past its
+// deadline, or the request's own deadline).
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

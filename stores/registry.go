@@ -1,0 +1,94 @@
+package stores
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Constructor builds a store for a parsed destination URI. Plain local
+// paths arrive as a "file" URI whose Path holds the path as given (relative
+// paths are resolved by the driver against the working directory).
+type Constructor func(ctx context.Context, u *url.URL) (Store, error)
+
+var (
+	registryMu sync.RWMutex
+	registry   = map[string]Constructor{}
+)
+
+// Register makes a driver available for a URI scheme (lower case). Drivers
+// call it from init; registering a scheme twice panics, since that is a
+// wiring bug.
+func Register(scheme string, ctor Constructor) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if _, dup := registry[scheme]; dup {
+		panic("stores: scheme registered twice: " + scheme)
+	}
+	registry[scheme] = ctor
+}
+
+// Schemes lists the registered schemes, sorted.
+func Schemes() []string {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	out := make([]string, 0, len(registry))
+	for s := range registry {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Open builds the store for a destination URI such as "./mlartifacts",
+// "/srv/artifacts", "file:///srv/artifacts" or "s3://bucket/prefix".
+func Open(ctx context.Context, uri string) (Store, error) {
+	u, err := ParseURI(uri)
+	if err != nil {
+		return nil, err
+	}
+	registryMu.RLock()
+	ctor, ok := registry[u.Scheme]
+	registryMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("could not find a registered artifact repository for %q; registered schemes are %v: %w",
+			uri, Schemes(), ErrUnsupported)
+	}
+	return ctor(ctx, u)
+}
+
+// ParseURI parses a destination URI. A string without a scheme (or with a
+// one-letter Windows drive "scheme") is a local path and comes back as a
+// "file" URL with the path verbatim in Path. "file://host/..." is refused
+// unless host is empty or "localhost", as upstream refuses remote file URIs.
+func ParseURI(uri string) (*url.URL, error) {
+	if uri == "" {
+		return nil, fmt.Errorf("empty artifact URI: %w", ErrInvalidKey)
+	}
+	scheme, _, hasScheme := strings.Cut(uri, ":")
+	if !hasScheme || len(scheme) < 2 || strings.ContainsAny(scheme, "/\\") {
+		return &url.URL{Scheme: "file", Path: uri}, nil
+	}
+	u, err := url.Parse(uri)
+	if err != nil {
+		return nil, fmt.Errorf("invalid artifact URI %q: %w", uri, ErrInvalidKey)
+	}
+	u.Scheme = strings.ToLower(u.Scheme)
+	if u.Scheme == "file" {
+		if u.Host != "" && u.Host != "localhost" {
+			return nil, fmt.Errorf("%q is not a valid remote uri (file URIs must not name a host): %w", uri, ErrInvalidKey)
+		}
+		if u.Fragment != "" || u.RawQuery != "" {
+			return nil, fmt.Errorf("file URI %q must not carry a query or fragment: %w", uri, ErrInvalidKey)
+		}
+		u.Host = ""
+		if u.Path == "" {
+			u.Path = u.Opaque
+			u.Opaque = ""
+		}
+	}
+	return u, nil
+}
