@@ -179,6 +179,6 @@ func unhex(c byte) byte {
 	case c >= '0' && c <= '9':
 		return c - '0'
 	default:
-		return c|0x20 - 'a' + 10
+		return c | 0x20 - 'a' + 10
 	}
 }
