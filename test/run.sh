@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Ferry's whole test suite — the one command the README names and .ci/run
+# calls. It installs and starts the real backends the tests need (each on
+# 127.0.0.1, data in temp dirs), then runs formatting and vet checks, every
+# Go test under the race detector, a short fuzz run and the Python
+# client-side tests. A fresh machine of the project's kind needs nothing
+# installed by hand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+export FERRY_TEST_CACHE="${FERRY_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferry-test}"
+mkdir -p "$FERRY_TEST_CACHE"
+
+step "gofmt"
+unformatted=$(git ls-files -z '*.go' | xargs -0 -r gofmt -l)
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+step "go vet"
+go vet ./...
+
+step "test backends"
+test/backends/install.sh
+test/backends/databases.sh
+
+step "build ferry"
+FERRY_BIN="$(mktemp -d)/ferry"
+export FERRY_BIN
+go build -o "$FERRY_BIN" .
+
+step "go test -race"
+go test -race -count=1 -timeout 25m ./...
+
+step "fuzz path validation (fixed time)"
+go test -run '^$' -fuzz '^FuzzSafePath$' -fuzztime "${FERRY_FUZZTIME:-20s}" ./stores/
+
+step "python client tests"
+python3 -m unittest discover -s test/python -p 'test_*.py' -v
+
+step "all tests passed"
