@@ -46,6 +46,9 @@ func (s *Server) registerArtifacts(r fiber.Router, base string) {
 			h = requirePath(h)
 		}
 		r.Add(rt.method, base+rt.path, h)
+		if rt.method == fiber.MethodGet {
+			r.Add(fiber.MethodHead, base+rt.path, h) // as Flask does for every GET rule
+		}
 	}
 }
 

@@ -98,7 +98,7 @@ func (o *op) end(ctx context.Context, err error) error {
 	case OutcomeError:
 		o.s.log.ErrorContext(ctx, "store operation failed", "op", o.name, "key", o.key, "err", err)
 	default:
-		o.s.log.InfoContext(ctx, "store operation refused or cut off", "op", o.name, "key", o.key, "outcome", outcome, "err", err)
+		o.s.log.WarnContext(ctx, "store operation refused or cut off", "op", o.name, "key", o.key, "outcome", outcome, "err", err)
 	}
 	return err
 }
