@@ -17,11 +17,13 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
 	"github.com/ferryml/ferry/config"
+	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/proxy"
 	"github.com/ferryml/ferry/stores"
 	_ "github.com/ferryml/ferry/stores/local" // registers file:// and plain paths
@@ -55,8 +57,25 @@ func rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCommand(), versionCommand())
+	root.AddCommand(serverCommand(), versionCommand(), dbCommand())
 	return root
+}
+
+func dbCommand() *cobra.Command {
+	db := &cobra.Command{Use: "db", Short: "Manage the tracking database"}
+	db.AddCommand(&cobra.Command{
+		Use:   "upgrade URI",
+		Short: "Create the MLflow schema in an empty database, or bring one at an older upstream revision to the head Ferry serves",
+		Long: "Create the MLflow schema in an empty database, or bring a database at an older MLflow schema " +
+			"revision (3.6's bf29a5ff90ea or later) to the head Ferry serves (MLflow 3.11's 7d34483879f0), " +
+			"as `mlflow db upgrade URI` does. Take a backup first.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			return metadata.Upgrade(cmd.Context(), args[0], log)
+		},
+	})
+	return db
 }
 
 func versionCommand() *cobra.Command {
@@ -130,11 +149,29 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 		artifacts = stores.Instrument(s, name, storeMetrics, log)
 	}
 
+	// --artifacts-only serves no tracking routes and, as upstream 3.11,
+	// does not touch the backend store at all.
+	var tracking func(fiber.Router)
+	if !cfg.ArtifactsOnly {
+		db, err := metadata.Open(ctx, cfg.BackendStoreURI, log)
+		if err != nil {
+			return fmt.Errorf("backend store %s: %w", redactURI(cfg.BackendStoreURI), err)
+		}
+		defer db.Close()
+		api := metadata.NewAPI(db, metadata.APIConfig{
+			DefaultArtifactRoot: cfg.DefaultArtifactRoot,
+			ServeArtifacts:      cfg.ServeArtifacts,
+			Log:                 log,
+		})
+		tracking = api.Register
+	}
+
 	baseCtx, cancelAll := context.WithCancel(context.Background())
 	defer cancelAll()
 	srv := proxy.New(proxy.Options{
 		Config:       cfg,
 		Artifacts:    artifacts,
+		Tracking:     tracking,
 		Registry:     reg,
 		Gatherer:     reg,
 		Log:          log,

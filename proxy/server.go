@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -40,7 +41,7 @@ type Options struct {
 	// are not served.
 	Artifacts *stores.Instrumented
 	// Tracking registers the tracking and registry API on the prefixed
-	// router; nil answers every tracking route with 501 NOT_IMPLEMENTED.
+	// router; routes it leaves out answer 501 NOT_IMPLEMENTED.
 	Tracking func(r fiber.Router)
 	// StoreType is what server-info reports ("SqlStore").
 	StoreType string
@@ -105,7 +106,8 @@ func New(opts Options) *Server {
 	return s
 }
 
-// registerTracking mounts the tracking API, behind the artifacts-only gate.
+// registerTracking mounts the tracking API, behind the artifacts-only gate,
+// and a 501 for every tracking route it does not implement.
 func (s *Server) registerTracking(root fiber.Router) {
 	prefix := s.opts.Config.StaticPrefix
 	if s.opts.Config.ArtifactsOnly {
@@ -120,13 +122,14 @@ func (s *Server) registerTracking(root fiber.Router) {
 	}
 	if s.opts.Tracking != nil {
 		s.opts.Tracking(root)
-		return
 	}
+	// Whatever the tracking API does not serve (yet) answers 501 in
+	// MLflow's error shape, so clients fail fast instead of retrying.
 	for _, api := range []string{"/api", "/ajax-api"} {
 		for _, v := range []string{"/2.0/mlflow", "/3.0/mlflow"} {
 			root.All(api+v+"/*", func(c *fiber.Ctx) error {
 				return wire.Send(c, wire.Errorf(wire.NotImplemented,
-					"Ferry does not implement %s %s yet: the tracking API is not available in this build.", c.Method(), c.Path()))
+					"Ferry does not implement %s %s yet.", c.Method(), c.Path()))
 			})
 		}
 	}
@@ -175,8 +178,13 @@ func (s *Server) middleware(c *fiber.Ctx) (err error) {
 		id = uuid.NewString()
 	}
 	ctx, cancel := context.WithCancel(context.WithValue(s.opts.BaseContext, ctxKey{}, id))
-	defer cancel()
+	// The context ends with the request, unless a handler hands a streamed
+	// body to fasthttp (sendStream): then it ends when that body is closed.
+	sc := &streamCancel{cancel: cancel}
+	defer sc.release()
+	c.Locals(streamCancelKey{}, sc)
 	c.SetUserContext(ctx)
+	self := c.Route()
 	c.Set(requestIDHeader, id)
 	c.Set(VersionHeader, s.opts.FerryVersion)
 	c.Set("X-Content-Type-Options", "nosniff")
@@ -194,7 +202,7 @@ func (s *Server) middleware(c *fiber.Ctx) (err error) {
 			}
 			err = nil
 		}
-		s.observe(c, id, start)
+		s.observe(c, id, start, c.Route() == self)
 	}()
 
 	if ws := strings.TrimSpace(c.Get("X-MLFLOW-WORKSPACE")); ws != "" && !strings.HasSuffix(c.Path(), "/mlflow/server-info") {
@@ -203,16 +211,78 @@ func (s *Server) middleware(c *fiber.Ctx) (err error) {
 	return c.Next()
 }
 
+// streamCancelKey is the Locals key of the request's *streamCancel.
+type streamCancelKey struct{}
+
+// streamCancel owns the cancel function of a request context.
+type streamCancel struct {
+	cancel   context.CancelFunc
+	detached bool
+}
+
+// release cancels the context unless a streamed body took it over.
+func (sc *streamCancel) release() {
+	if !sc.detached {
+		sc.cancel()
+	}
+}
+
+// sendStream sends rc as the response body. fasthttp reads it after the
+// handler has returned, so the request context must live until rc is
+// closed: stores whose readers honour it (cloud SDKs) would otherwise stop
+// at the first read.
+func sendStream(c *fiber.Ctx, rc io.ReadCloser, size int) error {
+	if sc, ok := c.Locals(streamCancelKey{}).(*streamCancel); ok && !sc.detached {
+		sc.detached = true
+		rc = &cancelOnClose{rc: rc, cancel: sc.cancel}
+	}
+	return c.SendStream(rc, size)
+}
+
+// cancelOnClose ends the request context when the body is closed, or as
+// soon as moving it fails (the client went away), so the store operation
+// is classified as canceled.
+type cancelOnClose struct {
+	rc     io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (s *cancelOnClose) Read(p []byte) (int, error) {
+	n, err := s.rc.Read(p)
+	if err != nil && err != io.EOF {
+		s.cancel()
+	}
+	return n, err
+}
+
+// WriteTo keeps the store reader's own WriteTo (sendfile for local files).
+func (s *cancelOnClose) WriteTo(w io.Writer) (int64, error) {
+	n, err := io.Copy(w, s.rc)
+	if err != nil {
+		s.cancel()
+	}
+	return n, err
+}
+
+func (s *cancelOnClose) Close() error {
+	err := s.rc.Close()
+	s.cancel()
+	return err
+}
+
 // observe records metrics and the access-log line once the handler is done.
-func (s *Server) observe(c *fiber.Ctx, id string, start time.Time) {
+func (s *Server) observe(c *fiber.Ctx, id string, start time.Time, unmatched bool) {
 	route := "unmatched"
-	if r := c.Route(); r != nil && r.Method != "USE" && r.Path != "" {
+	if r := c.Route(); !unmatched && r != nil && r.Method != "USE" && r.Path != "" {
 		route = r.Path
 	}
 	status := c.Response().StatusCode()
 	elapsed := time.Since(start)
-	s.http.requests.WithLabelValues(route, c.Method(), strconv.Itoa(status)).Inc()
-	s.http.duration.WithLabelValues(route, c.Method()).Observe(elapsed.Seconds())
+	// fiber's Method aliases the connection's header buffer, which the next
+	// request overwrites; a label value must own its bytes.
+	method := strings.Clone(c.Method())
+	s.http.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	s.http.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
 	level := slog.LevelInfo
 	if status >= 500 && status != fiber.StatusNotImplemented {
 		level = slog.LevelError

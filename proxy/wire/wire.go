@@ -12,6 +12,7 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -235,6 +236,11 @@ func DecodeJSON(c *fiber.Ctx, v any) *Error {
 	data, werr := ReadBody(c, MaxJSONBody)
 	if werr != nil {
 		return werr
+	}
+	// encoding/json would silently replace invalid bytes with U+FFFD and
+	// let altered names into the store.
+	if !utf8.Valid(data) {
+		return Errorf(InvalidParameterValue, "Invalid request body: not valid UTF-8.")
 	}
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return nil

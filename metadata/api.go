@@ -1,0 +1,61 @@
+package metadata
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// APIConfig configures the tracking API.
+type APIConfig struct {
+	// DefaultArtifactRoot is the server's --default-artifact-root
+	// (mlflow-artifacts:/ when artifacts are served). New experiments get
+	// <root>/<experiment id>.
+	DefaultArtifactRoot string
+	// ServeArtifacts is --serve-artifacts; with it run artifact URIs are
+	// mlflow-artifacts:/<experiment>/<run>/artifacts.
+	ServeArtifacts bool
+	// Log receives 5xx errors and start-up notes.
+	Log *slog.Logger
+}
+
+// API serves MLflow's tracking REST API from a DB.
+type API struct {
+	db  *DB
+	cfg APIConfig
+	log *slog.Logger
+	now func() time.Time
+}
+
+// NewAPI builds the API and makes sure experiment 0 ("Default") exists,
+// as upstream does on every store start. A failure to create it is
+// logged, not fatal: the database may be momentarily unavailable, and the
+// next start retries (call EnsureDefaultExperiment to fail hard instead).
+func NewAPI(db *DB, cfg APIConfig) *API {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	a := &API{db: db, cfg: cfg, log: cfg.Log, now: time.Now}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.EnsureDefaultExperiment(ctx); err != nil {
+		a.log.Error("could not create the Default experiment (id 0)", "err", err)
+	}
+	return a
+}
+
+// Register adds the tracking routes under r (the router below the static
+// prefix), each under /api/2.0/mlflow and /ajax-api/2.0/mlflow.
+func (a *API) Register(r fiber.Router) {
+	for _, prefix := range []string{"/api/2.0/mlflow", "/ajax-api/2.0/mlflow"} {
+		g := r.Group(prefix)
+		g.Post("/experiments/create", a.createExperiment)
+		g.Get("/experiments/get", a.getExperiment)
+		g.Get("/experiments/get-by-name", a.getExperimentByName)
+	}
+}
+
+// nowMillis is the current time in epoch milliseconds.
+func (a *API) nowMillis() int64 { return a.now().UnixMilli() }

@@ -1,0 +1,85 @@
+package metadata
+
+import (
+	"context"
+	"database/sql"
+	"strconv"
+	"strings"
+
+	"github.com/ferryml/ferry/metadata/schema"
+)
+
+// tx is a transaction with Ferry's placeholder convention: queries are
+// written with '?' and rebound to $n for PostgreSQL. Queries are constant
+// text from this package; user input only ever travels as arguments.
+type tx struct {
+	tx *sql.Tx
+	d  schema.Dialect
+}
+
+func (t *tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, rebind(t.d, q), args...)
+}
+
+func (t *tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(ctx, rebind(t.d, q), args...)
+}
+
+func (t *tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, rebind(t.d, q), args...)
+}
+
+// rebind turns '?' placeholders into $1, $2, ... for PostgreSQL. Query
+// text never contains a literal '?' (values are always arguments).
+func rebind(d schema.Dialect, q string) string {
+	if d != schema.Postgres || !strings.Contains(q, "?") {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
+}
+
+// write runs fn in a read-write transaction, committed when fn returns
+// nil. On SQLite writes are serialised by a mutex and the one-connection
+// writer pool (BEGIN IMMEDIATE), so SQLITE_BUSY cannot reach a client.
+func (db *DB) write(ctx context.Context, fn func(*tx) error) error {
+	if db.dialect == schema.SQLite {
+		db.writeMu.Lock()
+		defer db.writeMu.Unlock()
+	}
+	return db.run(ctx, db.writer, nil, fn)
+}
+
+// read runs fn in a read-only transaction (a consistent snapshot).
+func (db *DB) read(ctx context.Context, fn func(*tx) error) error {
+	opts := &sql.TxOptions{ReadOnly: true}
+	if db.dialect == schema.SQLite {
+		opts = nil // the reader pool is query_only already; mattn rejects ReadOnly with _txlock
+	}
+	return db.run(ctx, db.reader, opts, fn)
+}
+
+func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(*tx) error) error {
+	t, err := pool.BeginTx(ctx, opts)
+	if err != nil {
+		return dbError(err)
+	}
+	if err := fn(&tx{tx: t, d: db.dialect}); err != nil {
+		_ = t.Rollback()
+		return dbError(err)
+	}
+	if err := t.Commit(); err != nil {
+		return dbError(err)
+	}
+	return nil
+}
