@@ -136,7 +136,8 @@ func (s *Server) download(c *fiber.Ctx) error {
 		if err != nil {
 			return wire.FromStoreKey(err, k)
 		}
-		return c.Status(fiber.StatusOK).SendStream(rc, int(e.Size))
+		c.Status(fiber.StatusOK)
+		return sendStream(c, rc, int(e.Size))
 	}
 
 	e, err := s.opts.Artifacts.Stat(ctx, k)
@@ -151,6 +152,8 @@ func (s *Server) download(c *fiber.Ctx) error {
 		start, n, ok, satisfiable := parseRange(rangeHeader, e.Size)
 		switch {
 		case !satisfiable:
+			// An error body, not the file: no attachment header.
+			c.Response().Header.Del(fiber.HeaderContentDisposition)
 			c.Set(fiber.HeaderContentRange, fmt.Sprintf("bytes */%d", e.Size))
 			c.Status(fiber.StatusRequestedRangeNotSatisfiable)
 			return c.JSON(wire.BodyOf(wire.Errorf(wire.InvalidParameterValue,
@@ -173,7 +176,7 @@ func (s *Server) download(c *fiber.Ctx) error {
 	if err != nil {
 		return wire.FromStore(err)
 	}
-	return c.SendStream(rc, int(length))
+	return sendStream(c, rc, int(length))
 }
 
 // parseRange understands one "bytes=" range: "a-b", "a-" or "-n". ok is
