@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -32,7 +33,8 @@ func (n *Int64) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
 		return nil
 	}
-	if len(b) > 0 && b[0] == '"' {
+	kind := jsonKind(b)
+	if kind == "string" {
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
@@ -41,10 +43,29 @@ func (n *Int64) UnmarshalJSON(b []byte) error {
 	}
 	v, err := strconv.ParseInt(string(b), 10, 64)
 	if err != nil {
-		return &json.UnmarshalTypeError{Value: "string", Type: nil, Field: "num_parts"}
+		// encoding/json fills in the field path; Value names the JSON kind.
+		return &json.UnmarshalTypeError{Value: kind, Type: reflect.TypeFor[int64]()}
 	}
 	*n = Int64(v)
 	return nil
+}
+
+// jsonKind names the kind of a JSON value by its first byte.
+func jsonKind(b []byte) string {
+	if len(b) == 0 {
+		return "empty"
+	}
+	switch b[0] {
+	case '"':
+		return "string"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "bool"
+	}
+	return "number"
 }
 
 // CreateRequest is mlflow.artifacts.CreateMultipartUpload.
