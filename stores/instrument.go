@@ -113,7 +113,8 @@ func Classify(ctx context.Context, err error) string {
 	case errors.Is(err, context.Canceled) || (ctx != nil && ctx.Err() != nil):
 		return OutcomeCanceled
 	case errors.Is(err, ErrInvalidKey), errors.Is(err, ErrInvalidRange), errors.Is(err, ErrIsDir),
-		errors.Is(err, ErrIncomplete), errors.Is(err, ErrTooLarge), errors.Is(err, io.ErrUnexpectedEOF):
+		errors.Is(err, ErrIncomplete), errors.Is(err, ErrTooLarge), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, ErrExists), errors.Is(err, ErrUnsupported):
 		return OutcomeClientError
 	default:
 		return OutcomeError

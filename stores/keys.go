@@ -48,6 +48,11 @@ func SafePath(raw string) (string, error) {
 		}
 		decoded = next
 	}
+	// Escaping only makes the key longer: refuse an overlong one before
+	// spending time on it.
+	if len(decoded) > MaxKeyLength {
+		return "", invalidKey(decoded, "longer than 1024 bytes")
+	}
 	return CleanKey(escapeControls(decoded))
 }
 
@@ -64,11 +69,11 @@ func CleanKey(key string) (string, error) {
 	if strings.ContainsAny(key, "\x00\\") {
 		return "", invalidKey(key, "contains a NUL byte or a backslash")
 	}
-	if len(key) >= 5 && strings.EqualFold(key[:5], "file:") {
-		return "", invalidKey(key, "a file: URI is not an artifact path")
-	}
-	if strings.HasPrefix(key, "/") || isWindowsAbs(key) {
+	if strings.HasPrefix(key, "/") {
 		return "", invalidKey(key, "absolute path")
+	}
+	if why := badPrefix(key); why != "" {
+		return "", invalidKey(key, why)
 	}
 	segments := strings.Split(key, "/")
 	kept := segments[:0]
@@ -81,7 +86,26 @@ func CleanKey(key string) (string, error) {
 		}
 		kept = append(kept, s)
 	}
-	return strings.Join(kept, "/"), nil
+	clean := strings.Join(kept, "/")
+	// Dropping "." and empty segments can bring a forbidden prefix to the
+	// front ("./file:x" → "file:x", ".//C:/x" → "C:/x"): check the result
+	// too, so CleanKey is idempotent and never returns a key it would refuse.
+	if why := badPrefix(clean); why != "" {
+		return "", invalidKey(key, why)
+	}
+	return clean, nil
+}
+
+// badPrefix says why a key may not start the way it does (a file: URI or a
+// Windows absolute path), or returns "".
+func badPrefix(key string) string {
+	switch {
+	case len(key) >= 5 && strings.EqualFold(key[:5], "file:"):
+		return "a file: URI is not an artifact path"
+	case isWindowsAbs(key):
+		return "absolute path"
+	}
+	return ""
 }
 
 // JoinKey joins clean key parts with '/', skipping empty parts.
@@ -148,21 +172,24 @@ func unquoteLenient(s string) string {
 // escapeControls replaces ASCII control characters other than NUL with
 // %xx, as upstream does (NUL is refused later by CleanKey).
 func escapeControls(s string) string {
-	needs := false
+	n := 0
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; (c < 0x20 && c != 0) || c == 0x7f {
-			needs = true
-			break
+			n++
 		}
 	}
-	if !needs {
+	if n == 0 {
 		return s
 	}
+	const hexDigits = "0123456789abcdef"
 	var b strings.Builder
+	b.Grow(len(s) + 2*n)
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if (c < 0x20 && c != 0) || c == 0x7f {
-			fmt.Fprintf(&b, "%%%02x", c)
+			b.WriteByte('%')
+			b.WriteByte(hexDigits[c>>4])
+			b.WriteByte(hexDigits[c&15])
 			continue
 		}
 		b.WriteByte(c)

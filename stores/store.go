@@ -62,8 +62,9 @@ type Store interface {
 
 	// Open streams the object at key starting at offset. length < 0 reads to
 	// the end. The returned Entry describes the whole object. A missing key
-	// returns ErrNotFound; a directory returns ErrIsDir; an offset past the
-	// end returns ErrInvalidRange.
+	// returns ErrNotFound; a directory returns ErrIsDir; an offset at or past
+	// the end of a non-empty object returns ErrInvalidRange (as HTTP and S3
+	// treat it); a length past the end is clamped.
 	Open(ctx context.Context, key string, offset, length int64) (io.ReadCloser, Entry, error)
 
 	// Put stores r at key, replacing any previous object atomically: readers

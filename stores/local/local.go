@@ -51,6 +51,11 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize);
 type Store struct {
 	dir  string
 	root *os.Root
+
+	mu sync.Mutex
+	// uploading counts the uploads in progress in each directory (and
+	// below it), so failed uploads only remove directories nobody uses.
+	uploading map[string]int
 }
 
 var _ stores.Store = (*Store)(nil)
@@ -73,7 +78,7 @@ func New(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local store %s: %w", abs, classify(err))
 	}
-	return &Store{dir: abs, root: root}, nil
+	return &Store{dir: abs, root: root, uploading: map[string]int{}}, nil
 }
 
 // DriverName implements stores.Driver.
@@ -95,6 +100,9 @@ func name(key string) string {
 
 // Stat implements stores.Store.
 func (s *Store) Stat(_ context.Context, key string) (stores.Entry, error) {
+	if reserved(key) {
+		return stores.Entry{}, fmt.Errorf("stat %q: %w", key, stores.ErrNotFound)
+	}
 	fi, err := s.root.Stat(name(key))
 	if err != nil {
 		return stores.Entry{}, s.fail("stat", key, err)
@@ -104,6 +112,9 @@ func (s *Store) Stat(_ context.Context, key string) (stores.Entry, error) {
 
 // List implements stores.Store.
 func (s *Store) List(_ context.Context, dir string, page stores.ListPage) (stores.Listing, error) {
+	if reserved(dir) {
+		return stores.Listing{}, nil
+	}
 	f, err := s.root.Open(name(dir))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
@@ -154,6 +165,9 @@ func (s *Store) Open(_ context.Context, key string, offset, length int64) (io.Re
 	if key == "" {
 		return nil, stores.Entry{}, fmt.Errorf("open root: %w", stores.ErrIsDir)
 	}
+	if reserved(key) {
+		return nil, stores.Entry{}, fmt.Errorf("open %q: %w", key, stores.ErrNotFound)
+	}
 	f, err := s.root.Open(key)
 	if err != nil {
 		return nil, stores.Entry{}, s.fail("open", key, err)
@@ -198,28 +212,40 @@ func (s *sectionFile) WriteTo(w io.Writer) (int64, error) { return io.Copy(w, &s
 func (s *sectionFile) Close() error                       { return s.f.Close() }
 
 // Put implements stores.Store: temp file, fsync, rename, fsync directory.
+// A failed Put removes its temporary file and the directories it created.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (err error) {
 	dir, base := splitKey(key)
 	if base == "" {
 		return fmt.Errorf("put: %w: an object needs a name", stores.ErrInvalidKey)
 	}
-	if dir != "" {
-		if err := s.root.MkdirAll(dir, 0o755); err != nil {
-			return s.fail("mkdir", dir, err)
-		}
+	if reserved(key) {
+		return fmt.Errorf("put %q: %w: names starting with %q are reserved for uploads in progress",
+			key, stores.ErrInvalidKey, TempPrefix)
 	}
-	tmp := stores.JoinKey(dir, TempPrefix+randomSuffix())
-	f, err := s.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return s.fail("create", key, err)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("put %q: %w", key, err)
 	}
-	committed := false
+	s.beginUpload(dir)
+	var (
+		f         *os.File
+		tmp       string
+		created   []string
+		committed bool
+	)
 	defer func() {
-		if !committed {
+		if !committed && f != nil {
 			f.Close()
 			s.root.Remove(tmp)
 		}
+		s.endUpload(dir, created, committed)
 	}()
+	f, tmp, created, err = s.createTemp(dir)
+	if err != nil {
+		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("put %q: %w: a parent is an object, not a directory (%w)", key, stores.ErrInvalidKey, err)
+		}
+		return s.fail("create", key, err)
+	}
 
 	bufp := copyBuffers.Get().(*[]byte)
 	n, err := io.CopyBuffer(writerOnly{f}, ctxReader{ctx: ctx, r: r}, *bufp)
@@ -236,14 +262,101 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (e
 	if err := f.Close(); err != nil {
 		return s.fail("close", key, err)
 	}
-	if fi, err := s.root.Lstat(key); err == nil && fi.IsDir() {
-		return fmt.Errorf("put %s: %w", key, stores.ErrIsDir)
+	if fi, err := s.root.Lstat(key); err == nil {
+		if fi.IsDir() {
+			return fmt.Errorf("put %s: %w", key, stores.ErrIsDir)
+		}
+		// Renaming would only replace the link, but a key that resolves
+		// outside the root is refused by every method alike.
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			if _, err := s.root.Stat(key); err != nil && (isRootEscape(err) || s.escapes(key)) {
+				return fmt.Errorf("put %q: %w", key, stores.ErrOutsideRoot)
+			}
+		}
 	}
 	if err := s.root.Rename(tmp, key); err != nil {
 		return s.fail("rename", key, err)
 	}
 	committed = true
 	return s.syncDir(dir)
+}
+
+// beginUpload marks dir and its parents as used by an upload in progress,
+// so a failing upload next door does not remove them (see endUpload).
+func (s *Store) beginUpload(dir string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p := dir; p != ""; p, _ = splitKey(p) {
+		s.uploading[p]++
+	}
+}
+
+// endUpload undoes beginUpload. After a failed upload it removes the
+// directories the upload created (deepest first) while they are empty and
+// no other upload uses them, so a failed Put leaves nothing in listings.
+func (s *Store) endUpload(dir string, created []string, committed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p := dir; p != ""; p, _ = splitKey(p) {
+		if s.uploading[p]--; s.uploading[p] <= 0 {
+			delete(s.uploading, p)
+		}
+	}
+	if committed {
+		return
+	}
+	for _, d := range created {
+		if s.uploading[d] > 0 {
+			return
+		}
+		fi, err := s.root.Lstat(d)
+		if err != nil || !fi.IsDir() || s.root.Remove(d) != nil {
+			return
+		}
+	}
+}
+
+// createTemp creates the temporary file of an upload into dir, making dir
+// first if needed. created lists the directories it found missing, deepest
+// first, also when it fails.
+func (s *Store) createTemp(dir string) (f *os.File, tmp string, created []string, err error) {
+	for attempt := 1; ; attempt++ {
+		var made []string
+		made, err = s.mkdirs(dir)
+		created = append(created, made...)
+		if err == nil {
+			tmp = stores.JoinKey(dir, TempPrefix+randomSuffix())
+			f, err = s.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+			if err == nil {
+				return f, tmp, created, nil
+			}
+		}
+		// Another process sharing the directory (NFS) may remove a
+		// directory between our mkdir and our create (ENOENT), or while
+		// MkdirAll looks at it (EEXIST for a name that is gone when
+		// MkdirAll checks what it is): try again. EEXIST that persists
+		// means a parent is a file.
+		retry := errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrExist)
+		if !retry || attempt == 3 {
+			return nil, "", created, err
+		}
+	}
+}
+
+// mkdirs makes dir and its missing parents and returns the ones it found
+// missing, deepest first (also when MkdirAll fails midway).
+func (s *Store) mkdirs(dir string) ([]string, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	var missing []string
+	for p := dir; p != ""; p, _ = splitKey(p) {
+		if _, err := s.root.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		missing = append(missing, p)
+	}
+	return missing, s.root.MkdirAll(dir, 0o755)
 }
 
 // syncDir makes a rename in dir durable.
@@ -274,7 +387,11 @@ func (s *Store) Delete(_ context.Context, key string) error {
 		}
 		return nil
 	}
-	if err := s.root.RemoveAll(key); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if reserved(key) {
+		return nil // never an object; uploads in progress are not for clients
+	}
+	// ENOTDIR: a parent is an object, so key does not exist either.
+	if err := s.root.RemoveAll(key); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 		return s.fail("delete", key, err)
 	}
 	return nil
@@ -296,7 +413,7 @@ func (s *Store) readRoot() ([]string, error) {
 // fail wraps an os error for key with the right sentinel.
 func (s *Store) fail(op, key string, err error) error {
 	c := classify(err)
-	if c == err && s.escapes(key) {
+	if c == err && (isRootEscape(err) || s.escapes(key)) {
 		c = stores.ErrOutsideRoot
 	}
 	return fmt.Errorf("%s %q: %w", op, key, c)
@@ -319,6 +436,26 @@ func classify(err error) error {
 		return errors.Join(stores.ErrTooLarge, err)
 	}
 	return err
+}
+
+// isRootEscape reports the error an os.Root method returns when a name, or
+// a symlink on its way, would leave the root — also for an absolute
+// symlink or one that leaves and comes back, which escapes does not see.
+// The os package does not export that error, so it is matched by its text;
+// the symlink tests in local_test.go notice if it changes.
+func isRootEscape(err error) bool {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if err.Error() == "path escapes from parent" {
+			return true
+		}
+	}
+	return false
+}
+
+// reserved reports a key with a segment named like an upload in progress.
+// Such names are hidden from listings, so they are never objects.
+func reserved(key string) bool {
+	return strings.HasPrefix(key, TempPrefix) || strings.Contains(key, "/"+TempPrefix)
 }
 
 // escapes reports whether key, followed through symlinks, leaves the root.
