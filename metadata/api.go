@@ -54,6 +54,22 @@ func (a *API) Register(r fiber.Router) {
 		g.Post("/experiments/create", a.createExperiment)
 		g.Get("/experiments/get", a.getExperiment)
 		g.Get("/experiments/get-by-name", a.getExperimentByName)
+		g.Post("/experiments/update", a.updateExperiment)
+		g.Post("/experiments/delete", a.deleteExperiment)
+		g.Post("/experiments/restore", a.restoreExperiment)
+		g.Post("/experiments/set-experiment-tag", a.setExperimentTag)
+		g.Post("/experiments/delete-experiment-tag", a.deleteExperimentTag)
+		g.Post("/runs/create", a.createRun)
+		g.Get("/runs/get", a.getRun)
+		g.Post("/runs/update", a.updateRun)
+		g.Post("/runs/delete", a.deleteRun)
+		g.Post("/runs/restore", a.restoreRun)
+		g.Post("/runs/set-tag", a.setTag)
+		g.Post("/runs/delete-tag", a.deleteTag)
+		g.Post("/runs/log-parameter", a.logParam)
+		g.Post("/runs/log-metric", a.logMetric)
+		g.Post("/runs/log-batch", a.logBatch)
+		g.Get("/metrics/get-history", a.getMetricHistory)
 	}
 }
 

@@ -1,0 +1,437 @@
+package metadata
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"math"
+	"sort"
+	"strconv"
+
+	"github.com/ferryml/ferry/metadata/schema"
+	"github.com/ferryml/ferry/proxy/wire"
+)
+
+// SQL operations on runs and their params, tags and metrics (spec
+// tracking-api.md §5.2–§5.6). Every write transaction starts by locking
+// the run's row (FOR UPDATE on PostgreSQL and MySQL; SQLite writes are
+// serialised already), so concurrent writers to one run are ordered and
+// the read-then-write steps below (param immutability, latest_metrics)
+// cannot race.
+
+const runTagName = "mlflow.runName"
+
+// maxFloat replaces ±Inf in the metrics tables, as upstream does.
+const maxFloat = 1.7976931348623157e308
+
+const runColumns = "run_uuid, name, experiment_id, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage"
+
+func runNotFound(id string) *wire.Error {
+	return wire.Errorf(wire.ResourceDoesNotExist, "Run with id=%s not found", id)
+}
+
+func runNotActive(ri *RunInfo) *wire.Error {
+	return wire.Errorf(wire.InvalidParameterValue, "The run %s must be in the 'active' state. Current state is %s.", ri.RunID, ri.LifecycleStage)
+}
+
+// newRunID is uuid4().hex: 32 lower-case hex characters.
+func newRunID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return hex.EncodeToString(b[:]), nil
+}
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanRunInfo(s rowScanner) (*RunInfo, error) {
+	var (
+		ri                          RunInfo
+		name, user, status, uri, st sql.NullString
+		start, end                  sql.NullInt64
+		exp                         sql.NullInt64
+	)
+	if err := s.Scan(&ri.RunID, &name, &exp, &user, &status, &start, &end, &uri, &st); err != nil {
+		return nil, err
+	}
+	ri.RunUUID = ri.RunID
+	ri.RunName, ri.UserID, ri.Status, ri.ArtifactURI, ri.LifecycleStage = name.String, user.String, status.String, uri.String, st.String
+	ri.StartTime, ri.EndTime = start.Int64, end.Int64
+	if exp.Valid {
+		ri.ExperimentID = strconv.FormatInt(exp.Int64, 10)
+	}
+	return &ri, nil
+}
+
+// loadRunInfo reads a run's info; lock takes the row lock of a write
+// transaction. The id must match exactly (MySQL's collation would match
+// other cases).
+func loadRunInfo(ctx context.Context, tx *tx, id string, lock bool) (*RunInfo, error) {
+	q := "SELECT " + runColumns + " FROM runs WHERE run_uuid = ?"
+	if lock && tx.d != schema.SQLite {
+		q += " FOR UPDATE"
+	}
+	ri, err := scanRunInfo(tx.queryRow(ctx, q, id))
+	if isNoRows(err) || (err == nil && ri.RunID != id) {
+		return nil, runNotFound(id)
+	}
+	return ri, err
+}
+
+// activeRun locks a run for a write and refuses a deleted one.
+func activeRun(ctx context.Context, tx *tx, id string) (*RunInfo, error) {
+	ri, err := loadRunInfo(ctx, tx, id, true)
+	if err != nil {
+		return nil, err
+	}
+	if ri.LifecycleStage != "active" {
+		return nil, runNotActive(ri)
+	}
+	return ri, nil
+}
+
+// loadRun reads a whole run: info, latest metrics, params, tags and,
+// when asked, inputs and outputs.
+func loadRun(ctx context.Context, tx *tx, id string, withIO bool) (*Run, error) {
+	ri, err := loadRunInfo(ctx, tx, id, false)
+	if err != nil {
+		return nil, err
+	}
+	run := &Run{Info: *ri}
+	if run.Data.Metrics, err = latestMetrics(ctx, tx, id); err != nil {
+		return nil, err
+	}
+	if run.Data.Params, err = keyValues(ctx, tx, "params", id); err != nil {
+		return nil, err
+	}
+	if run.Data.Tags, err = keyValues(ctx, tx, "tags", id); err != nil {
+		return nil, err
+	}
+	if withIO {
+		if run.Inputs, err = runInputs(ctx, tx, id); err != nil {
+			return nil, err
+		}
+		if run.Outputs, err = runOutputs(ctx, tx, id); err != nil {
+			return nil, err
+		}
+	}
+	return run, nil
+}
+
+func keyValues(ctx context.Context, tx *tx, table, runID string) ([]KeyValue, error) {
+	k := tx.d.Quote("key")
+	rows, err := tx.query(ctx, "SELECT "+k+", value FROM "+table+" WHERE run_uuid = ? ORDER BY "+k, runID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []KeyValue
+	for rows.Next() {
+		var kv KeyValue
+		var v sql.NullString
+		if err := rows.Scan(&kv.Key, &v); err != nil {
+			return nil, err
+		}
+		kv.Value = v.String
+		out = append(out, kv)
+	}
+	return out, rows.Err()
+}
+
+func latestMetrics(ctx context.Context, tx *tx, runID string) ([]Metric, error) {
+	k, ts := tx.d.Quote("key"), tx.d.Quote("timestamp")
+	rows, err := tx.query(ctx, "SELECT "+k+", value, "+ts+", step, is_nan FROM latest_metrics WHERE run_uuid = ? ORDER BY "+k, runID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Metric
+	for rows.Next() {
+		m, err := scanMetric(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+func scanMetric(s rowScanner) (Metric, error) {
+	var (
+		m     Metric
+		v     float64
+		ts    sql.NullInt64
+		isNaN bool
+	)
+	if err := s.Scan(&m.Key, &v, &ts, &m.Step, &isNaN); err != nil {
+		return m, err
+	}
+	if isNaN {
+		v = math.NaN()
+	}
+	m.Value, m.Timestamp = jsonFloat(v), ts.Int64
+	return m, nil
+}
+
+// runInputs reads the dataset and model inputs of a run (always non-nil:
+// upstream attaches inputs, possibly empty).
+func runInputs(ctx context.Context, tx *tx, runID string) (*RunInputs, error) {
+	in := &RunInputs{}
+	rows, err := tx.query(ctx, `SELECT i.input_uuid, d.name, d.digest, d.dataset_source_type, d.dataset_source, d.dataset_schema, d.dataset_profile
+FROM inputs i JOIN datasets d ON d.dataset_uuid = i.source_id
+WHERE i.source_type = 'DATASET' AND i.destination_type = 'RUN' AND i.destination_id = ?
+ORDER BY d.name, d.digest`, runID)
+	if err != nil {
+		return nil, err
+	}
+	var uuids []string
+	for rows.Next() {
+		var (
+			u               string
+			di              DatasetInput
+			schemaJSON, pro sql.NullString
+		)
+		if err := rows.Scan(&u, &di.Dataset.Name, &di.Dataset.Digest, &di.Dataset.SourceType, &di.Dataset.Source, &schemaJSON, &pro); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		di.Dataset.Schema, di.Dataset.Profile = schemaJSON.String, pro.String
+		uuids = append(uuids, u)
+		in.DatasetInputs = append(in.DatasetInputs, di)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i, u := range uuids {
+		trs, err := tx.query(ctx, "SELECT name, value FROM input_tags WHERE input_uuid = ? ORDER BY name", u)
+		if err != nil {
+			return nil, err
+		}
+		for trs.Next() {
+			var kv KeyValue
+			if err := trs.Scan(&kv.Key, &kv.Value); err != nil {
+				trs.Close()
+				return nil, err
+			}
+			in.DatasetInputs[i].Tags = append(in.DatasetInputs[i].Tags, kv)
+		}
+		if err := trs.Close(); err != nil {
+			return nil, err
+		}
+	}
+	mrows, err := tx.query(ctx, "SELECT destination_id FROM inputs WHERE source_type = 'RUN_INPUT' AND source_id = ? AND destination_type = 'MODEL_INPUT' ORDER BY destination_id", runID)
+	if err != nil {
+		return nil, err
+	}
+	defer mrows.Close()
+	for mrows.Next() {
+		var mi ModelInput
+		if err := mrows.Scan(&mi.ModelID); err != nil {
+			return nil, err
+		}
+		in.ModelInputs = append(in.ModelInputs, mi)
+	}
+	return in, mrows.Err()
+}
+
+func runOutputs(ctx context.Context, tx *tx, runID string) (*RunOutputs, error) {
+	out := &RunOutputs{}
+	rows, err := tx.query(ctx, "SELECT destination_id, step FROM inputs WHERE source_type = 'RUN_OUTPUT' AND source_id = ? AND destination_type = 'MODEL_OUTPUT' ORDER BY step, destination_id", runID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var mo ModelOutput
+		if err := rows.Scan(&mo.ModelID, &mo.Step); err != nil {
+			return nil, err
+		}
+		out.ModelOutputs = append(out.ModelOutputs, mo)
+	}
+	return out, rows.Err()
+}
+
+// setRunName renames a run and upserts its mlflow.runName tag.
+func setRunName(ctx context.Context, tx *tx, runID, name string) error {
+	if _, err := tx.exec(ctx, "UPDATE runs SET name = ? WHERE run_uuid = ?", name, runID); err != nil {
+		return err
+	}
+	return upsertKeyValue(ctx, tx, "tags", "run_uuid", runID, runTagName, name)
+}
+
+// setTags upserts run tags (last value wins per key); mlflow.runName also
+// renames the run, and an empty run name changes nothing (upstream's
+// update_run_info ignores a falsy name).
+func setTags(ctx context.Context, tx *tx, runID string, tags []KeyValue) error {
+	for _, t := range dedupeTags(tags) {
+		if t.Key == runTagName {
+			if t.Value == "" {
+				continue
+			}
+			if err := setRunName(ctx, tx, runID, t.Value); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := upsertKeyValue(ctx, tx, "tags", "run_uuid", runID, t.Key, t.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// logParams inserts params that are new, accepts re-logging an equal
+// value and refuses a different one. single selects upstream's
+// log_param message over log_batch's.
+func logParams(ctx context.Context, tx *tx, runID string, ps []KeyValue, single bool) error {
+	existing, err := keyValues(ctx, tx, "params", runID)
+	if err != nil {
+		return err
+	}
+	old := make(map[string]string, len(existing))
+	for _, kv := range existing {
+		old[kv.Key] = kv.Value
+	}
+	var conflicts []string
+	var fresh []KeyValue
+	for _, p := range ps {
+		if v, ok := old[p.Key]; ok {
+			if v != p.Value {
+				if single {
+					return wire.Errorf(wire.InvalidParameterValue,
+						"Changing param values is not allowed. Param with key='%s' was already logged with value='%s' for run ID='%s'. Attempted logging new value '%s'.",
+						p.Key, v, runID, p.Value)
+				}
+				conflicts = append(conflicts, "{'key': "+pyRepr(p.Key)+", 'old_value': "+pyRepr(v)+", 'new_value': "+pyRepr(p.Value)+"}")
+			}
+			continue
+		}
+		fresh = append(fresh, p)
+	}
+	if len(conflicts) > 0 {
+		return wire.Errorf(wire.InvalidParameterValue,
+			"Changing param values is not allowed. Params were already logged='[%s]' for run ID='%s'.", joinComma(conflicts), runID)
+	}
+	k := tx.d.Quote("key")
+	for _, p := range fresh {
+		if _, err := tx.exec(ctx, "INSERT INTO params ("+k+", value, run_uuid) VALUES (?, ?, ?)", p.Key, p.Value, runID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func joinComma(s []string) string {
+	out := ""
+	for i, x := range s {
+		if i > 0 {
+			out += ", "
+		}
+		out += x
+	}
+	return out
+}
+
+// metricIn is a metric to log, already validated.
+type metricIn struct {
+	Key       string
+	Value     float64
+	Timestamp int64
+	Step      int64
+}
+
+// logMetrics appends metrics (exact duplicates, in the request or in the
+// table, are ignored) and advances latest_metrics to the greatest
+// (step, timestamp, value) per key, as upstream does. NaN is stored as 0
+// with is_nan, ±Inf as ±max float.
+func logMetrics(ctx context.Context, tx *tx, runID string, ms []metricIn) error {
+	type row struct {
+		key       string
+		value     float64
+		timestamp int64
+		step      int64
+		isNaN     bool
+	}
+	seen := map[row]bool{}
+	var rows []row
+	for _, m := range ms {
+		r := row{key: m.Key, value: m.Value, timestamp: m.Timestamp, step: m.Step}
+		switch {
+		case math.IsNaN(m.Value):
+			r.value, r.isNaN = 0, true
+		case math.IsInf(m.Value, 1):
+			r.value = maxFloat
+		case math.IsInf(m.Value, -1):
+			r.value = -maxFloat
+		}
+		if seen[r] {
+			continue
+		}
+		seen[r] = true
+		rows = append(rows, r)
+	}
+	k, ts := tx.d.Quote("key"), tx.d.Quote("timestamp")
+	ins := "INSERT INTO metrics (" + k + ", value, " + ts + ", run_uuid, step, is_nan) VALUES (?, ?, ?, ?, ?, ?)"
+	switch tx.d {
+	case schema.MySQL:
+		ins += " ON DUPLICATE KEY UPDATE run_uuid = run_uuid"
+	default:
+		ins += " ON CONFLICT DO NOTHING"
+	}
+	latest := map[string]row{}
+	var order []string
+	for _, r := range rows {
+		if _, err := tx.exec(ctx, ins, r.key, r.value, r.timestamp, runID, r.step, r.isNaN); err != nil {
+			return err
+		}
+		cur, ok := latest[r.key]
+		if !ok {
+			order = append(order, r.key)
+		}
+		if !ok || greaterMetric(r.step, r.timestamp, r.value, cur.step, cur.timestamp, cur.value) {
+			latest[r.key] = r
+		}
+	}
+	sort.Strings(order)
+	for _, key := range order {
+		r := latest[key]
+		var (
+			step, stamp sql.NullInt64
+			value       float64
+		)
+		err := tx.queryRow(ctx, "SELECT step, "+ts+", value FROM latest_metrics WHERE run_uuid = ? AND "+exactEq(tx.d, "key"), runID, key).Scan(&step, &stamp, &value)
+		switch {
+		case isNoRows(err):
+			if _, err := tx.exec(ctx, "INSERT INTO latest_metrics ("+k+", value, "+ts+", step, is_nan, run_uuid) VALUES (?, ?, ?, ?, ?, ?)",
+				r.key, r.value, r.timestamp, r.step, r.isNaN, runID); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		case greaterMetric(r.step, r.timestamp, r.value, step.Int64, stamp.Int64, value):
+			if _, err := tx.exec(ctx, "UPDATE latest_metrics SET value = ?, "+ts+" = ?, step = ?, is_nan = ? WHERE run_uuid = ? AND "+exactEq(tx.d, "key"),
+				r.value, r.timestamp, r.step, r.isNaN, runID, r.key); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// greaterMetric compares (step, timestamp, value) tuples.
+func greaterMetric(s1, t1 int64, v1 float64, s2, t2 int64, v2 float64) bool {
+	if s1 != s2 {
+		return s1 > s2
+	}
+	if t1 != t2 {
+		return t1 > t2
+	}
+	return v1 > v2
+}
