@@ -24,6 +24,8 @@ import (
 	"sync"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ferryml/ferry/stores"
 )
 
@@ -248,7 +250,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (e
 	}
 
 	bufp := copyBuffers.Get().(*[]byte)
-	n, err := io.CopyBuffer(writerOnly{f}, ctxReader{ctx: ctx, r: r}, *bufp)
+	n, err := io.CopyBuffer(&writeBehind{f: f}, ctxReader{ctx: ctx, r: r}, *bufp)
 	copyBuffers.Put(bufp)
 	if err != nil {
 		return fmt.Errorf("put %s after %d bytes: %w", key, n, err)
@@ -514,9 +516,32 @@ func randomSuffix() string {
 	return hex.EncodeToString(b[:])
 }
 
-// writerOnly hides *os.File's ReadFrom so io.CopyBuffer uses our buffer
-// (File.ReadFrom's generic fallback copies in 32 KiB steps).
-type writerOnly struct{ io.Writer }
+// writeBehindChunk is how much written data may be dirty before the
+// kernel is asked to start writing it out.
+const writeBehindChunk = 8 << 20
+
+// writeBehind writes to f and, every writeBehindChunk bytes, starts the
+// kernel writing that range to disk (sync_file_range, which does not wait).
+// The fsync before the rename then has little left to do, so an upload's
+// disk writes overlap its network reads instead of following them, and
+// concurrent uploads cannot pile up gigabytes of dirty pages. It hides
+// *os.File's ReadFrom, so io.CopyBuffer uses Ferry's buffer (ReadFrom's
+// generic fallback copies in 32 KiB steps).
+type writeBehind struct {
+	f                *os.File
+	written, flushed int64
+}
+
+func (w *writeBehind) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.written += int64(n)
+	if w.written-w.flushed >= writeBehindChunk {
+		// Advisory: a filesystem that cannot do it still gets the fsync.
+		_ = unix.SyncFileRange(int(w.f.Fd()), w.flushed, w.written-w.flushed, unix.SYNC_FILE_RANGE_WRITE)
+		w.flushed = w.written
+	}
+	return n, err
+}
 
 // ctxReader stops a copy once ctx is done (server shutdown past its
 // deadline, or the request's own deadline).
