@@ -136,17 +136,14 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 	reg.MustRegister(buildInfo)
 	storeMetrics := stores.NewMetrics(reg)
 
+	opener := stores.NewOpener(storeMetrics, log)
 	var artifacts *stores.Instrumented
 	if cfg.ServeArtifacts {
-		s, err := stores.Open(ctx, cfg.ArtifactsDestination)
+		s, err := opener.Open(ctx, cfg.ArtifactsDestination)
 		if err != nil {
-			return fmt.Errorf("artifacts destination %q: %w", cfg.ArtifactsDestination, err)
+			return fmt.Errorf("artifacts destination %q: %w", redactURI(cfg.ArtifactsDestination), err)
 		}
-		name := "store"
-		if d, ok := s.(stores.Driver); ok {
-			name = d.DriverName()
-		}
-		artifacts = stores.Instrument(s, name, storeMetrics, log)
+		artifacts = s
 	}
 
 	// --artifacts-only serves no tracking routes and, as upstream 3.11,
@@ -162,6 +159,10 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 			DefaultArtifactRoot: cfg.DefaultArtifactRoot,
 			ServeArtifacts:      cfg.ServeArtifacts,
 			Log:                 log,
+			Artifacts:           artifacts,
+			OpenStore: func(ctx context.Context, uri string) (stores.Store, error) {
+				return opener.Open(ctx, uri)
+			},
 		})
 		tracking = api.Register
 	}

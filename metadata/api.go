@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/ferryml/ferry/stores"
 )
 
 // APIConfig configures the tracking API.
@@ -19,6 +21,14 @@ type APIConfig struct {
 	ServeArtifacts bool
 	// Log receives 5xx errors and start-up notes.
 	Log *slog.Logger
+	// Artifacts is the --artifacts-destination store, nil when the server
+	// does not serve artifacts. artifacts/list reads proxied run roots
+	// (mlflow-artifacts:/…, http(s)://…/api/2.0/mlflow-artifacts/artifacts/…)
+	// through it.
+	Artifacts *stores.Instrumented
+	// OpenStore opens the store of a non-proxied artifact root (s3://…, a
+	// local path); nil refuses such listings with NOT_IMPLEMENTED.
+	OpenStore func(ctx context.Context, uri string) (stores.Store, error)
 }
 
 // API serves MLflow's tracking REST API from a DB.
@@ -70,6 +80,21 @@ func (a *API) Register(r fiber.Router) {
 		g.Post("/runs/log-metric", a.logMetric)
 		g.Post("/runs/log-batch", a.logBatch)
 		g.Get("/metrics/get-history", a.getMetricHistory)
+		g.Get("/experiments/search", a.searchExperiments)
+		g.Post("/experiments/search", a.searchExperiments)
+		g.Post("/runs/search", a.searchRuns)
+		g.Post("/runs/log-inputs", a.logInputs)
+		g.Post("/runs/outputs", a.logOutputs)
+		// Static before dynamic: logged-models/search over {model_id}.
+		g.Post("/logged-models/search", a.searchLoggedModels)
+		g.Post("/logged-models", a.createLoggedModel)
+		g.Get("/logged-models/:model_id", a.getLoggedModel)
+		g.Patch("/logged-models/:model_id", a.finalizeLoggedModel)
+		g.Delete("/logged-models/:model_id", a.deleteLoggedModel)
+		g.Patch("/logged-models/:model_id/tags", a.setLoggedModelTags)
+		g.Delete("/logged-models/:model_id/tags/:tag_key", a.deleteLoggedModelTag)
+		g.Post("/logged-models/:model_id/params", a.logLoggedModelParams)
+		g.Get("/artifacts/list", a.listArtifacts)
 	}
 }
 

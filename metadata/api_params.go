@@ -20,6 +20,9 @@ import (
 type params struct {
 	m      map[string]json.RawMessage
 	prefix string // path of this object inside the request ("metrics[3].")
+	// query holds every value of each key of a GET query string, for
+	// repeated fields (?experiment_ids=1&experiment_ids=2); nil for bodies.
+	query map[string][]string
 }
 
 // readParams reads the request's fields. POST and PUT must be JSON.
@@ -27,13 +30,18 @@ func readParams(c *fiber.Ctx) (*params, *wire.Error) {
 	p := &params{m: map[string]json.RawMessage{}}
 	if c.Method() == fiber.MethodGet && len(c.Request().URI().QueryString()) > 0 {
 		var bad *wire.Error
+		p.query = map[string][]string{}
 		c.Request().URI().QueryArgs().VisitAll(func(k, v []byte) {
 			key := string(k)
-			if _, seen := p.m[key]; seen || bad != nil {
+			if bad != nil {
 				return
 			}
 			if err := checkText(key, string(v)); err != nil {
 				bad = err
+				return
+			}
+			p.query[key] = append(p.query[key], string(v))
+			if _, seen := p.m[key]; seen {
 				return
 			}
 			raw, _ := json.Marshal(string(v))
@@ -279,4 +287,64 @@ func (p *params) experimentID(name string) (int64, *wire.Error) {
 		return 0, err
 	}
 	return parseExperimentID(p.path(name), s)
+}
+
+// strs reads a repeated string field: every value of the key in a GET
+// query string, else a JSON array of strings.
+func (p *params) strs(name string) ([]string, *wire.Error) {
+	if p.query != nil {
+		return p.query[name], nil
+	}
+	items, err := p.list(name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(items))
+	for i, it := range items {
+		var s string
+		if len(it) == 0 || it[0] != '"' || json.Unmarshal(it, &s) != nil {
+			return nil, typeError(p.path(name), p.raw(name))
+		}
+		if err := checkText(fieldf("%s[%d]", p.path(name), i), s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// viewType reads a ViewType enum field (name or number); absent is
+// ACTIVE_ONLY. It returns the lifecycle stages to include.
+func (p *params) viewType(name string) ([]string, *wire.Error) {
+	r := p.raw(name)
+	if r == nil {
+		return []string{"active"}, nil
+	}
+	var v string
+	if r[0] == '"' {
+		if json.Unmarshal(r, &v) != nil {
+			return nil, typeError(p.path(name), r)
+		}
+	} else {
+		v = string(r)
+	}
+	switch strings.ToUpper(strings.TrimSpace(v)) {
+	case "ACTIVE_ONLY", "1":
+		return []string{"active"}, nil
+	case "DELETED_ONLY", "2":
+		return []string{"deleted"}, nil
+	case "ALL", "3":
+		return []string{"active", "deleted"}, nil
+	}
+	return nil, typeError(p.path(name), r)
+}
+
+// objectField reads an object field as params named <name>.
+func (p *params) objectField(name string) (*params, *wire.Error) {
+	r := p.raw(name)
+	var m map[string]json.RawMessage
+	if r == nil || r[0] != '{' || json.Unmarshal(r, &m) != nil {
+		return nil, typeError(p.path(name), r)
+	}
+	return &params{m: m, prefix: p.path(name) + "."}, nil
 }

@@ -3,6 +3,7 @@ package stores
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"sort"
 	"strings"
@@ -91,4 +92,41 @@ func ParseURI(uri string) (*url.URL, error) {
 		}
 	}
 	return u, nil
+}
+
+// Opener opens stores by URI, instrumented, and keeps one per URI: a
+// cloud client is expensive to build and safe to share. The tracking API
+// uses it for experiments whose artifact root is not the proxy's
+// destination.
+type Opener struct {
+	metrics *Metrics
+	log     *slog.Logger
+	mu      sync.Mutex
+	open    map[string]*Instrumented
+}
+
+// NewOpener returns an Opener whose stores report to m and log to log.
+func NewOpener(m *Metrics, log *slog.Logger) *Opener {
+	return &Opener{metrics: m, log: log, open: map[string]*Instrumented{}}
+}
+
+// Open returns the instrumented store for uri, building it on first use.
+// Failures are not cached, so a backend that was down is retried.
+func (o *Opener) Open(ctx context.Context, uri string) (*Instrumented, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if s, ok := o.open[uri]; ok {
+		return s, nil
+	}
+	s, err := Open(ctx, uri)
+	if err != nil {
+		return nil, err
+	}
+	name := "store"
+	if d, ok := s.(Driver); ok {
+		name = d.DriverName()
+	}
+	in := Instrument(s, name, o.metrics, o.log)
+	o.open[uri] = in
+	return in, nil
 }

@@ -1,0 +1,383 @@
+package metadata
+
+import (
+	"context"
+	"database/sql"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/ferryml/ferry/metadata/search"
+	"github.com/ferryml/ferry/proxy/wire"
+)
+
+// runs/search (spec tracking-api.md §6.1) and experiments/search (§6.2).
+
+const (
+	searchRunsDefaultMax = 1000
+	searchMaxResults     = 50000
+)
+
+// searchError turns a parse error into upstream's 400.
+func searchError(err error) *wire.Error {
+	return wire.Errorf(wire.InvalidParameterValue, "%s", err.Error())
+}
+
+// searchRuns is POST runs/search.
+func (a *API) searchRuns(c *fiber.Ctx) error {
+	p, werr := readParams(c)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	expStrs, werr := p.strs("experiment_ids")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	filter, werr := p.str("filter")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	stages, werr := p.viewType("run_view_type")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	maxResults, given, werr := p.int64Field("max_results")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	if !given {
+		maxResults = searchRunsDefaultMax
+	}
+	if maxResults > searchMaxResults {
+		return wire.Send(c, typeError("max_results", p.raw("max_results")))
+	}
+	if maxResults < 1 {
+		return wire.Send(c, wire.Errorf(wire.InvalidParameterValue,
+			"Invalid value for request parameter max_results. It must be a positive integer, but got %d", maxResults))
+	}
+	orderRaw, werr := p.strs("order_by")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	token, werr := p.str("page_token")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	offset, werr := parsePageToken(token)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	expIDs := make([]int64, 0, len(expStrs))
+	for _, s := range expStrs {
+		id, werr := parseExperimentID("experiment_ids", s)
+		if werr != nil {
+			return wire.Send(c, werr)
+		}
+		expIDs = append(expIDs, id)
+	}
+	comps, err := search.ParseRunsFilter(filter)
+	if err != nil {
+		return wire.Send(c, searchError(err))
+	}
+	order, err := search.ParseRunsOrderByList(orderRaw)
+	if err != nil {
+		return wire.Send(c, searchError(err))
+	}
+	resp := fiber.Map{}
+	if len(expIDs) == 0 {
+		return c.JSON(resp)
+	}
+	q := search.RunsQuery{
+		Columns:       "runs.run_uuid, runs.name, runs.experiment_id, runs.user_id, runs.status, runs.start_time, runs.end_time, runs.artifact_uri, runs.lifecycle_stage",
+		ExperimentIDs: expIDs, Stages: stages, Filter: comps, OrderBy: order,
+		Limit: maxResults + 1, Offset: offset,
+	}
+	ctx := c.UserContext()
+	var runs []*Run
+	err = a.db.read(ctx, func(tx *tx) error {
+		text, args, err := q.Render(tx.d)
+		if err != nil {
+			return searchError(err)
+		}
+		rows, err := tx.query(ctx, text, args...)
+		if err != nil {
+			return err
+		}
+		runs = nil
+		for rows.Next() {
+			ri, err := scanRunInfo(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			runs = append(runs, &Run{Info: *ri})
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if int64(len(runs)) > maxResults {
+			runs = runs[:maxResults]
+			resp["next_page_token"] = pageToken(offset + maxResults)
+		}
+		return fillRuns(ctx, tx, runs)
+	})
+	if len(runs) > 0 {
+		resp["runs"] = runs
+	}
+	return a.send(c, resp, err)
+}
+
+// fillRuns loads data, inputs and outputs of runs whose info is loaded.
+func fillRuns(ctx context.Context, tx *tx, runs []*Run) error {
+	if len(runs) == 0 {
+		return nil
+	}
+	byID := make(map[string]*Run, len(runs))
+	ids := make([]string, len(runs))
+	for i, r := range runs {
+		byID[r.Info.RunID] = r
+		ids[i] = r.Info.RunID
+	}
+	k, ts := tx.d.Quote("key"), tx.d.Quote("timestamp")
+	err := inChunks(ctx, tx, ids, "SELECT run_uuid, "+k+", value, "+ts+", step, is_nan FROM latest_metrics WHERE run_uuid IN ", " ORDER BY run_uuid, "+k,
+		func(rows *sql.Rows) error {
+			var id string
+			var m Metric
+			var v float64
+			var stamp sql.NullInt64
+			var isNaN bool
+			if err := rows.Scan(&id, &m.Key, &v, &stamp, &m.Step, &isNaN); err != nil {
+				return err
+			}
+			m.Value, m.Timestamp = jsonFloat(v), stamp.Int64
+			if isNaN {
+				m.Value = jsonFloat(math.NaN())
+			}
+			if r := byID[id]; r != nil {
+				r.Data.Metrics = append(r.Data.Metrics, m)
+			}
+			return nil
+		})
+	if err != nil {
+		return err
+	}
+	for _, table := range []string{"params", "tags"} {
+		table := table
+		err := inChunks(ctx, tx, ids, "SELECT run_uuid, "+k+", value FROM "+table+" WHERE run_uuid IN ", " ORDER BY run_uuid, "+k,
+			func(rows *sql.Rows) error {
+				var id string
+				var kv KeyValue
+				var v sql.NullString
+				if err := rows.Scan(&id, &kv.Key, &v); err != nil {
+					return err
+				}
+				kv.Value = v.String
+				if r := byID[id]; r != nil {
+					if table == "params" {
+						r.Data.Params = append(r.Data.Params, kv)
+					} else {
+						r.Data.Tags = append(r.Data.Tags, kv)
+					}
+				}
+				return nil
+			})
+		if err != nil {
+			return err
+		}
+	}
+	for _, r := range runs {
+		var err error
+		if r.Inputs, err = runInputs(ctx, tx, r.Info.RunID); err != nil {
+			return err
+		}
+		if r.Outputs, err = runOutputs(ctx, tx, r.Info.RunID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// inChunks runs prefix + (?, ...) + suffix for ids in chunks of 500 and
+// calls scan for every row.
+func inChunks(ctx context.Context, tx *tx, ids []string, prefix, suffix string, scan func(*sql.Rows) error) error {
+	for len(ids) > 0 {
+		n := min(len(ids), 500)
+		chunk := ids[:n]
+		ids = ids[n:]
+		args := make([]any, n)
+		for i, id := range chunk {
+			args[i] = id
+		}
+		q := prefix + "(" + strings.Repeat("?, ", n-1) + "?)" + suffix
+		rows, err := tx.query(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// searchExperiments is GET and POST experiments/search.
+func (a *API) searchExperiments(c *fiber.Ctx) error {
+	p, werr := readParams(c)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	stages, werr := p.viewType("view_type")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	maxResults, _, werr := p.int64Field("max_results")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	orderRaw, werr := p.strs("order_by")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	filter, werr := p.str("filter")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	token, werr := p.str("page_token")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	// Upstream's store checks max_results first: absent is 0 and refused.
+	if maxResults < 1 {
+		return wire.Send(c, wire.Errorf(wire.InvalidParameterValue,
+			"Invalid value %d for parameter 'max_results' supplied. It must be a positive integer", maxResults))
+	}
+	if maxResults > searchMaxResults {
+		return wire.Send(c, wire.Errorf(wire.InvalidParameterValue,
+			"Invalid value %d for parameter 'max_results' supplied. It must be at most %d", maxResults, searchMaxResults))
+	}
+	comps, err := search.ParseExperimentsFilter(filter)
+	if err != nil {
+		return wire.Send(c, searchError(err))
+	}
+	order, err := search.ParseExperimentsOrderByList(orderRaw)
+	if err != nil {
+		return wire.Send(c, searchError(err))
+	}
+	offset, werr := parsePageToken(token)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	q := search.ExperimentsQuery{
+		Columns: "experiments.experiment_id, experiments.name, experiments.artifact_location, experiments.lifecycle_stage, experiments.creation_time, experiments.last_update_time",
+		Stages:  stages, Filter: comps, OrderBy: order, Limit: maxResults + 1, Offset: offset,
+	}
+	ctx := c.UserContext()
+	resp := fiber.Map{}
+	var exps []*Experiment
+	err = a.db.read(ctx, func(tx *tx) error {
+		text, args := q.Render(tx.d)
+		rows, err := tx.query(ctx, text, args...)
+		if err != nil {
+			return err
+		}
+		exps = nil
+		for rows.Next() {
+			var (
+				e              Experiment
+				id             int64
+				loc, stage     sql.NullString
+				created, moved sql.NullInt64
+			)
+			if err := rows.Scan(&id, &e.Name, &loc, &stage, &created, &moved); err != nil {
+				rows.Close()
+				return err
+			}
+			e.ExperimentID = strconv.FormatInt(id, 10)
+			e.ArtifactLocation, e.LifecycleStage = loc.String, stage.String
+			e.CreationTime, e.LastUpdateTime = created.Int64, moved.Int64
+			exps = append(exps, &e)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if int64(len(exps)) > maxResults {
+			exps = exps[:maxResults]
+			resp["next_page_token"] = pageToken(offset + maxResults)
+		}
+		if len(exps) == 0 {
+			return nil
+		}
+		byID := make(map[string]*Experiment, len(exps))
+		ids := make([]string, len(exps))
+		for i, e := range exps {
+			byID[e.ExperimentID] = e
+			ids[i] = e.ExperimentID
+		}
+		k := tx.d.Quote("key")
+		return inChunksInt(ctx, tx, ids, "SELECT experiment_id, "+k+", value FROM experiment_tags WHERE experiment_id IN ", " ORDER BY experiment_id, "+k,
+			func(rows *sql.Rows) error {
+				var id int64
+				var kv KeyValue
+				var v sql.NullString
+				if err := rows.Scan(&id, &kv.Key, &v); err != nil {
+					return err
+				}
+				kv.Value = v.String
+				if e := byID[strconv.FormatInt(id, 10)]; e != nil {
+					e.Tags = append(e.Tags, kv)
+				}
+				return nil
+			})
+	})
+	if len(exps) > 0 {
+		resp["experiments"] = exps
+	}
+	return a.send(c, resp, err)
+}
+
+// inChunksInt is inChunks for integer ids given as decimal strings.
+func inChunksInt(ctx context.Context, tx *tx, ids []string, prefix, suffix string, scan func(*sql.Rows) error) error {
+	for len(ids) > 0 {
+		n := min(len(ids), 500)
+		args := make([]any, n)
+		for i, s := range ids[:n] {
+			v, _ := strconv.ParseInt(s, 10, 64)
+			args[i] = v
+		}
+		ids = ids[n:]
+		rows, err := tx.query(ctx, prefix+"("+strings.Repeat("?, ", n-1)+"?)"+suffix, args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
