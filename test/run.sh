@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> %s (at %ds)\n' "$*" "$SECONDS"; }
 
 export FERRY_TEST_CACHE="${FERRY_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferry-test}"
 mkdir -p "$FERRY_TEST_CACHE"
@@ -40,4 +40,4 @@ go test -run '^$' -fuzz '^FuzzSafePath$' -fuzztime "${FERRY_FUZZTIME:-20s}" ./st
 step "python client tests"
 python3 -m unittest discover -s test/python -p 'test_*.py' -v
 
-step "all tests passed"
+step "all tests passed in ${SECONDS}s"
