@@ -225,6 +225,10 @@ func parseRange(h string, size int64) (start, length int64, ok, satisfiable bool
 	return a, end - a + 1, true, true
 }
 
+// maxDrainAfterError bounds how much of a failed upload's body is read
+// and thrown away so that the client sees the error response.
+const maxDrainAfterError = 256 << 20
+
 // upload is PUT mlflow-artifacts/artifacts/<path>: the body streams into
 // the store with its announced size; the store commits it only whole.
 func (s *Server) upload(c *fiber.Ctx) error {
@@ -243,6 +247,11 @@ func (s *Server) upload(c *fiber.Ctx) error {
 		body = bytes.NewReader(req.Body())
 	}
 	if err := s.opts.Artifacts.Put(c.UserContext(), key(c), body, size); err != nil {
+		// A store can fail before the body is read (S3 down): read a bounded
+		// rest of it so the client, still sending, gets the error instead of
+		// a connection reset; then close the connection.
+		_, _ = io.CopyN(io.Discard, body, maxDrainAfterError)
+		c.Set(fiber.HeaderConnection, "close")
 		return wire.FromStore(err)
 	}
 	return c.JSON(fiber.Map{})

@@ -1,0 +1,801 @@
+// Package s3 is the Amazon S3 (and S3-compatible: MinIO, versitygw, ...)
+// store driver for s3://bucket/prefix destinations, on minio-go.
+//
+// Configuration is upstream MLflow's environment (see ConfigFromEnv).
+// Uploads stream with their real size: below
+// MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE as one PUT, at or above it as
+// a multipart upload in parts of MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE, each
+// part streamed straight from the request body; bodies of unknown length
+// are cut into bounded, buffered parts. Downloads stream with ranges;
+// listing and deleting paginate. The driver also presigns downloads and
+// multipart part uploads, so MLflow clients move big files straight to
+// S3. With MLFLOW_S3_EXPECTED_BUCKET_OWNER set, every request and every
+// presigned URL carries a signed x-amz-expected-bucket-owner (owner.go).
+package s3
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/ferryml/ferry/stores"
+)
+
+func init() {
+	stores.Register("s3", func(ctx context.Context, u *url.URL) (stores.Store, error) {
+		cfg, err := ConfigFromEnv(u, os.Getenv)
+		if err != nil {
+			return nil, err
+		}
+		return New(ctx, cfg)
+	})
+}
+
+// defaultPageSize is the listing page size when the caller sets none, and
+// S3's own maximum per ListObjectsV2 call.
+const defaultPageSize = 1000
+
+// abortTimeout bounds the cleanup of a failed upload, which runs even when
+// the request's context is already cancelled.
+const abortTimeout = 30 * time.Second
+
+// Store is an S3 bucket (and key prefix) used as an artifact store.
+type Store struct {
+	cfg    Config
+	client *minio.Client
+	core   minio.Core
+	// owner is the header set to add, before signing, wherever minio-go
+	// has a slot for it (nil when no owner is configured).
+	owner   http.Header
+	buffers chan *[]byte // idle part buffers of partSizeFor(cfg.PartSize, -1) bytes
+}
+
+var (
+	_ stores.Store       = (*Store)(nil)
+	_ stores.Driver      = (*Store)(nil)
+	_ stores.Presigner   = (*Store)(nil)
+	_ stores.Multiparter = (*Store)(nil)
+)
+
+// New builds a store from cfg. It makes no request: a bucket that is
+// unreachable now is reported by the first operation, and the store works
+// as soon as S3 does.
+func New(_ context.Context, cfg Config) (*Store, error) {
+	return newStore(cfg, nil)
+}
+
+// newStore is New with an optional wrapper around the HTTP transport
+// (tests use it to watch every request).
+func newStore(cfg Config, wrap func(http.RoundTripper) http.RoundTripper) (*Store, error) {
+	if cfg.Bucket == "" {
+		return nil, errors.New("s3 store: no bucket")
+	}
+	if cfg.PartSize <= 0 {
+		cfg.PartSize = DefaultPartSize
+	}
+	if cfg.MultipartThreshold <= 0 {
+		cfg.MultipartThreshold = DefaultMultipartThreshold
+	}
+	if cfg.PartURLTTL <= 0 {
+		cfg.PartURLTTL = DefaultPartURLTTL
+	}
+	if cfg.Anonymous && cfg.ExpectedBucketOwner != "" {
+		return nil, errors.New("s3 store: MLFLOW_S3_EXPECTED_BUCKET_OWNER needs signed requests, not MLFLOW_EXPERIMENTAL_S3_SIGNATURE_VERSION=unsigned")
+	}
+
+	host, secure := "s3.amazonaws.com", true
+	if cfg.Endpoint != "" {
+		u, err := url.Parse(cfg.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("s3 store: MLFLOW_S3_ENDPOINT_URL=%q: want http(s)://host[:port]", cfg.Endpoint)
+		}
+		host, secure = u.Host, u.Scheme == "https"
+	}
+
+	tr, err := minio.DefaultTransport(secure)
+	if err != nil {
+		return nil, fmt.Errorf("s3 store: %w", err)
+	}
+	if tr.TLSClientConfig == nil {
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	switch {
+	case cfg.IgnoreTLS:
+		tr.TLSClientConfig.InsecureSkipVerify = true
+	case cfg.CABundle != "":
+		pem, err := os.ReadFile(cfg.CABundle)
+		if err != nil {
+			return nil, fmt.Errorf("s3 store: AWS_CA_BUNDLE: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("s3 store: AWS_CA_BUNDLE %s holds no PEM certificate", cfg.CABundle)
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	if cfg.Timeout > 0 {
+		tr.ResponseHeaderTimeout = cfg.Timeout
+	}
+
+	var creds *credentials.Credentials
+	switch {
+	case cfg.Anonymous:
+		creds = credentials.NewStatic("", "", "", credentials.SignatureAnonymous)
+	case cfg.AccessKey != "":
+		creds = credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)
+	default:
+		// The rest of the AWS chain: shared files, then IAM roles (web
+		// identity, ECS task role, EC2 instance profile).
+		creds = credentials.NewChainCredentials([]credentials.Provider{
+			&credentials.FileAWSCredentials{Profile: cfg.Profile},
+			&credentials.IAM{},
+		})
+	}
+
+	var rt http.RoundTripper = tr
+	var owner http.Header
+	if cfg.ExpectedBucketOwner != "" {
+		owner = http.Header{OwnerHeader: {cfg.ExpectedBucketOwner}}
+		rt = &ownerTransport{base: tr, owner: cfg.ExpectedBucketOwner, creds: creds}
+	}
+	if wrap != nil {
+		rt = wrap(rt)
+	}
+
+	lookup := minio.BucketLookupAuto
+	switch cfg.AddressingStyle {
+	case "path":
+		lookup = minio.BucketLookupPath
+	case "virtual":
+		lookup = minio.BucketLookupDNS
+	}
+	client, err := minio.New(host, &minio.Options{
+		Creds:        creds,
+		Secure:       secure,
+		Transport:    rt,
+		Region:       cfg.Region,
+		BucketLookup: lookup,
+		// A few quick retries of idempotent requests; a server that is
+		// down should give the client a prompt 503, not a minute's wait.
+		MaxRetries: 3,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("s3 store: %w", err)
+	}
+	s := &Store{cfg: cfg, client: client, core: minio.Core{Client: client}, owner: owner}
+	s.buffers = make(chan *[]byte, maxIdleBuffers)
+	return s, nil
+}
+
+// DriverName implements stores.Driver.
+func (s *Store) DriverName() string { return "s3" }
+
+// Bucket is the bucket behind the store.
+func (s *Store) Bucket() string { return s.cfg.Bucket }
+
+// Prefix is the key prefix behind the store ("" for the whole bucket).
+func (s *Store) Prefix() string { return s.cfg.Prefix }
+
+// objectKey is the S3 key of a store key.
+func (s *Store) objectKey(key string) string { return stores.JoinKey(s.cfg.Prefix, key) }
+
+// dirPrefix is the S3 prefix under which dir's children live.
+func (s *Store) dirPrefix(dir string) string {
+	if k := s.objectKey(dir); k != "" {
+		return k + "/"
+	}
+	return ""
+}
+
+func (s *Store) getOptions() minio.GetObjectOptions {
+	var o minio.GetObjectOptions
+	for k, v := range s.owner {
+		o.Set(k, v[0])
+	}
+	return o
+}
+
+func (s *Store) listOptions(prefix string, recursive bool) minio.ListObjectsOptions {
+	o := minio.ListObjectsOptions{Prefix: prefix, Recursive: recursive, MaxKeys: defaultPageSize}
+	for k, v := range s.owner {
+		o.Set(k, v[0])
+	}
+	return o
+}
+
+// putOptions are the options of every object write: the upload args, and
+// the owner signed in through the one pre-signing header slot minio-go's
+// PutObject has (see withHeaders).
+func (s *Store) putOptions(key string) minio.PutObjectOptions {
+	o := s.cfg.Upload.putOptions(key)
+	if s.owner != nil {
+		o.ServerSideEncryption = withHeaders{inner: o.ServerSideEncryption, h: s.owner}
+	}
+	return o
+}
+
+func (s *Store) partOptions() minio.PutObjectPartOptions {
+	o := minio.PutObjectPartOptions{SSE: s.cfg.Upload.SSEC}
+	if s.owner != nil {
+		o.CustomHeader = s.owner.Clone()
+	}
+	return o
+}
+
+func (s *Store) fail(op, key string, err error) error {
+	return fmt.Errorf("s3 %s s3://%s/%s: %w", op, s.cfg.Bucket, s.objectKey(key), classify(err))
+}
+
+// Stat implements stores.Store. A key with objects under it is a
+// directory; the root always is one.
+func (s *Store) Stat(ctx context.Context, key string) (stores.Entry, error) {
+	if key == "" {
+		return stores.Entry{IsDir: true}, nil
+	}
+	info, err := s.client.StatObject(ctx, s.cfg.Bucket, s.objectKey(key), s.getOptions())
+	if err == nil {
+		return stores.Entry{Key: key, Size: info.Size, ModTime: info.LastModified}, nil
+	}
+	err = s.fail("stat", key, err)
+	if !errors.Is(err, stores.ErrNotFound) {
+		return stores.Entry{}, err
+	}
+	isDir, derr := s.hasChildren(ctx, key)
+	if derr != nil {
+		return stores.Entry{}, derr
+	}
+	if isDir {
+		return stores.Entry{Key: key, IsDir: true}, nil
+	}
+	return stores.Entry{}, err
+}
+
+// hasChildren reports whether any object lives under key/.
+func (s *Store) hasChildren(ctx context.Context, key string) (bool, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	opts := s.listOptions(s.dirPrefix(key), true)
+	opts.MaxKeys = 1
+	ch := s.client.ListObjects(ctx, s.cfg.Bucket, opts)
+	defer drain(ch)
+	for obj := range ch {
+		if obj.Err != nil {
+			return false, s.fail("list", key, obj.Err)
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// drain empties a listing channel after its context was cancelled, so
+// minio-go's goroutine ends.
+func drain(ch <-chan minio.ObjectInfo) {
+	for range ch { //nolint:revive // draining
+	}
+}
+
+// List implements stores.Store.
+//
+// S3 lists in byte order of the full names, with directories as
+// "name/"; the store's order is by key, where a directory "a" sorts before
+// "a.txt" although "a/" sorts after it. So a page reads on past its last
+// entry just far enough to be sure that no directory whose key belongs in
+// the page is still to come (listBound). That needs S3's own order, which
+// minio-go's ListObjects channel does not keep (it sends each batch's
+// objects before its directories), hence the batch-wise listBatch.
+func (s *Store) List(ctx context.Context, dir string, page stores.ListPage) (stores.Listing, error) {
+	limit := page.Limit
+	if limit <= 0 || limit > defaultPageSize {
+		limit = defaultPageSize
+	}
+	prefix := s.dirPrefix(dir)
+	startAfter := ""
+	if page.After != "" {
+		startAfter = s.objectKey(page.After)
+	}
+	type item struct {
+		name  string // the S3 name: key, or prefix ending in "/"
+		entry stores.Entry
+	}
+	var got []stores.Entry
+	bound, token := "", ""
+	for done := false; !done; {
+		r, err := s.listBatch(ctx, prefix, startAfter, token)
+		if err != nil {
+			return stores.Listing{}, s.fail("list", dir, err)
+		}
+		items := make([]item, 0, len(r.Contents)+len(r.CommonPrefixes))
+		for _, o := range r.Contents {
+			items = append(items, item{o.Key, stores.Entry{Size: o.Size, ModTime: o.LastModified}})
+		}
+		for _, p := range r.CommonPrefixes {
+			items = append(items, item{p.Prefix, stores.Entry{IsDir: true}})
+		}
+		sort.Slice(items, func(i, j int) bool { return items[i].name < items[j].name })
+		for _, it := range items {
+			if bound != "" && it.name > bound {
+				done = true
+				break
+			}
+			name, _ := strings.CutSuffix(strings.TrimPrefix(it.name, prefix), "/")
+			if name == "" || name == "." || name == ".." || strings.Contains(name, "/") || !strings.HasPrefix(it.name, prefix) {
+				continue // a "dir/" marker object, or a name no clean key can have
+			}
+			e := it.entry
+			e.Key = stores.JoinKey(dir, name)
+			if page.After != "" && e.Key <= page.After {
+				continue
+			}
+			got = append(got, e)
+			if len(got) > limit {
+				sort.Slice(got, func(i, j int) bool { return got[i].Key < got[j].Key })
+				got = got[:limit+1]
+				bound = listBound(s.objectKey(got[limit].Key), prefix)
+			}
+		}
+		if !r.IsTruncated || r.NextContinuationToken == "" {
+			break
+		}
+		token = r.NextContinuationToken
+	}
+	sort.Slice(got, func(i, j int) bool { return got[i].Key < got[j].Key })
+	out := stores.Listing{Entries: got}
+	if len(got) > limit {
+		out.Entries = got[:limit]
+		out.NextAfter = got[limit-1].Key
+	}
+	return out, nil
+}
+
+// listBatch is one ListObjectsV2 call (delimiter "/", up to 1000 names).
+// minio-go's Core call takes no context, so it runs aside and is left to
+// finish on its own when ctx ends first; the owner header reaches it
+// through ownerTransport.
+func (s *Store) listBatch(ctx context.Context, prefix, startAfter, token string) (minio.ListBucketV2Result, error) {
+	type result struct {
+		r   minio.ListBucketV2Result
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		r, err := s.core.ListObjectsV2(s.cfg.Bucket, prefix, startAfter, token, "/", defaultPageSize)
+		ch <- result{r, err}
+	}()
+	select {
+	case res := <-ch:
+		return res.r, res.err
+	case <-ctx.Done():
+		return minio.ListBucketV2Result{}, ctx.Err()
+	}
+}
+
+// listBound is the S3 name past which no entry can still sort (by key)
+// before full, the S3 key of a listed child of prefix: only a directory
+// whose name is a prefix of full's name can, listed as name + "/".
+func listBound(full, prefix string) string {
+	name := strings.TrimPrefix(full, prefix)
+	bound := full
+	for j := 1; j <= len(name); j++ {
+		if b := prefix + name[:j] + "/"; b > bound {
+			bound = b
+		}
+	}
+	return bound
+}
+
+// Open implements stores.Store.
+func (s *Store) Open(ctx context.Context, key string, offset, length int64) (io.ReadCloser, stores.Entry, error) {
+	if key == "" {
+		return nil, stores.Entry{}, fmt.Errorf("open root: %w", stores.ErrIsDir)
+	}
+	if offset < 0 {
+		return nil, stores.Entry{}, fmt.Errorf("open %s at %d: %w", key, offset, stores.ErrInvalidRange)
+	}
+	if length == 0 {
+		e, err := s.Stat(ctx, key)
+		if err != nil {
+			return nil, e, err
+		}
+		if e.IsDir {
+			return nil, e, fmt.Errorf("open %s: %w", key, stores.ErrIsDir)
+		}
+		if offset > e.Size || (offset == e.Size && e.Size > 0) {
+			return nil, e, fmt.Errorf("open %s at %d of %d: %w", key, offset, e.Size, stores.ErrInvalidRange)
+		}
+		return io.NopCloser(strings.NewReader("")), e, nil
+	}
+	ranged := offset > 0 || length > 0
+	rc, e, err := s.get(ctx, key, offset, length, ranged)
+	if err != nil && ranged && offset == 0 && errors.Is(err, stores.ErrInvalidRange) {
+		// "bytes=0-n" of an empty object: S3 refuses, the store contract
+		// gives the (empty) object.
+		rc, e, err = s.get(ctx, key, 0, -1, false)
+	}
+	if err == nil {
+		return rc, e, nil
+	}
+	if errors.Is(err, stores.ErrNotFound) {
+		if isDir, derr := s.hasChildren(ctx, key); derr == nil && isDir {
+			return nil, stores.Entry{Key: key, IsDir: true}, fmt.Errorf("open %s: %w", key, stores.ErrIsDir)
+		}
+	}
+	return nil, e, err
+}
+
+func (s *Store) get(ctx context.Context, key string, offset, length int64, ranged bool) (io.ReadCloser, stores.Entry, error) {
+	opts := s.getOptions()
+	if ranged {
+		end := int64(0) // "bytes=offset-"
+		if length > 0 {
+			end = offset + length - 1
+		}
+		if err := opts.SetRange(offset, end); err != nil {
+			return nil, stores.Entry{}, fmt.Errorf("open %s: %v: %w", key, err, stores.ErrInvalidRange)
+		}
+	}
+	rc, info, h, err := s.core.GetObject(ctx, s.cfg.Bucket, s.objectKey(key), opts)
+	if err != nil {
+		return nil, stores.Entry{}, s.fail("get", key, err)
+	}
+	e := stores.Entry{Key: key, Size: info.Size, ModTime: info.LastModified}
+	rc = &body{rc: rc}
+	if cr := h.Get("Content-Range"); cr != "" {
+		// "bytes a-b/total"
+		if i := strings.LastIndexByte(cr, '/'); i >= 0 {
+			if total, err := strconv.ParseInt(cr[i+1:], 10, 64); err == nil {
+				e.Size = total
+			}
+		}
+	}
+	return rc, e, nil
+}
+
+// Put implements stores.Store. S3 commits an object only whole (a single
+// PUT, or a multipart upload's complete), so a failed or short upload
+// leaves nothing behind; a failed multipart upload is aborted.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	if key == "" {
+		return fmt.Errorf("put: %w: an object needs a name", stores.ErrInvalidKey)
+	}
+	opts := s.putOptions(key)
+	if size < 0 {
+		return s.putUnknown(ctx, key, r, opts)
+	}
+	if size < s.cfg.MultipartThreshold && size <= MaxSinglePut {
+		sr := &sizedReader{ctx: ctx, r: r, remaining: size}
+		_, err := s.core.PutObject(ctx, s.cfg.Bucket, s.objectKey(key), sr, size, "", "", opts)
+		return s.putErr(key, sr, size, err)
+	}
+	return s.putMultipart(ctx, key, r, size, opts, nil)
+}
+
+// putErr classifies a failed single PUT, telling a short body apart.
+func (s *Store) putErr(key string, sr *sizedReader, size int64, err error) error {
+	if sr.short {
+		return fmt.Errorf("put %s: got %d of %d bytes: %w", key, size-sr.remaining, size, stores.ErrIncomplete)
+	}
+	if sr.err != nil {
+		return fmt.Errorf("put %s: reading the upload: %w", key, sr.err)
+	}
+	if err != nil {
+		return s.fail("put", key, err)
+	}
+	return nil
+}
+
+// partsInFlight bounds the part buffers of one multipart Put: one part
+// is read from the client while the previous one uploads, so the client
+// never waits for S3 to acknowledge a part, and memory stays at two parts.
+const partsInFlight = 2
+
+// putUnknown uploads a body of unknown length: a body that fits one part
+// goes up as a single PUT, a longer one as a multipart upload.
+func (s *Store) putUnknown(ctx context.Context, key string, r io.Reader, opts minio.PutObjectOptions) error {
+	r = ctxReader{ctx: ctx, r: r}
+	partSize := partSizeFor(s.cfg.PartSize, -1)
+	first := s.getBuffer(partSize)
+	n, err := io.ReadFull(r, *first)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		s.putBuffer(first)
+		return fmt.Errorf("put %s: reading the upload: %w", key, err)
+	}
+	if int64(n) < partSize {
+		defer s.putBuffer(first)
+		_, perr := s.core.PutObject(ctx, s.cfg.Bucket, s.objectKey(key), bytes.NewReader((*first)[:n]), int64(n), "", "", opts)
+		if perr != nil {
+			return s.fail("put", key, perr)
+		}
+		return nil
+	}
+	return s.putMultipart(ctx, key, r, -1, opts, first)
+}
+
+// putMultipart uploads size bytes of r (size < 0: until EOF) as a
+// multipart upload in parts of the configured size, partsInFlight at a
+// time. first, when set, is a full first part already read. On any
+// failure the upload is aborted, so nothing is stored.
+func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, size int64, opts minio.PutObjectOptions, first *[]byte) (err error) {
+	partSize := partSizeFor(s.cfg.PartSize, size)
+	obj := s.objectKey(key)
+	id, err := s.core.NewMultipartUpload(ctx, s.cfg.Bucket, obj, opts)
+	if err != nil {
+		if first != nil {
+			s.putBuffer(first)
+		}
+		return s.fail("create multipart upload", key, err)
+	}
+	// pctx ends the reading and the other parts once one part fails.
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r = ctxReader{ctx: pctx, r: r}
+	var (
+		mu       sync.Mutex
+		firstErr error
+		parts    []minio.CompletePart
+		wg       sync.WaitGroup
+	)
+	setErr := func(e error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = e
+			cancel()
+		}
+		mu.Unlock()
+	}
+	slots := make(chan struct{}, partsInFlight)
+	var read int64
+	for part := 1; ; part++ {
+		if part > MaxParts {
+			setErr(fmt.Errorf("put %s: more than %d parts of %d bytes: %w", key, MaxParts, partSize, stores.ErrTooLarge))
+			break
+		}
+		slots <- struct{}{}
+		if pctx.Err() != nil {
+			<-slots
+			break
+		}
+		want := partSize
+		if size >= 0 {
+			want = min(partSize, size-read)
+		}
+		var buf *[]byte
+		var n int
+		if first != nil {
+			buf, n, first = first, len(*first), nil
+		} else {
+			buf = s.getBuffer(partSize)
+			var rerr error
+			n, rerr = io.ReadFull(r, (*buf)[:want])
+			var readErr error
+			switch {
+			case rerr == nil:
+			case (rerr == io.EOF || rerr == io.ErrUnexpectedEOF) && size >= 0:
+				readErr = fmt.Errorf("put %s: got %d of %d bytes: %w", key, read+int64(n), size, stores.ErrIncomplete)
+			case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+				// The end of a body of unknown length.
+			default:
+				readErr = fmt.Errorf("put %s: reading the upload: %w", key, rerr)
+			}
+			if readErr != nil || n == 0 {
+				if readErr != nil {
+					setErr(readErr)
+				}
+				s.putBuffer(buf)
+				<-slots
+				break
+			}
+		}
+		read += int64(n)
+		wg.Add(1)
+		go func(part int, buf *[]byte, n int) {
+			defer func() { s.putBuffer(buf); <-slots; wg.Done() }()
+			p, perr := s.core.PutObjectPart(pctx, s.cfg.Bucket, obj, id, part, bytes.NewReader((*buf)[:n]), int64(n), s.partOptions())
+			if perr != nil {
+				setErr(s.fail(fmt.Sprintf("upload part %d of", part), key, perr))
+				return
+			}
+			mu.Lock()
+			parts = append(parts, minio.CompletePart{PartNumber: part, ETag: p.ETag})
+			mu.Unlock()
+		}(part, buf, n)
+		if (size >= 0 && read >= size) || (size < 0 && int64(n) < partSize) {
+			break
+		}
+	}
+	wg.Wait()
+	mu.Lock()
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = ctx.Err()
+	}
+	mu.Unlock()
+	if firstErr != nil {
+		s.abortQuietly(ctx, obj, id)
+		return firstErr
+	}
+	sort.Slice(parts, func(i, j int) bool { return parts[i].PartNumber < parts[j].PartNumber })
+	if _, err := s.core.CompleteMultipartUpload(ctx, s.cfg.Bucket, obj, id, parts, opts); err != nil {
+		s.abortQuietly(ctx, obj, id)
+		return s.fail("complete multipart upload", key, err)
+	}
+	return nil
+}
+
+// maxIdleBuffers caps the part buffers a store keeps for reuse. They are
+// kept in a free list rather than a sync.Pool: the pool drops its buffers
+// at every GC, and re-allocating 10 MiB parts makes garbage that grows the
+// heap (and RSS) to several times the live data.
+const maxIdleBuffers = 4
+
+// getBuffer returns a part buffer of n bytes, reused when n is the
+// configured part size.
+func (s *Store) getBuffer(n int64) *[]byte {
+	if n == partSizeFor(s.cfg.PartSize, -1) {
+		select {
+		case b := <-s.buffers:
+			return b
+		default:
+		}
+	}
+	b := make([]byte, n)
+	return &b
+}
+
+// putBuffer hands a part buffer back for reuse.
+func (s *Store) putBuffer(b *[]byte) {
+	if int64(len(*b)) == partSizeFor(s.cfg.PartSize, -1) {
+		select {
+		case s.buffers <- b:
+		default:
+		}
+	}
+}
+
+// abortQuietly aborts a failed upload even when ctx is done; the upload's
+// own error is what the caller reports.
+func (s *Store) abortQuietly(ctx context.Context, obj, id string) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	defer cancel()
+	_ = s.core.AbortMultipartUpload(actx, s.cfg.Bucket, obj, id)
+}
+
+// Delete implements stores.Store: the object at key and every object
+// under key/ (not, unlike upstream's prefix delete, "keyX" siblings).
+// Deleting the root empties the prefix (or the bucket).
+func (s *Store) Delete(ctx context.Context, key string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	objs := make(chan minio.ObjectInfo)
+	var listErr error
+	go func() {
+		defer close(objs)
+		send := func(o minio.ObjectInfo) bool {
+			select {
+			case objs <- o:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		if key != "" && !send(minio.ObjectInfo{Key: s.objectKey(key)}) {
+			return
+		}
+		ch := s.client.ListObjects(ctx, s.cfg.Bucket, s.listOptions(s.dirPrefix(key), true))
+		defer drain(ch)
+		for o := range ch {
+			if o.Err != nil {
+				listErr = o.Err
+				return
+			}
+			if !send(minio.ObjectInfo{Key: o.Key}) {
+				return
+			}
+		}
+	}()
+	var first error
+	for e := range s.client.RemoveObjects(ctx, s.cfg.Bucket, objs, minio.RemoveObjectsOptions{}) {
+		if e.Err == nil || errors.Is(classify(e.Err), stores.ErrNotFound) {
+			continue
+		}
+		if first == nil {
+			first = fmt.Errorf("s3 delete s3://%s/%s: %w", s.cfg.Bucket, e.ObjectName, classify(e.Err))
+		}
+	}
+	cancel()
+	for range objs { //nolint:revive // wait for the lister to finish
+	}
+	if first != nil {
+		return first
+	}
+	if listErr != nil {
+		return s.fail("list for delete", key, listErr)
+	}
+	return nil
+}
+
+// sizedReader delivers exactly remaining bytes of r and notes a body that
+// ends early (short) or fails (err), so the upload fails rather than
+// committing a prefix.
+type sizedReader struct {
+	ctx       context.Context
+	r         io.Reader
+	remaining int64
+	short     bool
+	err       error
+}
+
+func (s *sizedReader) Read(p []byte) (int, error) {
+	if s.remaining <= 0 {
+		return 0, io.EOF
+	}
+	if err := s.ctx.Err(); err != nil {
+		s.err = err
+		return 0, err
+	}
+	if int64(len(p)) > s.remaining {
+		p = p[:s.remaining]
+	}
+	n, err := s.r.Read(p)
+	s.remaining -= int64(n)
+	switch {
+	case err == io.EOF && s.remaining > 0:
+		s.short = true
+		return n, fmt.Errorf("upload body ended %d bytes early: %w", s.remaining, stores.ErrIncomplete)
+	case err == io.EOF:
+		return n, io.EOF
+	case err != nil:
+		s.err = err
+	}
+	return n, err
+}
+
+// ctxReader stops reading once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// copyBufferSize is the chunk a download is copied in: large enough that
+// a copy into the HTTP server's small write buffer goes straight to the
+// socket in few system calls.
+const copyBufferSize = 256 << 10
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
+
+// body is an S3 response body whose WriteTo copies in large chunks (the
+// HTTP layer's default copy would use its own 4 KiB buffer).
+type body struct{ rc io.ReadCloser }
+
+func (b *body) Read(p []byte) (int, error) { return b.rc.Read(p) }
+func (b *body) Close() error               { return b.rc.Close() }
+
+// WriteTo implements io.WriterTo.
+func (b *body) WriteTo(w io.Writer) (int64, error) {
+	bufp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bufp)
+	return io.CopyBuffer(writerOnly{w}, b.rc, *bufp)
+}
+
+// writerOnly hides a writer's ReadFrom so io.CopyBuffer uses our buffer.
+type writerOnly struct{ io.Writer }

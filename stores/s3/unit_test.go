@@ -1,0 +1,358 @@
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/signer"
+
+	"github.com/ferryml/ferry/stores"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	t.Parallel()
+	u, _ := url.Parse("s3://bucket/some/prefix/")
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string
+		check   func(t *testing.T, c Config)
+	}{
+		{name: "defaults", env: nil, check: func(t *testing.T, c Config) {
+			if c.Bucket != "bucket" || c.Prefix != "some/prefix" {
+				t.Errorf("bucket/prefix = %q/%q", c.Bucket, c.Prefix)
+			}
+			if c.AddressingStyle != "auto" || c.MultipartThreshold != 500<<20 || c.PartSize != 10<<20 || c.Timeout != 0 || c.IgnoreTLS {
+				t.Errorf("defaults wrong: %+v", c)
+			}
+		}},
+		{name: "all set", env: map[string]string{
+			"MLFLOW_S3_ENDPOINT_URL":                    "http://127.0.0.1:9000",
+			"MLFLOW_S3_IGNORE_TLS":                      "TRUE",
+			"AWS_DEFAULT_REGION":                        "eu-west-1",
+			"AWS_REGION":                                "eu-central-1",
+			"AWS_ACCESS_KEY_ID":                         "ak",
+			"AWS_SECRET_ACCESS_KEY":                     "sk",
+			"AWS_SESSION_TOKEN":                         "tok",
+			"MLFLOW_S3_EXPECTED_BUCKET_OWNER":           " 123456789012 ",
+			"MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE":       "Path",
+			"MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT":   "30",
+			"MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE": "1048576",
+			"MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE":        "6291456",
+			"MLFLOW_S3_UPLOAD_EXTRA_ARGS":               `{"ServerSideEncryption":"aws:kms","SSEKMSKeyId":"1234"}`,
+		}, check: func(t *testing.T, c Config) {
+			want := Config{Endpoint: "http://127.0.0.1:9000", IgnoreTLS: true, Region: "eu-central-1",
+				AccessKey: "ak", SecretKey: "sk", SessionToken: "tok", ExpectedBucketOwner: "123456789012",
+				AddressingStyle: "path", Timeout: 30 * time.Second, MultipartThreshold: 1 << 20, PartSize: 6 << 20}
+			got := c
+			got.Bucket, got.Prefix, got.Upload, got.PartURLTTL = "", "", UploadArgs{}, 0
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("got %+v\nwant %+v", got, want)
+			}
+			if c.Upload.Opts.ServerSideEncryption == nil || c.Upload.Opts.ServerSideEncryption.Type() != "KMS" {
+				t.Errorf("SSE-KMS not parsed: %+v", c.Upload)
+			}
+		}},
+		{name: "bad bool", env: map[string]string{"MLFLOW_S3_IGNORE_TLS": "yes"}, wantErr: "MLFLOW_S3_IGNORE_TLS"},
+		{name: "bad style", env: map[string]string{"MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE": "dns"}, wantErr: "ADDRESSING_STYLE"},
+		{name: "bad timeout", env: map[string]string{"MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT": "1m"}, wantErr: "TIMEOUT"},
+		{name: "negative timeout means none", env: map[string]string{"MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT": "-1"}, check: func(t *testing.T, c Config) {
+			if c.Timeout != 0 {
+				t.Errorf("timeout %v", c.Timeout)
+			}
+		}},
+		{name: "bad chunk", env: map[string]string{"MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE": "0"}, wantErr: "CHUNK_SIZE"},
+		{name: "bad extra args json", env: map[string]string{"MLFLOW_S3_UPLOAD_EXTRA_ARGS": `[1]`}, wantErr: "not a JSON object"},
+		{name: "unsupported extra arg", env: map[string]string{"MLFLOW_S3_UPLOAD_EXTRA_ARGS": `{"Bogus":"x"}`}, wantErr: "Bogus is not supported"},
+		{name: "unsigned", env: map[string]string{"MLFLOW_EXPERIMENTAL_S3_SIGNATURE_VERSION": "unsigned"}, check: func(t *testing.T, c Config) {
+			if !c.Anonymous {
+				t.Error("not anonymous")
+			}
+		}},
+		{name: "several problems at once", env: map[string]string{"MLFLOW_S3_IGNORE_TLS": "x", "MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE": "-5"}, wantErr: "CHUNK_SIZE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := ConfigFromEnv(u, env(tt.env))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one mentioning %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+	if _, err := ConfigFromEnv(&url.URL{Scheme: "s3"}, env(nil)); err == nil {
+		t.Error("s3:// without a bucket accepted")
+	}
+}
+
+func TestParseUploadArgs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		args    map[string]any
+		wantErr string
+		headers map[string]string // expected request headers for key "x/model.tar.gz"
+	}{
+		{name: "kms", args: map[string]any{"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "key-1"},
+			headers: map[string]string{"X-Amz-Server-Side-Encryption": "aws:kms", "X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id": "key-1",
+				"Content-Type": "application/x-tar", "Content-Encoding": "gzip"}},
+		{name: "aes", args: map[string]any{"ServerSideEncryption": "AES256"},
+			headers: map[string]string{"X-Amz-Server-Side-Encryption": "AES256"}},
+		{name: "acl metadata tagging content type", args: map[string]any{
+			"ACL": "bucket-owner-full-control", "Metadata": map[string]any{"team": "ml"}, "Tagging": "a=1&b=2",
+			"ContentType": "application/octet-stream", "CacheControl": "no-cache", "StorageClass": "STANDARD_IA"},
+			headers: map[string]string{"X-Amz-Acl": "bucket-owner-full-control", "X-Amz-Meta-Team": "ml",
+				"X-Amz-Tagging": "a=1&b=2", "Content-Type": "application/octet-stream", "Cache-Control": "no-cache",
+				"X-Amz-Storage-Class": "STANDARD_IA"}},
+		{name: "kms key without sse", args: map[string]any{"SSEKMSKeyId": "k"}, wantErr: "needs ServerSideEncryption aws:kms"},
+		{name: "bad sse", args: map[string]any{"ServerSideEncryption": "rot13"}, wantErr: "want AES256 or aws:kms"},
+		{name: "unknown", args: map[string]any{"RequestPayer": "requester"}, wantErr: "RequestPayer is not supported"},
+		{name: "wrong type", args: map[string]any{"ACL": 3.0}, wantErr: "want a string"},
+		{name: "ssec needs algorithm", args: map[string]any{"SSECustomerKey": strings.Repeat("k", 32)}, wantErr: "SSECustomerAlgorithm"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			a, err := ParseUploadArgs(tt.args)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := a.putOptions("x/model.tar.gz").Header()
+			for k, v := range tt.headers {
+				if got := h.Get(k); got != v {
+					t.Errorf("header %s = %q, want %q (all: %v)", k, got, v, h)
+				}
+			}
+		})
+	}
+}
+
+func TestPartSizeFor(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		configured, size, want int64
+	}{
+		{10 << 20, 1 << 30, 10 << 20},
+		{1 << 20, 100 << 20, MinPartSize},    // raised to S3's minimum
+		{10 << 20, 200 << 30, 21 << 20},      // 200 GiB needs > 20 MiB parts to stay within 10,000
+		{10 << 20, -1, 10 << 20},             // unknown size
+		{10 << 30, 1 << 40, MaxPartSize},     // capped at 5 GiB
+		{10 << 20, 100000 << 20, 10 << 20},   // exactly 10,000 parts
+		{10 << 20, 100000<<20 + 1, 11 << 20}, // one byte more
+		{6 << 20, 0, 6 << 20},
+	}
+	for _, tt := range tests {
+		got := partSizeFor(tt.configured, tt.size)
+		if got != tt.want {
+			t.Errorf("partSizeFor(%d, %d) = %d, want %d", tt.configured, tt.size, got, tt.want)
+		}
+		if tt.size > 0 && (tt.size+got-1)/got > MaxParts && got < MaxPartSize {
+			t.Errorf("partSizeFor(%d, %d) = %d needs more than %d parts", tt.configured, tt.size, got, MaxParts)
+		}
+	}
+}
+
+func TestListBound(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ full, prefix, want string }{
+		{"p/b", "p/", "p/b/"},
+		{"p/a.txt", "p/", "p/a/"}, // a directory "a" (listed as "a/") sorts before "a.txt"
+		{"p/a-b-c", "p/", "p/a/"},
+		{"p/zz", "p/", "p/zz/"},
+		{"a.b", "", "a/"},
+	}
+	for _, tt := range tests {
+		if got := listBound(tt.full, tt.prefix); got != tt.want {
+			t.Errorf("listBound(%q, %q) = %q, want %q", tt.full, tt.prefix, got, tt.want)
+		}
+	}
+}
+
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	resp := func(code string, status int) error {
+		return minio.ErrorResponse{Code: code, StatusCode: status, Message: "msg " + code}
+	}
+	tests := []struct {
+		name string
+		err  error
+		want error // nil: no sentinel
+	}{
+		{"no such key", resp("NoSuchKey", 404), stores.ErrNotFound},
+		{"no such bucket", resp("NoSuchBucket", 404), stores.ErrNotFound},
+		{"no such upload", resp("NoSuchUpload", 404), stores.ErrNotFound},
+		{"access denied", resp("AccessDenied", 403), stores.ErrPermission},
+		{"bad key id", resp("InvalidAccessKeyId", 403), stores.ErrPermission},
+		{"bad signature", resp("SignatureDoesNotMatch", 403), stores.ErrPermission},
+		{"range", resp("InvalidRange", 416), stores.ErrInvalidRange},
+		{"too large", resp("EntityTooLarge", 400), stores.ErrTooLarge},
+		{"internal", resp("InternalError", 500), stores.ErrUnavailable},
+		{"slow down", resp("SlowDown", 503), stores.ErrUnavailable},
+		{"unknown 5xx", resp("Weird", 502), stores.ErrUnavailable},
+		{"unknown 4xx", resp("InvalidPart", 400), nil},
+		{"refused", &url.Error{Op: "Put", URL: "http://x", Err: &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}}, stores.ErrUnavailable},
+		{"reset", fmt.Errorf("x: %w", syscall.ECONNRESET), stores.ErrUnavailable},
+		{"unexpected eof", io.ErrUnexpectedEOF, stores.ErrUnavailable},
+		{"already classified", fmt.Errorf("x: %w", stores.ErrIncomplete), stores.ErrIncomplete},
+		{"canceled", context.Canceled, context.Canceled},
+		{"plain", errors.New("plain"), nil},
+	}
+	sentinels := []error{stores.ErrNotFound, stores.ErrPermission, stores.ErrInvalidRange, stores.ErrTooLarge,
+		stores.ErrUnavailable, stores.ErrIncomplete}
+	for _, tt := range tests {
+		got := classify(tt.err)
+		if !errors.Is(got, tt.err) {
+			t.Errorf("%s: classify lost the original error: %v", tt.name, got)
+		}
+		for _, s := range sentinels {
+			if want := s == tt.want; errors.Is(got, s) != want {
+				t.Errorf("%s: errors.Is(%v, %v) = %v, want %v", tt.name, got, s, !want, want)
+			}
+		}
+		if tt.want != nil && !errors.Is(got, tt.want) {
+			t.Errorf("%s: %v does not wrap %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestHeaderSignedAndScope(t *testing.T) {
+	t.Parallel()
+	auth := "AWS4-HMAC-SHA256 Credential=AKIA/20250101/eu-west-3/s3/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-expected-bucket-owner, Signature=abc"
+	req, _ := http.NewRequest(http.MethodGet, "http://h/b/k", nil)
+	req.Header.Set("Authorization", auth)
+	if !headerSigned(req, OwnerHeader) {
+		t.Error("owner header not found in SignedHeaders")
+	}
+	if headerSigned(req, "x-amz-acl") {
+		t.Error("x-amz-acl reported signed")
+	}
+	if got := scopeRegion(auth); got != "eu-west-3" {
+		t.Errorf("scopeRegion = %q", got)
+	}
+	if got := scopeRegion("AWS4-HMAC-SHA256 Signature=x"); got != "" {
+		t.Errorf("scopeRegion without scope = %q", got)
+	}
+}
+
+func TestGuessType(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ key, ct, enc string }{
+		{"a/model.json", "application/json", ""},
+		{"a/data.tar.gz", "application/x-tar", "gzip"},
+		{"a/noext", "", ""},
+		{"a/x.json.bz2", "application/json", "bzip2"},
+	}
+	for _, tt := range tests {
+		ct, enc := guessType(tt.key)
+		if ct != tt.ct || enc != tt.enc {
+			t.Errorf("guessType(%q) = %q, %q; want %q, %q", tt.key, ct, enc, tt.ct, tt.enc)
+		}
+	}
+}
+
+type captureRT struct{ got *http.Request }
+
+func (c *captureRT) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.got = r
+	return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r}, nil
+}
+
+// TestOwnerTransport checks the re-signing fallback on its own: requests
+// that lack the owner get it signed in; chunk-signed uploads that lack it
+// are refused rather than sent unchecked; signed ones pass untouched.
+func TestOwnerTransport(t *testing.T) {
+	t.Parallel()
+	creds := credentials.NewStaticV4("AKIDEXAMPLE", "secret", "")
+	sign := func(payload string, withOwner bool) *http.Request {
+		r, _ := http.NewRequest(http.MethodDelete, "http://127.0.0.1:9/bucket/key?uploadId=1", nil)
+		r.Header.Set("X-Amz-Content-Sha256", payload)
+		if withOwner {
+			r.Header.Set(OwnerHeader, "111122223333")
+		}
+		return signer.SignV4(*r, "AKIDEXAMPLE", "secret", "", "eu-west-1")
+	}
+	emptySHA := "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	tests := []struct {
+		name       string
+		req        *http.Request
+		wantErr    string
+		wantResign bool
+	}{
+		{"no owner: signed in", sign(emptySHA, false), "", true},
+		{"unsigned payload: signed in", sign("UNSIGNED-PAYLOAD", false), "", true},
+		{"already signed: untouched", sign(emptySHA, true), "", false},
+		{"chunk-signed upload without owner: refused", sign("STREAMING-AWS4-HMAC-SHA256-PAYLOAD", false), "chains its signature", false},
+		{"owner added after signing: signed in", func() *http.Request {
+			r := sign(emptySHA, false)
+			r.Header.Set(OwnerHeader, "111122223333")
+			return r
+		}(), "", true},
+		{"not SigV4: refused", func() *http.Request {
+			r, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:9/b/k", nil)
+			return r
+		}(), "not SigV4-signed", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			base := &captureRT{}
+			resigned := 0
+			tr := &ownerTransport{base: base, owner: "111122223333", creds: creds, resigned: func() { resigned++ }}
+			before := tt.req.Header.Get("Authorization")
+			_, err := tr.RoundTrip(tt.req)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || base.got != nil {
+					t.Fatalf("err = %v, sent = %v; want %q and nothing sent", err, base.got != nil, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (resigned == 1) != tt.wantResign {
+				t.Fatalf("re-signed %d times; want %v", resigned, tt.wantResign)
+			}
+			got := base.got
+			if got.Header.Get(OwnerHeader) != "111122223333" || !headerSigned(got, OwnerHeader) {
+				t.Fatalf("sent without a signed owner: %v", got.Header)
+			}
+			if scopeRegion(got.Header.Get("Authorization")) != "eu-west-1" {
+				t.Fatalf("region changed: %s", got.Header.Get("Authorization"))
+			}
+			if tt.req.Header.Get("Authorization") != before {
+				t.Fatal("the caller's request was modified")
+			}
+			// (That the new signature verifies is shown by the servers:
+			// TestExpectedOwnerOnEveryRequest and TestExpectedOwnerEnforced
+			// send re-signed requests to MinIO and versitygw.)
+		})
+	}
+}
