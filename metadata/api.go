@@ -94,7 +94,10 @@ func (a *API) Register(r fiber.Router) {
 		g.Patch("/logged-models/:model_id/tags", a.setLoggedModelTags)
 		g.Delete("/logged-models/:model_id/tags/:tag_key", a.deleteLoggedModelTag)
 		g.Post("/logged-models/:model_id/params", a.logLoggedModelParams)
+		g.Get("/logged-models/:model_id/artifacts/directories", a.listLoggedModelArtifacts)
 		g.Get("/artifacts/list", a.listArtifacts)
+		g.Get("/metrics/get-history-bulk-interval", a.getMetricHistoryBulkInterval)
+		g.Post("/runs/log-model", a.logModel)
 	}
 }
 

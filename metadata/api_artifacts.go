@@ -88,7 +88,15 @@ func (a *API) listArtifacts(c *fiber.Ctx) error {
 	if err != nil {
 		return a.send(c, nil, err)
 	}
-	root := ri.ArtifactURI
+	return a.sendListing(c, ri.ArtifactURI, rel)
+}
+
+// sendListing answers {"root_uri", "files"} for the directory rel
+// (already checked with stores.SafePath) under an artifact root: a
+// proxied root through the artifacts destination, another one through
+// its own store.
+func (a *API) sendListing(c *fiber.Ctx, root, rel string) error {
+	ctx := c.UserContext()
 	destKey, proxied, werr := a.proxiedRoot(root)
 	if werr != nil {
 		return a.send(c, nil, werr)
@@ -139,4 +147,50 @@ func (a *API) listArtifacts(c *fiber.Ctx) error {
 		resp["files"] = files
 	}
 	return c.JSON(resp)
+}
+
+// listLoggedModelArtifacts is GET logged-models/{model_id}/artifacts/
+// directories: like artifacts/list, under the model's artifact location,
+// with the directory in artifact_directory_path. page_token is accepted
+// and ignored (the whole directory is one page, as for runs).
+func (a *API) listLoggedModelArtifacts(c *fiber.Ctx) error {
+	id := c.Params("model_id")
+	if werr := checkText("model_id", id); werr != nil {
+		return wire.Send(c, werr)
+	}
+	p, werr := readParams(c)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	rel, werr := p.str("artifact_directory_path")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	if rel != "" {
+		k, err := stores.SafePath(rel)
+		if err != nil {
+			return wire.Send(c, &wire.Error{Code: wire.InvalidParameterValue, Message: "Invalid path", Cause: err})
+		}
+		rel = k
+	}
+	if _, werr := p.str("page_token"); werr != nil {
+		return wire.Send(c, werr)
+	}
+	ctx := c.UserContext()
+	var m *LoggedModel
+	err := a.db.read(ctx, func(tx *tx) error {
+		var (
+			err   error
+			stage string
+		)
+		m, stage, err = scanLoggedModel(tx.queryRow(ctx, "SELECT "+loggedModelColumns+" FROM logged_models WHERE model_id = ?", id))
+		if isNoRows(err) || (err == nil && (m.Info.ModelID != id || stage == "deleted")) {
+			return loggedModelNotFound(id)
+		}
+		return err
+	})
+	if err != nil {
+		return a.send(c, nil, err)
+	}
+	return a.sendListing(c, m.Info.ArtifactURI, rel)
 }

@@ -88,6 +88,16 @@ func validateMetric(path string, m metricIn) *wire.Error {
 	if err := validateEntityKey(path+"name", "Metric name", m.Key); err != nil {
 		return err
 	}
+	if m.ModelID != "" {
+		for _, ck := range []struct {
+			f, v string
+			n    int
+		}{{"model_id", m.ModelID, 36}, {"dataset_name", m.DatasetName, 500}, {"dataset_digest", m.DatasetDigest, 36}} {
+			if werr := checkLen(path+ck.f, ck.v, ck.n); werr != nil {
+				return werr
+			}
+		}
+	}
 	if m.Timestamp < 0 {
 		return wire.Errorf(wire.InvalidParameterValue,
 			"Invalid value %d for parameter '%stimestamp' supplied: metric %s (value=%s). Timestamp must be a nonnegative long (64-bit integer) ",
@@ -119,10 +129,17 @@ func readMetric(p *params) (metricIn, *wire.Error) {
 	if m.Step, _, werr = p.int64Field("step"); werr != nil {
 		return m, werr
 	}
-	for _, f := range []string{"model_id", "dataset_name", "dataset_digest", "run_id"} {
-		if _, werr = p.str(f); werr != nil {
-			return m, werr
-		}
+	if m.ModelID, werr = p.str("model_id"); werr != nil {
+		return m, werr
+	}
+	if m.DatasetName, werr = p.str("dataset_name"); werr != nil {
+		return m, werr
+	}
+	if m.DatasetDigest, werr = p.str("dataset_digest"); werr != nil {
+		return m, werr
+	}
+	if _, werr = p.str("run_id"); werr != nil {
+		return m, werr
 	}
 	return m, nil
 }
@@ -499,8 +516,15 @@ func (a *API) logMetric(c *fiber.Ctx) error {
 		return wire.Send(c, werr)
 	}
 	ctx := c.UserContext()
-	err := a.writeActiveRun(ctx, id, func(tx *tx) error {
-		return logMetrics(ctx, tx, id, []metricIn{m})
+	err := a.db.write(ctx, func(tx *tx) error {
+		ri, err := activeRun(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if err := logMetrics(ctx, tx, id, []metricIn{m}); err != nil {
+			return err
+		}
+		return logModelMetrics(ctx, tx, ri, []metricIn{m})
 	})
 	return a.send(c, fiber.Map{}, err)
 }
@@ -596,7 +620,11 @@ func (a *API) logBatch(c *fiber.Ctx) error {
 		}
 	}
 	ctx := c.UserContext()
-	err := a.writeActiveRun(ctx, id, func(tx *tx) error {
+	err := a.db.write(ctx, func(tx *tx) error {
+		ri, err := activeRun(ctx, tx, id)
+		if err != nil {
+			return err
+		}
 		if len(ps) > 0 {
 			if err := logParams(ctx, tx, id, ps, false); err != nil {
 				return err
@@ -604,6 +632,9 @@ func (a *API) logBatch(c *fiber.Ctx) error {
 		}
 		if len(metrics) > 0 {
 			if err := logMetrics(ctx, tx, id, metrics); err != nil {
+				return err
+			}
+			if err := logModelMetrics(ctx, tx, ri, metrics); err != nil {
 				return err
 			}
 		}

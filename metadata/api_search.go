@@ -190,16 +190,85 @@ func fillRuns(ctx context.Context, tx *tx, runs []*Run) error {
 			return err
 		}
 	}
+	return fillRunsIO(ctx, tx, runs, byID, ids)
+}
+
+// fillRunsIO batch-loads the inputs and outputs of runs (three queries
+// per 500 runs instead of three per run); ordering as runInputs and
+// runOutputs.
+func fillRunsIO(ctx context.Context, tx *tx, runs []*Run, byID map[string]*Run, ids []string) error {
 	for _, r := range runs {
-		var err error
-		if r.Inputs, err = runInputs(ctx, tx, r.Info.RunID); err != nil {
-			return err
-		}
-		if r.Outputs, err = runOutputs(ctx, tx, r.Info.RunID); err != nil {
+		r.Inputs, r.Outputs = &RunInputs{}, &RunOutputs{}
+	}
+	type dsRef struct {
+		run *Run
+		idx int
+	}
+	byInput := map[string]dsRef{}
+	var inputIDs []string
+	err := inChunks(ctx, tx, ids, `SELECT i.destination_id, i.input_uuid, d.name, d.digest, d.dataset_source_type, d.dataset_source, d.dataset_schema, d.dataset_profile
+FROM inputs i JOIN datasets d ON d.dataset_uuid = i.source_id
+WHERE i.source_type = 'DATASET' AND i.destination_type = 'RUN' AND i.destination_id IN `, " ORDER BY i.destination_id, d.name, d.digest",
+		func(rows *sql.Rows) error {
+			var (
+				id, u           string
+				di              DatasetInput
+				schemaJSON, pro sql.NullString
+			)
+			if err := rows.Scan(&id, &u, &di.Dataset.Name, &di.Dataset.Digest, &di.Dataset.SourceType, &di.Dataset.Source, &schemaJSON, &pro); err != nil {
+				return err
+			}
+			r := byID[id]
+			if r == nil {
+				return nil
+			}
+			di.Dataset.Schema, di.Dataset.Profile = schemaJSON.String, pro.String
+			byInput[u] = dsRef{run: r, idx: len(r.Inputs.DatasetInputs)}
+			inputIDs = append(inputIDs, u)
+			r.Inputs.DatasetInputs = append(r.Inputs.DatasetInputs, di)
+			return nil
+		})
+	if err != nil {
+		return err
+	}
+	if len(inputIDs) > 0 {
+		err = inChunks(ctx, tx, inputIDs, "SELECT input_uuid, name, value FROM input_tags WHERE input_uuid IN ", " ORDER BY input_uuid, name",
+			func(rows *sql.Rows) error {
+				var u string
+				var kv KeyValue
+				if err := rows.Scan(&u, &kv.Key, &kv.Value); err != nil {
+					return err
+				}
+				if ref, ok := byInput[u]; ok {
+					di := &ref.run.Inputs.DatasetInputs[ref.idx]
+					di.Tags = append(di.Tags, kv)
+				}
+				return nil
+			})
+		if err != nil {
 			return err
 		}
 	}
-	return nil
+	return inChunks(ctx, tx, ids, `SELECT source_type, source_id, destination_id, step FROM inputs
+WHERE ((source_type = 'RUN_INPUT' AND destination_type = 'MODEL_INPUT') OR (source_type = 'RUN_OUTPUT' AND destination_type = 'MODEL_OUTPUT')) AND source_id IN `,
+		" ORDER BY source_id, step, destination_id",
+		func(rows *sql.Rows) error {
+			var st, id, model string
+			var step sql.NullInt64
+			if err := rows.Scan(&st, &id, &model, &step); err != nil {
+				return err
+			}
+			r := byID[id]
+			if r == nil {
+				return nil
+			}
+			if st == "RUN_INPUT" {
+				r.Inputs.ModelInputs = append(r.Inputs.ModelInputs, ModelInput{ModelID: model})
+			} else {
+				r.Outputs.ModelOutputs = append(r.Outputs.ModelOutputs, ModelOutput{ModelID: model, Step: step.Int64})
+			}
+			return nil
+		})
 }
 
 // inChunks runs prefix + (?, ...) + suffix for ids in chunks of 500 and

@@ -8,6 +8,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/ferryml/ferry/metadata/schema"
 	"github.com/ferryml/ferry/proxy/wire"
@@ -345,6 +346,9 @@ type metricIn struct {
 	Value     float64
 	Timestamp int64
 	Step      int64
+	// ModelID, when set, also logs the value as a metric of that logged
+	// model (logged_model_metrics), with the optional dataset fields.
+	ModelID, DatasetName, DatasetDigest string
 }
 
 // logMetrics appends metrics (exact duplicates, in the request or in the
@@ -378,19 +382,29 @@ func logMetrics(ctx context.Context, tx *tx, runID string, ms []metricIn) error 
 		rows = append(rows, r)
 	}
 	k, ts := tx.d.Quote("key"), tx.d.Quote("timestamp")
-	ins := "INSERT INTO metrics (" + k + ", value, " + ts + ", run_uuid, step, is_nan) VALUES (?, ?, ?, ?, ?, ?)"
-	switch tx.d {
-	case schema.MySQL:
-		ins += " ON DUPLICATE KEY UPDATE run_uuid = run_uuid"
-	default:
-		ins += " ON CONFLICT DO NOTHING"
+	// Multi-row inserts (100 rows a statement) keep a 1000-metric batch
+	// to a handful of round trips on PostgreSQL and MySQL.
+	const perInsert = 100
+	for off := 0; off < len(rows); off += perInsert {
+		chunk := rows[off:min(off+perInsert, len(rows))]
+		q := "INSERT INTO metrics (" + k + ", value, " + ts + ", run_uuid, step, is_nan) VALUES " +
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", len(chunk)), ", ")
+		if tx.d == schema.MySQL {
+			q += " ON DUPLICATE KEY UPDATE run_uuid = run_uuid"
+		} else {
+			q += " ON CONFLICT DO NOTHING"
+		}
+		args := make([]any, 0, 6*len(chunk))
+		for _, r := range chunk {
+			args = append(args, r.key, r.value, r.timestamp, runID, r.step, r.isNaN)
+		}
+		if _, err := tx.exec(ctx, q, args...); err != nil {
+			return err
+		}
 	}
 	latest := map[string]row{}
 	var order []string
 	for _, r := range rows {
-		if _, err := tx.exec(ctx, ins, r.key, r.value, r.timestamp, runID, r.step, r.isNaN); err != nil {
-			return err
-		}
 		cur, ok := latest[r.key]
 		if !ok {
 			order = append(order, r.key)
@@ -400,22 +414,48 @@ func logMetrics(ctx context.Context, tx *tx, runID string, ms []metricIn) error 
 		}
 	}
 	sort.Strings(order)
+	// The current latest values of all keys in one query per 500 keys.
+	type cur struct {
+		step, stamp int64
+		value       float64
+	}
+	existing := map[string]cur{}
+	for off := 0; off < len(order); off += 500 {
+		chunk := order[off:min(off+500, len(order))]
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, runID)
+		for _, key := range chunk {
+			args = append(args, key)
+		}
+		res, err := tx.query(ctx, "SELECT "+k+", step, "+ts+", value FROM latest_metrics WHERE run_uuid = ? AND "+k+" IN ("+
+			strings.TrimSuffix(strings.Repeat("?, ", len(chunk)), ", ")+")", args...)
+		if err != nil {
+			return err
+		}
+		for res.Next() {
+			var key string
+			var step, stamp sql.NullInt64
+			var value float64
+			if err := res.Scan(&key, &step, &stamp, &value); err != nil {
+				res.Close()
+				return err
+			}
+			existing[key] = cur{step: step.Int64, stamp: stamp.Int64, value: value} // exact keys only (MySQL matches case variants)
+		}
+		if err := res.Close(); err != nil {
+			return err
+		}
+	}
 	for _, key := range order {
 		r := latest[key]
-		var (
-			step, stamp sql.NullInt64
-			value       float64
-		)
-		err := tx.queryRow(ctx, "SELECT step, "+ts+", value FROM latest_metrics WHERE run_uuid = ? AND "+exactEq(tx.d, "key"), runID, key).Scan(&step, &stamp, &value)
+		c, ok := existing[key]
 		switch {
-		case isNoRows(err):
+		case !ok:
 			if _, err := tx.exec(ctx, "INSERT INTO latest_metrics ("+k+", value, "+ts+", step, is_nan, run_uuid) VALUES (?, ?, ?, ?, ?, ?)",
 				r.key, r.value, r.timestamp, r.step, r.isNaN, runID); err != nil {
 				return err
 			}
-		case err != nil:
-			return err
-		case greaterMetric(r.step, r.timestamp, r.value, step.Int64, stamp.Int64, value):
+		case greaterMetric(r.step, r.timestamp, r.value, c.step, c.stamp, c.value):
 			if _, err := tx.exec(ctx, "UPDATE latest_metrics SET value = ?, "+ts+" = ?, step = ?, is_nan = ? WHERE run_uuid = ? AND "+exactEq(tx.d, "key"),
 				r.value, r.timestamp, r.step, r.isNaN, runID, r.key); err != nil {
 				return err
