@@ -43,9 +43,13 @@ const TempPrefix = ".ferry-upload-"
 // defaultPageSize is the listing page size when the caller sets none.
 const defaultPageSize = 1000
 
-// copyBufferSize is the chunk size of an upload; a few hundred KiB keeps
-// syscalls few without making concurrent uploads expensive in memory.
-const copyBufferSize = 256 << 10
+// copyBufferSize is the size of an upload's writes: Put fills the buffer
+// before each write (see copyFull). Measured on ext4 (test/bench/transfer,
+// 1 GiB, alternating rounds), 1 MiB writes halve the server's CPU time per
+// GiB against 256 KiB ones (about 0.8 s instead of 1.5 s, nearly all of it
+// system time in the page cache) and raise upload throughput by 20–40%;
+// larger buffers gained nothing stable. One buffer per upload in flight.
+const copyBufferSize = 1 << 20
 
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
 
@@ -250,7 +254,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (e
 	}
 
 	bufp := copyBuffers.Get().(*[]byte)
-	n, err := io.CopyBuffer(&writeBehind{f: f}, ctxReader{ctx: ctx, r: r}, *bufp)
+	n, err := copyFull(&writeBehind{f: f}, ctxReader{ctx: ctx, r: r}, *bufp)
 	copyBuffers.Put(bufp)
 	if err != nil {
 		return fmt.Errorf("put %s after %d bytes: %w", key, n, err)
@@ -520,13 +524,53 @@ func randomSuffix() string {
 // kernel is asked to start writing it out.
 const writeBehindChunk = 8 << 20
 
+// copyFull copies r to w through buf and returns the bytes written. Unlike
+// io.CopyBuffer it fills buf before each write, so every write but the
+// last is len(buf) bytes at a multiple of len(buf), however little each
+// Read returns (a socket hands over whatever has arrived). Few, large,
+// aligned writes are what makes the page cache cheap (see copyBufferSize).
+func copyFull(w io.Writer, r io.Reader, buf []byte) (int64, error) {
+	var written int64
+	for {
+		n, rerr := fill(r, buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			written += int64(m)
+			if werr != nil {
+				return written, werr
+			}
+			if m != n {
+				return written, io.ErrShortWrite
+			}
+		}
+		if rerr == io.EOF {
+			return written, nil
+		}
+		if rerr != nil {
+			return written, rerr
+		}
+	}
+}
+
+// fill reads from r until buf is full or r fails; it returns how much it
+// read and r's error (io.EOF included) as r returned it.
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
 // writeBehind writes to f and, every writeBehindChunk bytes, starts the
 // kernel writing that range to disk (sync_file_range, which does not wait).
 // The fsync before the rename then has little left to do, so an upload's
 // disk writes overlap its network reads instead of following them, and
-// concurrent uploads cannot pile up gigabytes of dirty pages. It hides
-// *os.File's ReadFrom, so io.CopyBuffer uses Ferry's buffer (ReadFrom's
-// generic fallback copies in 32 KiB steps).
+// concurrent uploads cannot pile up gigabytes of dirty pages.
 type writeBehind struct {
 	f                *os.File
 	written, flushed int64

@@ -365,7 +365,9 @@ func TestTempFilesNeverVisible(t *testing.T) {
 	if temp == "" {
 		t.Fatal("no temporary file on disk during the upload; the test would prove nothing")
 	}
-	if b, _ := os.ReadFile(filepath.Join(dir, temp)); string(b) != "partial" {
+	// Put may still hold the bytes in its copy buffer: the temp file holds a
+	// prefix of what was sent, and never anything else.
+	if b, _ := os.ReadFile(filepath.Join(dir, temp)); !strings.HasPrefix("partial", string(b)) {
 		t.Fatalf("temporary file holds %q", b)
 	}
 	l, err := s.List(ctx, "up", stores.ListPage{})
