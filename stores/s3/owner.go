@@ -31,10 +31,13 @@ import (
 // header into everything else: a request that lacks it (or carries it
 // unsigned) gets it added and is signed again with SigV4, the same
 // signer minio-go used, for the region in the original signature. That
-// is sound only when the signature does not chain into the body; the
-// driver never uses the chunk-signed STREAMING-AWS4-HMAC-SHA256-PAYLOAD
-// mode (it sends UNSIGNED-PAYLOAD, as over HTTPS), and the transport
-// refuses such a request rather than send it without the owner check.
+// is sound only when the signature does not chain into the body. The
+// chunk-signed STREAMING-AWS4-HMAC-SHA256-PAYLOAD mode does (the driver
+// uses it for single PUTs over http, where the owner is signed in before
+// the seed signature through withHeaders); buffered parts carry their
+// SHA-256 or UNSIGNED-PAYLOAD, which re-signing keeps. The transport
+// refuses a chunk-signed request that lacks the owner rather than send it
+// without the owner check.
 
 // ownerTransport makes sure every request carries a signed
 // x-amz-expected-bucket-owner (see above).

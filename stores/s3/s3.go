@@ -4,9 +4,10 @@
 // Configuration is upstream MLflow's environment (see ConfigFromEnv).
 // Uploads stream with their real size: below
 // MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE as one PUT, at or above it as
-// a multipart upload in parts of MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE, each
-// part streamed straight from the request body; bodies of unknown length
-// are cut into bounded, buffered parts. Downloads stream with ranges;
+// a multipart upload in parts of MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE, read
+// into (off-heap) buffers two at a time, one read while the previous one
+// uploads, each hashed once as it is read (buffers.go); bodies of unknown
+// length are cut into the same parts. Downloads stream with ranges;
 // listing and deleting paginate. The driver also presigns downloads and
 // multipart part uploads, so MLflow clients move big files straight to
 // S3. With MLFLOW_S3_EXPECTED_BUCKET_OWNER set, every request and every
@@ -14,7 +15,6 @@
 package s3
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -61,8 +61,13 @@ type Store struct {
 	core   minio.Core
 	// owner is the header set to add, before signing, wherever minio-go
 	// has a slot for it (nil when no owner is configured).
-	owner   http.Header
-	buffers chan *[]byte // idle part buffers of partSizeFor(cfg.PartSize, -1) bytes
+	owner http.Header
+	// signPayload: buffered bodies go with their SHA-256 signed in (plain
+	// http, as minio-go signs payloads there); over https they go as
+	// UNSIGNED-PAYLOAD, TLS protecting them.
+	signPayload bool
+	bufSize     int64       // the size of reusable part buffers
+	buffers     chan []byte // idle part buffers of bufSize bytes (buffers.go)
 }
 
 var (
@@ -178,7 +183,9 @@ func newStore(cfg Config, wrap func(http.RoundTripper) http.RoundTripper) (*Stor
 		return nil, fmt.Errorf("s3 store: %w", err)
 	}
 	s := &Store{cfg: cfg, client: client, core: minio.Core{Client: client}, owner: owner}
-	s.buffers = make(chan *[]byte, maxIdleBuffers)
+	s.signPayload = !secure && !cfg.Anonymous
+	s.bufSize = partSizeFor(cfg.PartSize, -1)
+	s.buffers = make(chan []byte, maxIdleBuffers)
 	return s, nil
 }
 
@@ -229,8 +236,12 @@ func (s *Store) putOptions(key string) minio.PutObjectOptions {
 	return o
 }
 
-func (s *Store) partOptions() minio.PutObjectPartOptions {
-	o := minio.PutObjectPartOptions{SSE: s.cfg.Upload.SSEC}
+// partOptions are the options of a buffered part whose payload hash is
+// sha (hex; "" sends it as UNSIGNED-PAYLOAD). A buffered part is hashed
+// once, as it is read, not chunk-signed in 64 KiB pieces as minio-go
+// streams do: one SHA-256 pass, no per-chunk HMACs and framing copies.
+func (s *Store) partOptions(sha string) minio.PutObjectPartOptions {
+	o := minio.PutObjectPartOptions{SSE: s.cfg.Upload.SSEC, Sha256Hex: sha, DisableContentSha256: true}
 	if s.owner != nil {
 		o.CustomHeader = s.owner.Clone()
 	}
@@ -503,39 +514,63 @@ func (s *Store) putErr(key string, sr *sizedReader, size int64, err error) error
 // never waits for S3 to acknowledge a part, and memory stays at two parts.
 const partsInFlight = 2
 
+// part is a buffered part: n bytes of buf, and their SHA-256 in hex
+// ("" when payloads go unsigned).
+type part struct {
+	buf []byte
+	n   int
+	sha string
+}
+
+// putBuffered sends a buffered part's bytes with send, through a
+// partReader that is revoked before the buffer goes back (buffers.go).
+func (s *Store) putBuffered(p part, send func(r io.Reader) error) error {
+	pr := newPartReader(p.buf[:p.n])
+	err := send(pr)
+	pr.revoke()
+	s.putBuffer(p.buf)
+	return err
+}
+
 // putUnknown uploads a body of unknown length: a body that fits one part
 // goes up as a single PUT, a longer one as a multipart upload.
 func (s *Store) putUnknown(ctx context.Context, key string, r io.Reader, opts minio.PutObjectOptions) error {
 	r = ctxReader{ctx: ctx, r: r}
 	partSize := partSizeFor(s.cfg.PartSize, -1)
-	first := s.getBuffer(partSize)
-	n, err := io.ReadFull(r, *first)
+	h := s.newPartHash()
+	first := part{buf: s.getBuffer(partSize)}
+	n, err := readPart(r, first.buf, h)
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		s.putBuffer(first)
+		s.putBuffer(first.buf)
 		return fmt.Errorf("put %s: reading the upload: %w", key, err)
 	}
+	first.n, first.sha = n, sumHex(h)
 	if int64(n) < partSize {
-		defer s.putBuffer(first)
-		_, perr := s.core.PutObject(ctx, s.cfg.Bucket, s.objectKey(key), bytes.NewReader((*first)[:n]), int64(n), "", "", opts)
-		if perr != nil {
-			return s.fail("put", key, perr)
-		}
-		return nil
+		// One PUT, chunk-signed over http like the streamed single PUT
+		// (a PUT cut short must not be stored: see NOTES.md, versitygw).
+		// A cut part, by contrast, is never completed: the upload is
+		// aborted.
+		return s.putBuffered(first, func(body io.Reader) error {
+			if _, err := s.core.PutObject(ctx, s.cfg.Bucket, s.objectKey(key), body, int64(n), "", "", opts); err != nil {
+				return s.fail("put", key, err)
+			}
+			return nil
+		})
 	}
-	return s.putMultipart(ctx, key, r, -1, opts, first)
+	return s.putMultipart(ctx, key, r, -1, opts, &first)
 }
 
 // putMultipart uploads size bytes of r (size < 0: until EOF) as a
 // multipart upload in parts of the configured size, partsInFlight at a
 // time. first, when set, is a full first part already read. On any
 // failure the upload is aborted, so nothing is stored.
-func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, size int64, opts minio.PutObjectOptions, first *[]byte) (err error) {
+func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, size int64, opts minio.PutObjectOptions, first *part) (err error) {
 	partSize := partSizeFor(s.cfg.PartSize, size)
 	obj := s.objectKey(key)
 	id, err := s.core.NewMultipartUpload(ctx, s.cfg.Bucket, obj, opts)
 	if err != nil {
 		if first != nil {
-			s.putBuffer(first)
+			s.putBuffer(first.buf)
 		}
 		return s.fail("create multipart upload", key, err)
 	}
@@ -559,8 +594,8 @@ func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, size 
 	}
 	slots := make(chan struct{}, partsInFlight)
 	var read int64
-	for part := 1; ; part++ {
-		if part > MaxParts {
+	for num := 1; ; num++ {
+		if num > MaxParts {
 			setErr(fmt.Errorf("put %s: more than %d parts of %d bytes: %w", key, MaxParts, partSize, stores.ErrTooLarge))
 			break
 		}
@@ -573,14 +608,13 @@ func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, size 
 		if size >= 0 {
 			want = min(partSize, size-read)
 		}
-		var buf *[]byte
-		var n int
+		var p part
 		if first != nil {
-			buf, n, first = first, len(*first), nil
+			p, first = *first, nil
 		} else {
-			buf = s.getBuffer(partSize)
-			var rerr error
-			n, rerr = io.ReadFull(r, (*buf)[:want])
+			p.buf = s.getBuffer(partSize)
+			h := s.newPartHash()
+			n, rerr := readPart(r, p.buf[:want], h)
 			var readErr error
 			switch {
 			case rerr == nil:
@@ -595,25 +629,31 @@ func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, size 
 				if readErr != nil {
 					setErr(readErr)
 				}
-				s.putBuffer(buf)
+				s.putBuffer(p.buf)
 				<-slots
 				break
 			}
+			p.n, p.sha = n, sumHex(h)
 		}
-		read += int64(n)
+		read += int64(p.n)
 		wg.Add(1)
-		go func(part int, buf *[]byte, n int) {
-			defer func() { s.putBuffer(buf); <-slots; wg.Done() }()
-			p, perr := s.core.PutObjectPart(pctx, s.cfg.Bucket, obj, id, part, bytes.NewReader((*buf)[:n]), int64(n), s.partOptions())
+		go func(num int, p part) {
+			defer func() { <-slots; wg.Done() }()
+			perr := s.putBuffered(p, func(body io.Reader) error {
+				up, err := s.core.PutObjectPart(pctx, s.cfg.Bucket, obj, id, num, body, int64(p.n), s.partOptions(p.sha))
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				parts = append(parts, minio.CompletePart{PartNumber: num, ETag: up.ETag})
+				mu.Unlock()
+				return nil
+			})
 			if perr != nil {
-				setErr(s.fail(fmt.Sprintf("upload part %d of", part), key, perr))
-				return
+				setErr(s.fail(fmt.Sprintf("upload part %d of", num), key, perr))
 			}
-			mu.Lock()
-			parts = append(parts, minio.CompletePart{PartNumber: part, ETag: p.ETag})
-			mu.Unlock()
-		}(part, buf, n)
-		if (size >= 0 && read >= size) || (size < 0 && int64(n) < partSize) {
+		}(num, p)
+		if (size >= 0 && read >= size) || (size < 0 && int64(p.n) < partSize) {
 			break
 		}
 	}
@@ -633,36 +673,6 @@ func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, size 
 		return s.fail("complete multipart upload", key, err)
 	}
 	return nil
-}
-
-// maxIdleBuffers caps the part buffers a store keeps for reuse. They are
-// kept in a free list rather than a sync.Pool: the pool drops its buffers
-// at every GC, and re-allocating 10 MiB parts makes garbage that grows the
-// heap (and RSS) to several times the live data.
-const maxIdleBuffers = 4
-
-// getBuffer returns a part buffer of n bytes, reused when n is the
-// configured part size.
-func (s *Store) getBuffer(n int64) *[]byte {
-	if n == partSizeFor(s.cfg.PartSize, -1) {
-		select {
-		case b := <-s.buffers:
-			return b
-		default:
-		}
-	}
-	b := make([]byte, n)
-	return &b
-}
-
-// putBuffer hands a part buffer back for reuse.
-func (s *Store) putBuffer(b *[]byte) {
-	if int64(len(*b)) == partSizeFor(s.cfg.PartSize, -1) {
-		select {
-		case s.buffers <- b:
-		default:
-		}
-	}
 }
 
 // abortQuietly aborts a failed upload even when ctx is done; the upload's

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -174,6 +175,61 @@ func TestPutStrategy(t *testing.T) {
 		})
 	}
 }
+
+// TestPartPayload checks how buffered parts travel over plain http: each
+// with the SHA-256 of exactly its bytes signed in (hashed once as the
+// part is read), not chunk-signed and not unsigned, while a single PUT of
+// a known size stays chunk-signed (see NOTES.md on versitygw).
+func TestPartPayload(t *testing.T) {
+	srv := s3srv.Start(t, s3srv.MinIO)
+	bucket := srv.Bucket(t)
+	cfg := config(srv, bucket)
+	cfg.MultipartThreshold, cfg.PartSize = 8<<20, 5<<20
+	var mu sync.Mutex
+	payloads := map[string]string{} // "partNumber=N" or "single" → X-Amz-Content-Sha256
+	s, err := newStore(cfg, func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			if req.Method == http.MethodPut {
+				k := "single"
+				if n := req.URL.Query().Get("partNumber"); n != "" {
+					k = "partNumber=" + n
+				}
+				mu.Lock()
+				payloads[k] = req.Header.Get("X-Amz-Content-Sha256")
+				mu.Unlock()
+			}
+			return rt.RoundTrip(req)
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 12<<20+5)
+	_, _ = rand.Read(data)
+	for _, size := range []int64{int64(len(data)), -1} {
+		clear(payloads)
+		if err := s.Put(t.Context(), "payload/big", bytes.NewReader(data), size); err != nil {
+			t.Fatal(err)
+		}
+		for i, part := range [][]byte{data[:5<<20], data[5<<20 : 10<<20], data[10<<20:]} {
+			k := fmt.Sprintf("partNumber=%d", i+1)
+			if want := fmt.Sprintf("%x", sha256.Sum256(part)); payloads[k] != want {
+				t.Errorf("size %d: %s sent with payload %q; want its SHA-256 %s", size, k, payloads[k], want)
+			}
+		}
+	}
+	clear(payloads)
+	if err := s.Put(t.Context(), "payload/small", bytes.NewReader(data[:1<<20]), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if got := payloads["single"]; got != "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" {
+		t.Errorf("single PUT sent with payload %q; want it chunk-signed", got)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 var errBody = errors.New("the body failed")
 

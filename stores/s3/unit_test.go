@@ -1,7 +1,9 @@
 package s3
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -354,5 +357,115 @@ func TestOwnerTransport(t *testing.T) {
 			// TestExpectedOwnerOnEveryRequest and TestExpectedOwnerEnforced
 			// send re-signed requests to MinIO and versitygw.)
 		})
+	}
+}
+
+// TestReadPart checks readPart against io.ReadFull's contract, including
+// readers that return the last bytes together with io.EOF (fasthttp's
+// request stream does), and that it hashes exactly the bytes read.
+func TestReadPart(t *testing.T) {
+	data := []byte("0123456789abcdef")
+	tests := []struct {
+		name    string
+		r       io.Reader
+		buf     int
+		wantN   int
+		wantErr error
+	}{
+		{"exact, data with EOF", &eofWithData{data: data}, 16, 16, nil},
+		{"exact, EOF after", iotest.OneByteReader(bytes.NewReader(data)), 16, 16, nil},
+		{"short, data with EOF", &eofWithData{data: data}, 20, 16, io.ErrUnexpectedEOF},
+		{"short", bytes.NewReader(data), 20, 16, io.ErrUnexpectedEOF},
+		{"empty", bytes.NewReader(nil), 4, 0, io.EOF},
+		{"more than the buffer", bytes.NewReader(data), 8, 8, nil},
+		{"error", iotest.ErrReader(errBody), 8, 0, errBody},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := sha256.New()
+			buf := make([]byte, tt.buf)
+			n, err := readPart(tt.r, buf, h)
+			if n != tt.wantN || !errors.Is(err, tt.wantErr) {
+				t.Fatalf("readPart = %d, %v; want %d, %v", n, err, tt.wantN, tt.wantErr)
+			}
+			if want := sha256.Sum256(buf[:n]); !bytes.Equal(h.Sum(nil), want[:]) {
+				t.Fatal("hash is not the hash of the bytes read")
+			}
+		})
+	}
+}
+
+// eofWithData returns all its data in one Read, together with io.EOF.
+type eofWithData struct{ data []byte }
+
+func (e *eofWithData) Read(p []byte) (int, error) {
+	n := copy(p, e.data)
+	e.data = e.data[n:]
+	if len(e.data) == 0 {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// TestPartReader checks that a revoked partReader never touches its
+// buffer again and that it seeks as minio-go's retries need.
+func TestPartReader(t *testing.T) {
+	buf := []byte("hello, world")
+	pr := newPartReader(buf)
+	got, err := io.ReadAll(pr)
+	if err != nil || string(got) != "hello, world" {
+		t.Fatalf("ReadAll = %q, %v", got, err)
+	}
+	if pos, err := pr.Seek(7, io.SeekStart); err != nil || pos != 7 {
+		t.Fatalf("Seek = %d, %v", pos, err)
+	}
+	if got, _ := io.ReadAll(pr); string(got) != "world" {
+		t.Fatalf("after Seek: %q", got)
+	}
+	if _, err := pr.Seek(-1, io.SeekStart); err == nil {
+		t.Fatal("Seek before the start succeeded")
+	}
+	if _, err := pr.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	pr.revoke()
+	if n, err := pr.Read(make([]byte, 4)); n != 0 || !errors.Is(err, errRevoked) {
+		t.Fatalf("Read after revoke = %d, %v", n, err)
+	}
+	if _, err := pr.Seek(0, io.SeekStart); !errors.Is(err, errRevoked) {
+		t.Fatalf("Seek after revoke = %v", err)
+	}
+}
+
+// TestBuffers checks the free list: part-size buffers are reused up to
+// maxIdleBuffers, others are fresh, and all are writable.
+func TestBuffers(t *testing.T) {
+	s := &Store{bufSize: 1 << 20, buffers: make(chan []byte, maxIdleBuffers)}
+	var bs [][]byte
+	for range maxIdleBuffers + 1 {
+		b := s.getBuffer(s.bufSize)
+		if len(b) != int(s.bufSize) {
+			t.Fatalf("buffer of %d bytes", len(b))
+		}
+		b[0], b[len(b)-1] = 1, 2
+		bs = append(bs, b)
+	}
+	for _, b := range bs {
+		s.putBuffer(b)
+	}
+	if len(s.buffers) != maxIdleBuffers {
+		t.Fatalf("%d idle buffers kept; want %d", len(s.buffers), maxIdleBuffers)
+	}
+	if b := s.getBuffer(s.bufSize); &b[0] != &bs[0][0] && &b[0] != &bs[1][0] {
+		t.Fatal("an idle buffer was not reused")
+	}
+	odd := s.getBuffer(3 << 20)
+	if len(odd) != 3<<20 {
+		t.Fatalf("odd buffer of %d bytes", len(odd))
+	}
+	odd[len(odd)-1] = 1
+	s.putBuffer(odd) // released, not kept
+	if len(s.buffers) != maxIdleBuffers-1 {
+		t.Fatalf("%d idle buffers after an odd one came back", len(s.buffers))
 	}
 }
