@@ -19,16 +19,14 @@ import os
 import pathlib
 import posixpath
 import shutil
-import signal
-import socket
-import subprocess
 import tempfile
-import time
 import unittest
 import urllib.parse
 import uuid
 
 import requests
+
+from ferry_server import FerryServerCase
 
 MLFLOW_VERSION = "3.11.2.dev0"
 DOWNLOAD_CHUNK_SIZE = 1024 * 1024  # the client's _DOWNLOAD_CHUNK_SIZE
@@ -81,10 +79,6 @@ def validate_path_is_safe(path):
     return path
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class FileInfo:
@@ -230,84 +224,11 @@ def sha256_file(path):
     return h.hexdigest()
 
 
-class FerryArtifactClientTest(unittest.TestCase):
+class FerryArtifactClientTest(FerryServerCase):
     """One ferry server for the class; each test uses its own run."""
 
-    proc = None
-    setup_error = None
-
-    @classmethod
-    def setUpClass(cls):
-        binary = os.environ.get("FERRY_BIN", "")
-        if not binary:
-            cls.setup_error = (
-                "FERRY_BIN is not set: build the binary (go build -o /tmp/ferry .) and "
-                "export FERRY_BIN=/tmp/ferry, or run test/run.sh, which does both"
-            )
-            return
-        if not os.access(binary, os.X_OK):
-            cls.setup_error = f"FERRY_BIN={binary} is not an executable file"
-            return
-        cls.tmp = tempfile.mkdtemp(prefix="ferry-py-")
-        cls.dest = os.path.join(cls.tmp, "artifacts")
-        work = os.path.join(cls.tmp, "work")
-        os.makedirs(work)
-        cls.port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "_MLFLOW_", "FERRY_"))}
-        cls.log = open(os.path.join(cls.tmp, "ferry.log"), "wb")
-        cls.proc = subprocess.Popen(
-            [binary, "server", "--host", "127.0.0.1", "--port", str(cls.port),
-             "--artifacts-destination", cls.dest],
-            cwd=work, env=env, stdout=cls.log, stderr=subprocess.STDOUT,
-        )
-        cls.server = f"http://127.0.0.1:{cls.port}"
-        cls.session = requests.Session()
-        cls.session.trust_env = False  # no proxies from the environment
-        deadline = time.monotonic() + 30
-        while True:
-            if cls.proc.poll() is not None:
-                cls.setup_error = f"ferry exited with {cls.proc.returncode}: {cls.logs()}"
-                return
-            try:
-                if cls.session.get(cls.server + "/health", timeout=2).text == "OK":
-                    return
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                cls.setup_error = f"ferry did not answer /health within 30 s: {cls.logs()}"
-                return
-            time.sleep(0.05)
-
-    @classmethod
-    def logs(cls):
-        try:
-            with open(os.path.join(cls.tmp, "ferry.log"), "rb") as f:
-                return f.read()[-4000:].decode(errors="replace")
-        except OSError:
-            return ""
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.proc is None:
-            return
-        cls.session.close()
-        if cls.proc.poll() is None:
-            cls.proc.send_signal(signal.SIGTERM)
-            try:
-                cls.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                cls.proc.kill()
-                cls.proc.wait()
-                raise AssertionError("ferry did not exit within 30 s of SIGTERM")
-        cls.log.close()
-        code = cls.proc.returncode
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-        if code != 0:
-            raise AssertionError(f"ferry exited with {code} after SIGTERM")
-
     def setUp(self):
-        if self.setup_error:
-            self.fail(self.setup_error)
+        super().setUp()
         self.run_id = uuid.uuid4().hex
         self.repo = HttpArtifactRepository(
             self,
