@@ -7,7 +7,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -238,6 +237,3 @@ func ParseBool(v string) (bool, error) {
 	}
 	return false, fmt.Errorf("%q is not a boolean: use true, false, 1 or 0", v)
 }
-
-// Getenv is os.Getenv, named so callers can pass a fake in tests.
-func Getenv(k string) string { return os.Getenv(k) }

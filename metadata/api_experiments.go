@@ -17,7 +17,7 @@ type createExperimentRequest struct {
 // createExperiment is POST experiments/create (spec §2.1, §5.1).
 func (a *API) createExperiment(c *fiber.Ctx) error {
 	var req createExperimentRequest
-	if err := decodeBody(c, &req); err != nil {
+	if err := wire.DecodeRequest(c, &req); err != nil {
 		return wire.Send(c, err)
 	}
 	if req.Name == nil || *req.Name == "" {

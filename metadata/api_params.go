@@ -53,7 +53,7 @@ func readParams(c *fiber.Ctx) (*params, *wire.Error) {
 		return p, nil
 	}
 	var body map[string]json.RawMessage
-	if err := decodeBody(c, &body); err != nil {
+	if err := wire.DecodeRequest(c, &body); err != nil {
 		return nil, err
 	}
 	if body != nil {

@@ -9,20 +9,6 @@ import (
 	"github.com/ferryml/ferry/proxy/wire"
 )
 
-// decodeBody reads a POST/PUT JSON request into dst with upstream's
-// Content-Type rule.
-func decodeBody(c *fiber.Ctx, dst any) *wire.Error {
-	if m := c.Method(); m == fiber.MethodPost || m == fiber.MethodPut {
-		if err := wire.RequireJSON(c); err != nil {
-			return err
-		}
-	}
-	return decodeJSON(c, dst)
-}
-
-// decodeJSON is wire.DecodeJSON (which also refuses invalid UTF-8).
-func decodeJSON(c *fiber.Ctx, dst any) *wire.Error { return wire.DecodeJSON(c, dst) }
-
 // getArgs returns the string parameters of a GET request: from the query
 // string when there is one, else from a JSON body (spec tracking-api.md
 // §1.2). Only the first value of a repeated key is used.
@@ -35,7 +21,7 @@ func getArgs(c *fiber.Ctx, names ...string) (map[string]string, *wire.Error) {
 		return out, nil
 	}
 	body := map[string]any{}
-	if err := decodeJSON(c, &body); err != nil {
+	if err := wire.DecodeJSON(c, &body); err != nil {
 		return nil, err
 	}
 	for _, n := range names {

@@ -266,18 +266,9 @@ func (s *Server) delete(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{})
 }
 
-// decodeJSONPost applies upstream's POST rules: JSON content type, then the
-// body.
-func decodeJSONPost(c *fiber.Ctx, v any) *wire.Error {
-	if werr := wire.RequireJSON(c); werr != nil {
-		return werr
-	}
-	return wire.DecodeJSON(c, v)
-}
-
 func (s *Server) mpuCreate(c *fiber.Ctx) error {
 	var req multipart.CreateRequest
-	if werr := decodeJSONPost(c, &req); werr != nil {
+	if werr := wire.DecodeRequest(c, &req); werr != nil {
 		return werr
 	}
 	resp, werr := multipart.Create(c.UserContext(), s.opts.Artifacts, key(c), req)
@@ -289,7 +280,7 @@ func (s *Server) mpuCreate(c *fiber.Ctx) error {
 
 func (s *Server) mpuComplete(c *fiber.Ctx) error {
 	var req multipart.CompleteRequest
-	if werr := decodeJSONPost(c, &req); werr != nil {
+	if werr := wire.DecodeRequest(c, &req); werr != nil {
 		return werr
 	}
 	if werr := multipart.Complete(c.UserContext(), s.opts.Artifacts, key(c), req); werr != nil {
@@ -300,7 +291,7 @@ func (s *Server) mpuComplete(c *fiber.Ctx) error {
 
 func (s *Server) mpuAbort(c *fiber.Ctx) error {
 	var req multipart.AbortRequest
-	if werr := decodeJSONPost(c, &req); werr != nil {
+	if werr := wire.DecodeRequest(c, &req); werr != nil {
 		return werr
 	}
 	if werr := multipart.Abort(c.UserContext(), s.opts.Artifacts, key(c), req); werr != nil {

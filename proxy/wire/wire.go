@@ -259,6 +259,18 @@ func DecodeJSON(c *fiber.Ctx, v any) *Error {
 	return nil
 }
 
+// DecodeRequest is upstream's _get_request_message for a body: POST and
+// PUT must carry Content-Type application/json (RequireJSON), every method
+// then decodes its JSON body with DecodeJSON.
+func DecodeRequest(c *fiber.Ctx, v any) *Error {
+	if m := c.Method(); m == fiber.MethodPost || m == fiber.MethodPut {
+		if werr := RequireJSON(c); werr != nil {
+			return werr
+		}
+	}
+	return DecodeJSON(c, v)
+}
+
 // MissingParam is upstream's message for an absent required field.
 func MissingParam(field string) *Error {
 	return Errorf(InvalidParameterValue, "Missing value for required parameter '%s'. See the API docs for more information about request parameters.", field)
