@@ -16,69 +16,21 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferryml/ferry/test/ferrytest"
 )
 
 // ferryBin is the absolute path of the binary under test.
 var ferryBin string
 
-// TestMain uses $FERRY_BIN when set, otherwise builds the binary once into a
-// temporary directory, then runs the tests.
-func TestMain(m *testing.M) {
-	code, err := runTests(m)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		os.Exit(1)
-	}
-	os.Exit(code)
-}
+// TestMain uses $FERRY_BIN when set, otherwise builds the binary once.
+func TestMain(m *testing.M) { ferrytest.Main(m, &ferryBin) }
 
-func runTests(m *testing.M) (int, error) {
-	if bin := os.Getenv("FERRY_BIN"); bin != "" {
-		abs, err := filepath.Abs(bin)
-		if err != nil {
-			return 0, err
-		}
-		if _, err := os.Stat(abs); err != nil {
-			return 0, fmt.Errorf("FERRY_BIN=%s: %w", bin, err)
-		}
-		ferryBin = abs
-		return m.Run(), nil
-	}
-	dir, err := os.MkdirTemp("", "ferry-e2e-bin-")
-	if err != nil {
-		return 0, err
-	}
-	defer os.RemoveAll(dir)
-	ferryBin = filepath.Join(dir, "ferry")
-	cmd := exec.Command("go", "build", "-o", ferryBin, "github.com/ferryml/ferry")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("building ferry (set FERRY_BIN to skip): %w", err)
-	}
-	return m.Run(), nil
-}
-
-// syncBuffer is a goroutine-safe bytes.Buffer for a child's output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a goroutine-safe buffer for a child's output.
+type syncBuffer = ferrytest.LogBuffer
 
 // ferry is one running `ferry server` process under test, with its own
 // directories:
@@ -618,15 +570,7 @@ func peakRSS(pid int) (int64, error) {
 
 // --- small helpers -----------------------------------------------------------
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t testing.TB) int { t.Helper(); return ferrytest.FreePort(t) }
 
 func randomHex(n int) string {
 	b := make([]byte, n)

@@ -9,60 +9,25 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferryml/ferry/test/ferrytest"
 )
 
 // ferryBin is the binary under test: $FERRY_BIN, or built once.
 var ferryBin string
 
-func TestMain(m *testing.M) {
-	if bin := os.Getenv("FERRY_BIN"); bin != "" {
-		ferryBin = bin
-		os.Exit(m.Run())
-	}
-	dir, err := os.MkdirTemp("", "ferry-s3-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	ferryBin = filepath.Join(dir, "ferry")
-	cmd := exec.Command("go", "build", "-o", ferryBin, "github.com/ferryml/ferry")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building ferry (set FERRY_BIN to skip):", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { ferrytest.Main(m, &ferryBin) }
 
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type logBuffer = ferrytest.LogBuffer
 
 // ferry is one running `ferry server`.
 type ferry struct {
@@ -173,15 +138,7 @@ func cleanEnv() []string {
 	return env
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t testing.TB) int { t.Helper(); return ferrytest.FreePort(t) }
 
 func tail(s string, n int) string {
 	if len(s) > n {
