@@ -84,6 +84,87 @@ func validateArtifactLocation(loc string) *wire.Error {
 			return wire.Errorf(wire.InvalidParameterValue, "'artifact_location' may not contain '..' path segments.")
 		}
 	}
+	return validateLocalLocation(loc)
+}
+
+// validateLocalLocation refuses local locations (plain paths and file:
+// URIs) that are not written plainly. Upstream accepts these and resolves
+// them on the server (artifacts/list, later the proxy), so a disguised one
+// could name a different file than a reader of the location would think:
+// another host (file://host/ is a UNC share), a relative path smuggled
+// past the "absolute against the CWD" rule (file:etc), an encoded
+// separator or a double encoding that some decoder in the chain undoes
+// once more, a backslash a Windows-minded tool treats as a separator, or
+// './' and '//' segments that hide what the path normalises to. Plain
+// spellings — /abs/path, ./rel, file:///abs/path (%20 and other single
+// encodings of ordinary characters allowed), file://localhost/abs — pass.
+// This is stricter than upstream (see NOTES.md, deviations).
+func validateLocalLocation(loc string) *wire.Error {
+	refuse := func(why string) *wire.Error {
+		return wire.Errorf(wire.InvalidParameterValue,
+			"'artifact_location' %s: write local locations as an absolute path or file:///absolute/path.", why)
+	}
+	scheme, rest, hasScheme := strings.Cut(loc, ":")
+	if hasScheme && len(scheme) >= 2 && !strings.ContainsAny(scheme, "/\\") {
+		if !strings.EqualFold(scheme, "file") {
+			return nil // another store's URI; its driver checks its keys
+		}
+		if scheme != "file" {
+			return refuse("must spell the file scheme in lower case")
+		}
+		var path string
+		switch {
+		case strings.HasPrefix(rest, "///"):
+			path = rest[2:]
+		case strings.HasPrefix(rest, "//localhost/"):
+			path = rest[len("//localhost"):]
+		case strings.HasPrefix(rest, "//"):
+			return refuse("may not name a host in a file URI")
+		case strings.HasPrefix(rest, "/"):
+			path = rest
+		default:
+			return refuse("may not be a relative file URI")
+		}
+		if strings.Contains(path, "?") {
+			return refuse("may not carry a query in a file URI")
+		}
+		once, err := url.PathUnescape(path)
+		if err != nil {
+			return refuse("has a malformed percent-encoding")
+		}
+		if strings.Contains(once, "%") {
+			return refuse("may not be percent-encoded twice")
+		}
+		lower := strings.ToLower(path)
+		if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") || strings.Contains(lower, "%2e") {
+			return refuse("may not percent-encode '/', '\\' or '.'")
+		}
+		return checkLocalSegments(once, refuse)
+	}
+	return checkLocalSegments(loc, refuse)
+}
+
+// checkLocalSegments refuses backslashes and, in absolute paths, empty and
+// '.' segments (a trailing '/' is fine). Relative paths may start with
+// './': upstream makes them absolute against the server's CWD.
+func checkLocalSegments(p string, refuse func(string) *wire.Error) *wire.Error {
+	if strings.Contains(p, "\\") {
+		return refuse("may not contain a backslash")
+	}
+	trimmed := strings.TrimSuffix(p, "/")
+	if !strings.HasPrefix(trimmed, "/") {
+		trimmed = strings.TrimPrefix(trimmed, "./")
+	} else {
+		trimmed = trimmed[1:]
+	}
+	if trimmed == "" {
+		return nil
+	}
+	for _, seg := range strings.Split(trimmed, "/") {
+		if seg == "" || seg == "." {
+			return refuse("may not contain empty or '.' path segments")
+		}
+	}
 	return nil
 }
 
