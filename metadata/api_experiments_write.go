@@ -76,7 +76,8 @@ func (a *API) updateExperiment(c *fiber.Ctx) error {
 }
 
 // deleteExperiment is POST experiments/delete: the experiment (which must
-// be active) and every run in it become deleted.
+// be active) and every run in it become deleted, and the assessments that
+// name one of those runs as their source run are deleted.
 func (a *API) deleteExperiment(c *fiber.Ctx) error {
 	return a.setExperimentStage(c, "active", "deleted")
 }
@@ -112,6 +113,15 @@ func (a *API) setExperimentStage(c *fiber.Ctx, from, to string) error {
 		var deleted any
 		if to == "deleted" {
 			deleted = now
+			// As upstream's _mark_run_deleted for every run of the
+			// experiment (also those already deleted): their assessments go.
+			runIDs, err := experimentRunIDs(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			if err := deleteRunAssessments(ctx, tx, runIDs); err != nil {
+				return err
+			}
 		}
 		_, err = tx.exec(ctx, "UPDATE runs SET lifecycle_stage = ?, deleted_time = ? WHERE experiment_id = ?", to, deleted, id)
 		return err

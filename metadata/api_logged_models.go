@@ -454,6 +454,10 @@ func (a *API) searchLoggedModels(c *fiber.Ctx) error {
 		return wire.Send(c, wire.Errorf(wire.InvalidParameterValue,
 			"Invalid value %d for parameter 'max_results' supplied. It must be between 1 and %d", maxResults, searchMaxResults))
 	}
+	datasets, werr := loggedModelDatasets(p)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
 	token, werr := p.str("page_token")
 	if werr != nil {
 		return wire.Send(c, werr)
@@ -480,13 +484,22 @@ func (a *API) searchLoggedModels(c *fiber.Ctx) error {
 		if err != nil {
 			return wire.Send(c, searchError(err))
 		}
+		// Upstream passes `ob.dataset_name or None` and `ob.dataset_digest
+		// or None` and checks neither (a digest without a name is allowed).
+		if ob.DatasetName, werr = o.str("dataset_name"); werr != nil {
+			return wire.Send(c, werr)
+		}
+		if ob.DatasetDigest, werr = o.str("dataset_digest"); werr != nil {
+			return wire.Send(c, werr)
+		}
 		order = append(order, ob)
 	}
 	comps, err := search.ParseLoggedModelsFilter(filter)
 	if err != nil {
 		return wire.Send(c, searchError(err))
 	}
-	q := search.LoggedModelsQuery{Columns: loggedModelColumns, ExperimentIDs: expIDs, Filter: comps, OrderBy: order, Limit: maxResults + 1, Offset: offset}
+	q := search.LoggedModelsQuery{Columns: loggedModelColumns, ExperimentIDs: expIDs, Filter: comps, Datasets: datasets,
+		OrderBy: order, Limit: maxResults + 1, Offset: offset}
 	ctx := c.UserContext()
 	resp := fiber.Map{}
 	var models []*LoggedModel
@@ -523,4 +536,33 @@ func (a *API) searchLoggedModels(c *fiber.Ctx) error {
 		resp["models"] = models
 	}
 	return a.send(c, resp, err)
+}
+
+// loggedModelDatasets reads logged-models/search `datasets`
+// ([{dataset_name, dataset_digest}]). As upstream's store, an entry
+// without a (non-empty) dataset_name is refused before the page token is
+// read; an empty digest counts as absent.
+func loggedModelDatasets(p *params) ([]search.LoggedModelDataset, *wire.Error) {
+	objs, werr := p.objects("datasets")
+	if werr != nil {
+		return nil, werr
+	}
+	out := make([]search.LoggedModelDataset, 0, len(objs))
+	for _, o := range objs {
+		name, werr := o.str("dataset_name")
+		if werr != nil {
+			return nil, werr
+		}
+		digest, werr := o.str("dataset_digest")
+		if werr != nil {
+			return nil, werr
+		}
+		out = append(out, search.LoggedModelDataset{Name: name, Digest: digest})
+	}
+	for _, d := range out {
+		if d.Name == "" {
+			return nil, wire.Errorf(wire.InvalidParameterValue, "`dataset_name` in the `datasets` clause must be specified.")
+		}
+	}
+	return out, nil
 }

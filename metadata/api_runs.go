@@ -363,7 +363,8 @@ func (a *API) updateRun(c *fiber.Ctx) error {
 	return a.send(c, fiber.Map{"run_info": info}, err)
 }
 
-// deleteRun is POST runs/delete (no state check, as upstream).
+// deleteRun is POST runs/delete (no state check, as upstream). It also
+// deletes the assessments that name the run as their source run.
 func (a *API) deleteRun(c *fiber.Ctx) error { return a.setRunStage(c, "deleted") }
 
 // restoreRun is POST runs/restore.
@@ -386,6 +387,10 @@ func (a *API) setRunStage(c *fiber.Ctx, stage string) error {
 		var deleted any
 		if stage == "deleted" {
 			deleted = a.nowMillis()
+			// 3.11: the run's evaluation assessments go with it (not restored).
+			if err := deleteRunAssessments(ctx, tx, []string{id}); err != nil {
+				return err
+			}
 		}
 		_, err := tx.exec(ctx, "UPDATE runs SET lifecycle_stage = ?, deleted_time = ? WHERE run_uuid = ?", stage, deleted, id)
 		return err

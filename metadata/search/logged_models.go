@@ -31,6 +31,10 @@ var LoggedModelStatuses = map[string]int64{
 type LoggedModelOrder struct {
 	Field string // attribute name, or metrics.<key>
 	Asc   bool
+	// For metrics.<key>: the value is the latest one among the metric's
+	// rows with this dataset name and/or digest ("" = no condition, as
+	// upstream's `ob.dataset_name or None`; a digest alone is allowed).
+	DatasetName, DatasetDigest string
 }
 
 // ParseLoggedModelOrder checks an order_by field name.
@@ -44,13 +48,61 @@ func ParseLoggedModelOrder(field string, asc bool) (LoggedModelOrder, error) {
 	return LoggedModelOrder{Field: field, Asc: asc}, nil
 }
 
+// LoggedModelDataset is one entry of logged-models/search `datasets`.
+// Upstream's handler passes `{"dataset_name": name, "dataset_digest":
+// digest or None}` and its store then always compares the digest, so an
+// absent (or empty) digest matches only metrics logged without one
+// (`dataset_digest IS NULL`).
+type LoggedModelDataset struct {
+	Name   string // required (non-empty)
+	Digest string // "" = dataset_digest IS NULL
+}
+
 // LoggedModelsQuery describes one page of logged-models/search.
 type LoggedModelsQuery struct {
 	Columns       string
 	ExperimentIDs []int64
 	Filter        []Comparison
+	// Datasets restricts every metric comparison of Filter to metrics
+	// logged on one of these datasets; without a metric comparison, a
+	// model must have some metric logged on one of them.
+	Datasets      []LoggedModelDataset
 	OrderBy       []LoggedModelOrder
 	Limit, Offset int64
+}
+
+// datasetsCond writes ((a.dataset_name = ? AND a.dataset_digest = ?) OR
+// ...) for ds over the logged_model_metrics alias a.
+func (s *sqlb) datasetsCond(a string, ds []LoggedModelDataset) {
+	s.w("(")
+	for i, d := range ds {
+		if i > 0 {
+			s.w(" OR ")
+		}
+		s.w("(")
+		s.keyEq(a+".dataset_name", d.Name)
+		s.w(" AND ")
+		if d.Digest == "" {
+			s.w(a, ".dataset_digest IS NULL")
+		} else {
+			s.keyEq(a+".dataset_digest", d.Digest)
+		}
+		s.w(")")
+	}
+	s.w(")")
+}
+
+// orderDatasetCond writes the order_by entry's dataset conditions on the
+// logged_model_metrics alias a, each preceded by AND.
+func (s *sqlb) orderDatasetCond(a string, ob LoggedModelOrder) {
+	if ob.DatasetName != "" {
+		s.w(" AND ")
+		s.keyEq(a+".dataset_name", ob.DatasetName)
+	}
+	if ob.DatasetDigest != "" {
+		s.w(" AND ")
+		s.keyEq(a+".dataset_digest", ob.DatasetDigest)
+	}
 }
 
 func loggedModelColumn(key string) string {
@@ -76,13 +128,28 @@ func (q LoggedModelsQuery) Render(d schema.Dialect) (string, []any) {
 			dir = " DESC"
 		}
 		if k, ok := strings.CutPrefix(ob.Field, "metrics."); ok {
-			a := js.alias("o")
-			// The latest value per metric name (greatest timestamp, then step).
+			a, x := js.alias("o"), js.alias("o")
+			// The latest value per metric name (greatest timestamp, then
+			// step) among the rows of the order's dataset, as upstream's
+			// rank() = 1 subquery; models without one sort last. Rows tied
+			// on (timestamp, step) would join twice (upstream's ORM drops
+			// the duplicate model after LIMIT, keeping its first position):
+			// the tie goes to the value that sorts first, then the smallest
+			// run_id, so each model joins at most one row.
+			better := " < "
+			if !ob.Asc {
+				better = " > "
+			}
 			js.w(" LEFT JOIN logged_model_metrics ", a, " ON ", a, ".model_id = logged_models.model_id AND ")
 			js.keyEq(a+".metric_name", k)
-			js.w(" AND NOT EXISTS (SELECT 1 FROM logged_model_metrics ", a, "x WHERE ", a, "x.model_id = ", a, ".model_id AND ",
-				a, "x.metric_name = ", a, ".metric_name AND (", a, "x.metric_timestamp_ms > ", a, ".metric_timestamp_ms OR (",
-				a, "x.metric_timestamp_ms = ", a, ".metric_timestamp_ms AND ", a, "x.metric_step > ", a, ".metric_step)))")
+			js.orderDatasetCond(a, ob)
+			js.w(" AND NOT EXISTS (SELECT 1 FROM logged_model_metrics ", x, " WHERE ", x, ".model_id = ", a, ".model_id AND ")
+			js.keyEq(x+".metric_name", k)
+			js.orderDatasetCond(x, ob)
+			js.w(" AND (", x, ".metric_timestamp_ms > ", a, ".metric_timestamp_ms OR (",
+				x, ".metric_timestamp_ms = ", a, ".metric_timestamp_ms AND (", x, ".metric_step > ", a, ".metric_step OR (",
+				x, ".metric_step = ", a, ".metric_step AND (", x, ".metric_value", better, a, ".metric_value OR (",
+				x, ".metric_value = ", a, ".metric_value AND ", x, ".run_id < ", a, ".run_id)))))))")
 			order = append(order, "CASE WHEN "+a+".metric_value IS NULL THEN 1 ELSE 0 END", a+".metric_value"+dir)
 			continue
 		}
@@ -100,8 +167,7 @@ func (q LoggedModelsQuery) Render(d schema.Dialect) (string, []any) {
 	s.inList(ids)
 	s.w(" AND logged_models.lifecycle_stage = ")
 	s.arg("active")
-	k := d.Quote("key")
-	_ = k
+	metricFilter := false
 	for _, c := range q.Filter {
 		s.w(" AND ")
 		switch c.Type {
@@ -127,11 +193,16 @@ func (q LoggedModelsQuery) Render(d schema.Dialect) (string, []any) {
 				s.strCmp(col, c.Op, c.Value)
 			}
 		case Metric:
+			metricFilter = true
 			s.exists(false, "logged_model_metrics", "model_id", "logged_models.model_id", func(a string) {
 				s.w(" AND ")
 				s.keyEq(a+".metric_name", c.Key)
 				s.w(" AND ")
 				s.numCmp(a+".metric_value", c.Op, c.Value, true)
+				if len(q.Datasets) > 0 {
+					s.w(" AND ")
+					s.datasetsCond(a, q.Datasets)
+				}
 			})
 		case Param, Tag:
 			table, kc, vc := "logged_model_params", "param_key", "param_value"
@@ -147,6 +218,15 @@ func (q LoggedModelsQuery) Render(d schema.Dialect) (string, []any) {
 		default:
 			panic("search: unknown logged model identifier type " + c.Type)
 		}
+	}
+	if len(q.Datasets) > 0 && !metricFilter {
+		// Upstream: datasets without a metric comparison keep the models
+		// with any metric logged on one of the datasets.
+		s.w(" AND ")
+		s.exists(false, "logged_model_metrics", "model_id", "logged_models.model_id", func(a string) {
+			s.w(" AND ")
+			s.datasetsCond(a, q.Datasets)
+		})
 	}
 	s.w(" ORDER BY ", strings.Join(order, ", "))
 	s.w(fmt.Sprintf(" LIMIT %d OFFSET %d", q.Limit, q.Offset))

@@ -170,7 +170,11 @@ var allowedWords = set("SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "EXISTS", 
 	"runs", "run_uuid", "name", "user_id", "status", "start_time", "end_time", "artifact_uri", "lifecycle_stage", "experiment_id",
 	"latest_metrics", "params", "tags", "key", "value", "is_nan", "inputs", "datasets", "input_tags", "input_uuid",
 	"destination_id", "source_id", "dataset_uuid", "digest",
-	"experiments", "experiment_tags", "workspace", "creation_time", "last_update_time", "cols")
+	"experiments", "experiment_tags", "workspace", "creation_time", "last_update_time", "cols",
+	"logged_models", "logged_model_metrics", "logged_model_params", "logged_model_tags", "model_id", "model_type",
+	"source_run_id", "creation_timestamp_ms", "last_updated_timestamp_ms", "metric_name", "metric_value",
+	"metric_timestamp_ms", "metric_step", "run_id", "dataset_name", "dataset_digest", "param_key", "param_value",
+	"tag_key", "tag_value")
 
 var aliasWord = regexp.MustCompile(`^[fdto][0-9]+$`)
 
@@ -205,6 +209,38 @@ func renderAll(t *testing.T, input string, f []Comparison, ob []OrderBy, exp boo
 		}
 		checkSQL(t, input, q, args)
 	}
+}
+
+// hostileDatasets are logged-models/search datasets with SQL text in them.
+var hostileDatasets = []LoggedModelDataset{
+	{Name: "ds' OR '1'='1", Digest: ""},
+	{Name: "ds", Digest: "d'; DROP TABLE logged_models; --"},
+	{Name: "%", Digest: "_"},
+}
+
+// renderLoggedModels renders a logged-models query on every dialect, with
+// and without datasets, and checks the SQL.
+func renderLoggedModels(t *testing.T, input string, f []Comparison, ob []LoggedModelOrder) {
+	t.Helper()
+	for _, d := range []schema.Dialect{schema.SQLite, schema.Postgres, schema.MySQL} {
+		for _, ds := range [][]LoggedModelDataset{nil, hostileDatasets[:1], hostileDatasets} {
+			q, args := LoggedModelsQuery{Columns: "cols", ExperimentIDs: []int64{1, 2}, Filter: f, Datasets: ds, OrderBy: ob, Limit: 10, Offset: 5}.Render(d)
+			checkSQL(t, input, q, args)
+		}
+	}
+}
+
+// loggedModelOrders turns an order_by field into the order entries the
+// handler can build from it (with hostile dataset names and digests).
+func loggedModelOrders(field string) []LoggedModelOrder {
+	ob, err := ParseLoggedModelOrder(field, false)
+	if err != nil {
+		return nil
+	}
+	named, digest := ob, ob
+	named.Asc, named.DatasetName, named.DatasetDigest = true, "x' OR 1=1 --", `d\`
+	digest.DatasetDigest = "`; --"
+	return []LoggedModelOrder{ob, named, digest}
 }
 
 var hostile = []string{
@@ -249,6 +285,48 @@ func TestHostileFilters(t *testing.T) {
 		}
 		renderAll(t, o, nil, []OrderBy{ob}, false)
 	}
+	// The logged-model renderer, with datasets and dataset order_by entries.
+	for _, h := range append(hostile, "metrics.`a' OR 1=1` > 1 AND params.p = 'x''y' AND tags.t LIKE '%'", "status = 'LOGGED_MODEL_READY'") {
+		f, err := ParseLoggedModelsFilter(h)
+		if err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Errorf("%q: %T", h, err)
+			}
+			continue
+		}
+		renderLoggedModels(t, h, f, nil)
+	}
+	for _, o := range []string{"metrics.x' OR '1'='1", "metrics.a; DROP TABLE logged_models", "name", "creation_time"} {
+		obs := loggedModelOrders(o)
+		if obs == nil {
+			t.Fatalf("%q: not an order field", o)
+		}
+		renderLoggedModels(t, o, nil, obs)
+	}
+}
+
+// TestLoggedModelsDatasetsSQL pins where the datasets conditions go.
+func TestLoggedModelsDatasetsSQL(t *testing.T) {
+	metric := []Comparison{{Metric, "acc", ">", Value{Kind: VNumber, Num: 0.5}}}
+	ds := []LoggedModelDataset{{Name: "a", Digest: "d1"}, {Name: "b"}}
+	q, args := LoggedModelsQuery{Columns: "cols", ExperimentIDs: []int64{1}, Filter: metric, Datasets: ds, Limit: 1}.Render(schema.Postgres)
+	want := "SELECT cols FROM logged_models WHERE logged_models.experiment_id IN (?) AND logged_models.lifecycle_stage = ? AND " +
+		"EXISTS (SELECT 1 FROM logged_model_metrics f1 WHERE f1.model_id = logged_models.model_id AND f1.metric_name = ? AND f1.metric_value > ? AND " +
+		"((f1.dataset_name = ? AND f1.dataset_digest = ?) OR (f1.dataset_name = ? AND f1.dataset_digest IS NULL))) " +
+		"ORDER BY logged_models.creation_timestamp_ms DESC, logged_models.model_id LIMIT 1 OFFSET 0"
+	if q != want || !reflect.DeepEqual(args, []any{int64(1), "active", "acc", 0.5, "a", "d1", "b"}) {
+		t.Errorf("metric filter with datasets:\n got %s %v\nwant %s", q, args, want)
+	}
+	// Without a metric comparison: any metric on one of the datasets.
+	q, _ = LoggedModelsQuery{Columns: "cols", ExperimentIDs: []int64{1}, Datasets: ds[1:], Limit: 1}.Render(schema.SQLite)
+	if !strings.Contains(q, " AND EXISTS (SELECT 1 FROM logged_model_metrics f1 WHERE f1.model_id = logged_models.model_id AND ((f1.dataset_name = ? AND f1.dataset_digest IS NULL))) ORDER BY") {
+		t.Errorf("datasets only: %s", q)
+	}
+	// A metric comparison carries the datasets; no extra EXISTS.
+	q, _ = LoggedModelsQuery{Columns: "cols", ExperimentIDs: []int64{1}, Filter: metric, Datasets: ds, Limit: 1}.Render(schema.MySQL)
+	if strings.Count(q, "EXISTS") != 1 || !strings.Contains(q, "BINARY f1.dataset_name = ?") {
+		t.Errorf("mysql: %s", q)
+	}
 }
 
 func FuzzFilter(f *testing.F) {
@@ -271,6 +349,14 @@ func FuzzFilter(f *testing.F) {
 		}
 		if ob, err := ParseRunsOrderBy(s); err == nil {
 			renderAll(t, s, nil, []OrderBy{ob}, false)
+		}
+		if c, err := ParseLoggedModelsFilter(s); err == nil {
+			renderLoggedModels(t, s, c, nil)
+		} else if _, ok := err.(*Error); !ok {
+			t.Fatalf("%q: error type %T", s, err)
+		}
+		if obs := loggedModelOrders(s); obs != nil {
+			renderLoggedModels(t, s, nil, obs)
 		}
 		if ob, err := ParseExperimentsOrderBy(s); err == nil {
 			for _, d := range []schema.Dialect{schema.SQLite, schema.Postgres, schema.MySQL} {

@@ -1,0 +1,136 @@
+package metadata
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+)
+
+// assessmentSourceRunKey is upstream's AssessmentMetadataKey.SOURCE_RUN_ID:
+// the assessment_metadata key (a JSON object of strings) that names the
+// evaluation run an assessment came from.
+const assessmentSourceRunKey = "mlflow.assessment.sourceRunId"
+
+// Batch sizes for deleteRunAssessments: run ids per candidate query (one
+// LIKE pattern each) and assessment ids per DELETE.
+const (
+	assessmentRunBatch    = 100
+	assessmentDeleteBatch = 500
+)
+
+// deleteRunAssessments hard-deletes the assessments whose metadata names one
+// of runIDs as mlflow.assessment.sourceRunId, as upstream's
+// _mark_run_deleted does for runs/delete and, for every run of the
+// experiment, experiments/delete. Upstream matches the JSON text with a
+// substring test for `"mlflow.assessment.sourceRunId": "<run id>"` (the
+// json.dumps rendering it writes) and ignores the run_id column; restore
+// does not bring the rows back.
+//
+// The run id never becomes SQL text: candidates are pre-selected with that
+// same pattern as a bound LIKE argument (wildcards escaped), then each
+// candidate's metadata is decoded and its top-level key compared exactly in
+// Go before the row is deleted by assessment_id.
+func deleteRunAssessments(ctx context.Context, tx *tx, runIDs []string) error {
+	for len(runIDs) > 0 {
+		n := min(len(runIDs), assessmentRunBatch)
+		batch := runIDs[:n]
+		runIDs = runIDs[n:]
+		ids, err := runAssessmentIDs(ctx, tx, batch)
+		if err != nil {
+			return err
+		}
+		for len(ids) > 0 {
+			m := min(len(ids), assessmentDeleteBatch)
+			args := make([]any, m)
+			for i, id := range ids[:m] {
+				args[i] = id
+			}
+			ids = ids[m:]
+			if _, err := tx.exec(ctx, "DELETE FROM assessments WHERE assessment_id IN ("+placeholders(m)+")", args...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// runAssessmentIDs returns the ids of the assessments whose metadata names
+// one of runIDs (at most assessmentRunBatch) as their source run.
+func runAssessmentIDs(ctx context.Context, tx *tx, runIDs []string) ([]string, error) {
+	want := make(map[string]bool, len(runIDs))
+	var q strings.Builder
+	q.WriteString("SELECT assessment_id, assessment_metadata FROM assessments WHERE ")
+	args := make([]any, 0, len(runIDs))
+	for _, id := range runIDs {
+		if want[id] {
+			continue
+		}
+		want[id] = true
+		if len(args) > 0 {
+			q.WriteString(" OR ")
+		}
+		q.WriteString("assessment_metadata LIKE ? ESCAPE '!'")
+		args = append(args, "%"+likeEscape(`"`+assessmentSourceRunKey+`": "`+id+`"`)+"%")
+	}
+	rows, err := tx.query(ctx, q.String(), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		var meta *string
+		if err := rows.Scan(&id, &meta); err != nil {
+			return nil, err
+		}
+		if meta != nil && want[sourceRunID(*meta)] {
+			ids = append(ids, id)
+		}
+	}
+	return ids, rows.Err()
+}
+
+// sourceRunID is the mlflow.assessment.sourceRunId value of an
+// assessment_metadata JSON object, or "" when it has none (or the text is
+// not such an object).
+func sourceRunID(meta string) string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal([]byte(meta), &m) != nil {
+		return ""
+	}
+	var v string
+	if json.Unmarshal(m[assessmentSourceRunKey], &v) != nil {
+		return ""
+	}
+	return v
+}
+
+// likeEscape escapes LIKE wildcards for `LIKE ? ESCAPE '!'`.
+func likeEscape(s string) string {
+	return strings.NewReplacer("!", "!!", "%", "!%", "_", "!_").Replace(s)
+}
+
+// placeholders is "?, ?, ..." with n marks.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+// experimentRunIDs lists the ids of every run of an experiment, whatever
+// its lifecycle stage.
+func experimentRunIDs(ctx context.Context, tx *tx, experimentID int64) ([]string, error) {
+	rows, err := tx.query(ctx, "SELECT run_uuid FROM runs WHERE experiment_id = ? ORDER BY run_uuid", experimentID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
