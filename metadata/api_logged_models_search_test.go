@@ -150,3 +150,36 @@ func TestLoggedModelsSearchDatasets(t *testing.T) {
 		})
 	}
 }
+
+// TestLoggedModelsSearchOrderNullsLast: an attribute order_by puts models
+// without a value last in both directions, on every database (upstream's
+// CASE; PostgreSQL alone would put NULLs first when descending).
+func TestLoggedModelsSearchOrderNullsLast(t *testing.T) {
+	t.Parallel()
+	for _, b := range testdb.All(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			_, c := newTestAPI(t, b)
+			exp := c.mustPost("/experiments/create", `{"name": "e"}`)["experiment_id"].(string)
+			names := map[string]string{}
+			for _, m := range []struct{ name, typ string }{{"a", "agent"}, {"n", ""}, {"z", "zoo"}} {
+				body := `{"experiment_id": "` + exp + `", "name": "` + m.name + `"`
+				if m.typ != "" {
+					body += `, "model_type": "` + m.typ + `"`
+				}
+				out := c.mustPost("/logged-models", body+`}`)["model"].(map[string]any)
+				names[out["info"].(map[string]any)["model_id"].(string)] = m.name
+			}
+			for _, tc := range []struct{ asc, want string }{{"true", "a,z,n"}, {"false", "z,a,n"}} {
+				out := c.mustPost("/logged-models/search", `{"experiment_ids": ["`+exp+`"], "order_by": [{"field_name": "model_type", "ascending": `+tc.asc+`}]}`)
+				var got []string
+				for _, m := range asList(out["models"]) {
+					got = append(got, names[m.(map[string]any)["info"].(map[string]any)["model_id"].(string)])
+				}
+				if strings.Join(got, ",") != tc.want {
+					t.Errorf("order_by model_type ascending=%s: %v, want %s", tc.asc, got, tc.want)
+				}
+			}
+		})
+	}
+}

@@ -154,7 +154,9 @@ func (q LoggedModelsQuery) Render(d schema.Dialect) (string, []any) {
 			continue
 		}
 		col := loggedModelColumn(ob.Field)
-		order = append(order, col+dir)
+		// NULLs last in both directions, as upstream's CASE does (the
+		// databases disagree on where NULL sorts by default).
+		order = append(order, "CASE WHEN "+col+" IS NULL THEN 1 ELSE 0 END", col+dir)
 	}
 	order = append(order, "logged_models.creation_timestamp_ms DESC", "logged_models.model_id")
 	s.w("SELECT ", q.Columns, " FROM logged_models", js.b.String())
