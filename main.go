@@ -138,6 +138,7 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 	storeMetrics := stores.NewMetrics(reg)
 
 	opener := stores.NewOpener(storeMetrics, log)
+	defer opener.Close() // runs last, after the server has stopped
 	var artifacts *stores.Instrumented
 	if cfg.ServeArtifacts {
 		s, err := opener.Open(ctx, cfg.ArtifactsDestination)

@@ -2,7 +2,9 @@ package stores
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"sort"
@@ -126,7 +128,26 @@ func (o *Opener) Open(ctx context.Context, uri string) (*Instrumented, error) {
 	if d, ok := s.(Driver); ok {
 		name = d.DriverName()
 	}
+	if l, ok := s.(interface{ SetLogger(*slog.Logger) }); ok {
+		l.SetLogger(o.log.With("store", name))
+	}
 	in := Instrument(s, name, o.metrics, o.log)
 	o.open[uri] = in
 	return in, nil
+}
+
+// Close closes every store opened so far whose driver is an io.Closer
+// (the S3 driver stops its background retries of failed aborts). Call it
+// once the server has stopped.
+func (o *Opener) Close() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var errs []error
+	for uri, s := range o.open {
+		if c, ok := s.Unwrap().(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
+		delete(o.open, uri)
+	}
+	return errors.Join(errs...)
 }

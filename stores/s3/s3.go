@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -68,6 +69,9 @@ type Store struct {
 	signPayload bool
 	bufSize     int64       // the size of reusable part buffers
 	buffers     chan []byte // idle part buffers of bufSize bytes (buffers.go)
+	// janitor retries aborts of failed multipart Puts that failed
+	// themselves (janitor.go).
+	janitor *janitor
 }
 
 var (
@@ -75,6 +79,7 @@ var (
 	_ stores.Driver      = (*Store)(nil)
 	_ stores.Presigner   = (*Store)(nil)
 	_ stores.Multiparter = (*Store)(nil)
+	_ io.Closer          = (*Store)(nil)
 )
 
 // New builds a store from cfg. It makes no request: a bucket that is
@@ -186,7 +191,27 @@ func newStore(cfg Config, wrap func(http.RoundTripper) http.RoundTripper) (*Stor
 	s.signPayload = !secure && !cfg.Anonymous
 	s.bufSize = partSizeFor(cfg.PartSize, -1)
 	s.buffers = make(chan []byte, maxIdleBuffers)
+	s.janitor = newJanitor(cfg.Bucket, func(ctx context.Context, obj, id string) error {
+		return s.core.AbortMultipartUpload(ctx, s.cfg.Bucket, obj, id)
+	})
 	return s, nil
+}
+
+// SetLogger sets where the store logs (slog.Default() until set); the
+// driver logs only what happens outside a request: aborts of failed
+// uploads that are retried in the background (janitor.go).
+func (s *Store) SetLogger(l *slog.Logger) {
+	if l != nil {
+		s.janitor.log.Store(l)
+	}
+}
+
+// Close stops the background retry of failed aborts, after one last short
+// attempt for the uploads still queued (each one left is logged). The
+// store must not be used afterwards. It always returns nil.
+func (s *Store) Close() error {
+	s.janitor.close()
+	return nil
 }
 
 // DriverName implements stores.Driver.
@@ -676,11 +701,14 @@ func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, size 
 }
 
 // abortQuietly aborts a failed upload even when ctx is done; the upload's
-// own error is what the caller reports.
+// own error is what the caller reports. An abort that fails for a reason
+// that may pass (S3 down) is retried in the background (janitor.go).
 func (s *Store) abortQuietly(ctx context.Context, obj, id string) {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 	defer cancel()
-	_ = s.core.AbortMultipartUpload(actx, s.cfg.Bucket, obj, id)
+	if err := s.janitor.abort(actx, obj, id); err != nil {
+		s.janitor.failed(obj, id, err)
+	}
 }
 
 // Delete implements stores.Store: the object at key and every object
