@@ -12,10 +12,10 @@ import (
 // Part buffers
 //
 // A multipart Put holds at most partsInFlight parts in memory: one is read
-// from the client while the previous one uploads. With MLflow's 10 MiB
-// chunk that is 20 MiB of long-lived buffers. On the Go heap they would
+// from the client while the earlier ones upload. With MLflow's 10 MiB
+// chunk that is 30 MiB of long-lived buffers. On the Go heap they would
 // count as live data, and the collector lets the heap grow to twice the
-// live data (GOGC=100) before it collects: 20 MiB of buffers make a 40+
+// live data (GOGC=100) before it collects: 30 MiB of buffers make a 60+
 // MiB heap, whatever else the process does. So the buffers live outside
 // the Go heap (an anonymous mmap where the OS has one, bufalloc_*.go),
 // are reused through a small free list and are released explicitly; the
