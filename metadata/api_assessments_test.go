@@ -176,10 +176,10 @@ func TestDeleteRunAssessmentsBatches(t *testing.T) {
 			api, c := newTestAPI(t, b)
 			exp := c.mustPost("/experiments/create", `{"name": "e"}`)["experiment_id"].(string)
 			insertTrace(t, api, "tr-1", exp)
-			// More runs than one candidate query takes, and more matching
-			// assessments than one DELETE takes.
+			// Many runs (the experiment-delete path: one scan, ids matched
+			// in Go), and more matching assessments than one DELETE takes.
 			var runIDs []string
-			for i := range assessmentRunBatch + 7 {
+			for i := range 107 {
 				runIDs = append(runIDs, "run"+strconv.Itoa(i))
 			}
 			err := api.db.write(context.Background(), func(tx *tx) error {

@@ -1,6 +1,7 @@
 package metadata
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -178,6 +179,45 @@ func TestLoggedModelsSearchOrderNullsLast(t *testing.T) {
 				}
 				if strings.Join(got, ",") != tc.want {
 					t.Errorf("order_by model_type ascending=%s: %v, want %s", tc.asc, got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// TestLoggedModelsSearchOrderNullValueTie: two rows of one model tied on
+// (timestamp, step), one with a NULL value (as another writer may leave
+// it), still give the model once when ordering by that metric.
+func TestLoggedModelsSearchOrderNullValueTie(t *testing.T) {
+	t.Parallel()
+	for _, b := range testdb.All(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			api, c := newTestAPI(t, b)
+			exp := c.mustPost("/experiments/create", `{"name": "e"}`)["experiment_id"].(string)
+			run1, _ := c.newRun(`{"experiment_id": "` + exp + `"}`)
+			run2, _ := c.newRun(`{"experiment_id": "` + exp + `"}`)
+			m := c.mustPost("/logged-models", `{"experiment_id": "`+exp+`", "name": "m"}`)["model"].(map[string]any)
+			id := m["info"].(map[string]any)["model_id"].(string)
+			err := api.db.write(context.Background(), func(tx *tx) error {
+				for _, r := range []struct {
+					run   string
+					value any
+				}{{run1, nil}, {run2, 0.5}} {
+					if _, err := tx.exec(context.Background(), `INSERT INTO logged_model_metrics (model_id, metric_name, metric_timestamp_ms,
+metric_step, metric_value, experiment_id, run_id) VALUES (?, 'acc', 10, 0, ?, ?, ?)`, id, r.value, exp, r.run); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, asc := range []string{"true", "false"} {
+				out := c.mustPost("/logged-models/search", `{"experiment_ids": ["`+exp+`"], "order_by": [{"field_name": "metrics.acc", "ascending": `+asc+`}]}`)
+				if n := len(asList(out["models"])); n != 1 {
+					t.Errorf("ascending=%s: %d models, want 1", asc, n)
 				}
 			}
 		})

@@ -11,12 +11,8 @@ import (
 // evaluation run an assessment came from.
 const assessmentSourceRunKey = "mlflow.assessment.sourceRunId"
 
-// Batch sizes for deleteRunAssessments: run ids per candidate query (one
-// LIKE pattern each) and assessment ids per DELETE.
-const (
-	assessmentRunBatch    = 100
-	assessmentDeleteBatch = 500
-)
+// assessmentDeleteBatch is the number of assessment ids per DELETE.
+const assessmentDeleteBatch = 500
 
 // deleteRunAssessments hard-deletes the assessments whose metadata names one
 // of runIDs as mlflow.assessment.sourceRunId, as upstream's
@@ -26,53 +22,46 @@ const (
 // json.dumps rendering it writes) and ignores the run_id column; restore
 // does not bring the rows back.
 //
-// The run id never becomes SQL text: candidates are pre-selected with that
-// same pattern as a bound LIKE argument (wildcards escaped), then each
-// candidate's metadata is decoded and its top-level key compared exactly in
-// Go before the row is deleted by assessment_id.
+// The run id never becomes SQL text: candidates are pre-selected with a
+// bound LIKE argument (wildcards escaped), then each candidate's metadata
+// is decoded and its top-level key compared exactly in Go before the row is
+// deleted by assessment_id. For one run the pattern names the run; for
+// many (an experiment) it names only the key, so the table is read once
+// and the work grows with assessments + runs, not their product.
 func deleteRunAssessments(ctx context.Context, tx *tx, runIDs []string) error {
-	for len(runIDs) > 0 {
-		n := min(len(runIDs), assessmentRunBatch)
-		batch := runIDs[:n]
-		runIDs = runIDs[n:]
-		ids, err := runAssessmentIDs(ctx, tx, batch)
-		if err != nil {
-			return err
+	if len(runIDs) == 0 {
+		return nil
+	}
+	want := make(map[string]bool, len(runIDs))
+	for _, id := range runIDs {
+		want[id] = true
+	}
+	pattern := `"` + assessmentSourceRunKey + `": "`
+	if len(runIDs) == 1 {
+		pattern += runIDs[0] + `"`
+	}
+	ids, err := runAssessmentIDs(ctx, tx, "%"+likeEscape(pattern)+"%", want)
+	if err != nil {
+		return err
+	}
+	for len(ids) > 0 {
+		m := min(len(ids), assessmentDeleteBatch)
+		args := make([]any, m)
+		for i, id := range ids[:m] {
+			args[i] = id
 		}
-		for len(ids) > 0 {
-			m := min(len(ids), assessmentDeleteBatch)
-			args := make([]any, m)
-			for i, id := range ids[:m] {
-				args[i] = id
-			}
-			ids = ids[m:]
-			if _, err := tx.exec(ctx, "DELETE FROM assessments WHERE assessment_id IN ("+placeholders(m)+")", args...); err != nil {
-				return err
-			}
+		ids = ids[m:]
+		if _, err := tx.exec(ctx, "DELETE FROM assessments WHERE assessment_id IN ("+placeholders(m)+")", args...); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// runAssessmentIDs returns the ids of the assessments whose metadata names
-// one of runIDs (at most assessmentRunBatch) as their source run.
-func runAssessmentIDs(ctx context.Context, tx *tx, runIDs []string) ([]string, error) {
-	want := make(map[string]bool, len(runIDs))
-	var q strings.Builder
-	q.WriteString("SELECT assessment_id, assessment_metadata FROM assessments WHERE ")
-	args := make([]any, 0, len(runIDs))
-	for _, id := range runIDs {
-		if want[id] {
-			continue
-		}
-		want[id] = true
-		if len(args) > 0 {
-			q.WriteString(" OR ")
-		}
-		q.WriteString("assessment_metadata LIKE ? ESCAPE '!'")
-		args = append(args, "%"+likeEscape(`"`+assessmentSourceRunKey+`": "`+id+`"`)+"%")
-	}
-	rows, err := tx.query(ctx, q.String(), args...)
+// runAssessmentIDs returns the ids of the assessments whose metadata matches
+// the LIKE pattern and names one of the runs in want as its source run.
+func runAssessmentIDs(ctx context.Context, tx *tx, pattern string, want map[string]bool) ([]string, error) {
+	rows, err := tx.query(ctx, "SELECT assessment_id, assessment_metadata FROM assessments WHERE assessment_metadata LIKE ? ESCAPE '!'", pattern)
 	if err != nil {
 		return nil, err
 	}

@@ -104,6 +104,9 @@ func validateLocalLocation(loc string) *wire.Error {
 		return wire.Errorf(wire.InvalidParameterValue,
 			"'artifact_location' %s: write local locations as an absolute path or file:///absolute/path.", why)
 	}
+	if strings.TrimSpace(loc) != loc {
+		return refuse("may not start or end with white space")
+	}
 	scheme, rest, hasScheme := strings.Cut(loc, ":")
 	if hasScheme && len(scheme) >= 2 && !strings.ContainsAny(scheme, "/\\") {
 		if !strings.EqualFold(scheme, "file") {
@@ -135,11 +138,20 @@ func validateLocalLocation(loc string) *wire.Error {
 		if strings.Contains(once, "%") {
 			return refuse("may not be percent-encoded twice")
 		}
+		if strings.ContainsFunc(once, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return refuse("may not encode control characters")
+		}
 		lower := strings.ToLower(path)
 		if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") || strings.Contains(lower, "%2e") {
 			return refuse("may not percent-encode '/', '\\' or '.'")
 		}
 		return checkLocalSegments(once, refuse)
+	}
+	// MLflow clients turn a plain path into a file path with url2pathname,
+	// which percent-decodes it; Ferry takes it literally. A '%' would make
+	// the two name different directories.
+	if strings.Contains(loc, "%") {
+		return refuse("may not contain '%' in a plain path")
 	}
 	return checkLocalSegments(loc, refuse)
 }
@@ -154,6 +166,9 @@ func checkLocalSegments(p string, refuse func(string) *wire.Error) *wire.Error {
 	trimmed := strings.TrimSuffix(p, "/")
 	if !strings.HasPrefix(trimmed, "/") {
 		trimmed = strings.TrimPrefix(trimmed, "./")
+		if trimmed == "." {
+			return nil // "." or "./": the server's working directory
+		}
 	} else {
 		trimmed = trimmed[1:]
 	}

@@ -13,6 +13,7 @@ func TestValidateArtifactLocation(t *testing.T) {
 		"file:///srv/mlruns", "file:///srv/ml%20runs", "file://localhost/srv/mlruns", "file:/srv/mlruns",
 		"s3://bucket/prefix", "S3://bucket/p", "gs://b/p", "mlflow-artifacts:/exp", "http://h/api/2.0/mlflow-artifacts/artifacts/x",
 		"C:/mlruns", // one-letter scheme = a drive letter, a plain path on this server
+		".", "./",
 	}
 	refuse := map[string]string{
 		"FILE:///etc":                          "lower case",
@@ -34,6 +35,14 @@ func TestValidateArtifactLocation(t *testing.T) {
 		"//etc":                                "empty or '.'",
 		"/srv\\..\\etc":                        "'..'",
 		"/srv\\etc":                            "backslash",
+		"/srv/a%2Fb":                           "'%' in a plain path",
+		"/srv/%2e/x":                           "'%' in a plain path",
+		"/srv/x%5Cy":                           "'%' in a plain path",
+		"/srv/%2541":                           "'%' in a plain path",
+		"file:///srv/x%00":                     "control characters",
+		"file:///srv/x%0a":                     "control characters",
+		" file:///etc":                         "white space",
+		"/srv/mlruns ":                         "white space",
 		"/srv/../etc":                          "'..'",
 		"file:///srv/%252e%252e/etc":           "'..'",
 		"file:///srv/x#frag":                   "fragments",

@@ -148,8 +148,13 @@ func (q LoggedModelsQuery) Render(d schema.Dialect) (string, []any) {
 			js.orderDatasetCond(x, ob)
 			js.w(" AND (", x, ".metric_timestamp_ms > ", a, ".metric_timestamp_ms OR (",
 				x, ".metric_timestamp_ms = ", a, ".metric_timestamp_ms AND (", x, ".metric_step > ", a, ".metric_step OR (",
-				x, ".metric_step = ", a, ".metric_step AND (", x, ".metric_value", better, a, ".metric_value OR (",
-				x, ".metric_value = ", a, ".metric_value AND ", x, ".run_id < ", a, ".run_id)))))))")
+				x, ".metric_step = ", a, ".metric_step AND (",
+				// A value beats no value (metric_value is nullable; another
+				// writer may leave it NULL), and NULL = NULL is a tie.
+				"(", x, ".metric_value IS NOT NULL AND ", a, ".metric_value IS NULL) OR ",
+				x, ".metric_value", better, a, ".metric_value OR (",
+				"(", x, ".metric_value = ", a, ".metric_value OR (", x, ".metric_value IS NULL AND ", a, ".metric_value IS NULL)) AND ",
+				x, ".run_id < ", a, ".run_id)))))))")
 			order = append(order, "CASE WHEN "+a+".metric_value IS NULL THEN 1 ELSE 0 END", a+".metric_value"+dir)
 			continue
 		}

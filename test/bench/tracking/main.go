@@ -47,7 +47,7 @@ import (
 	"sync"
 	"time"
 
-	_ "github.com/go-sql-driver/mysql"
+	"github.com/go-sql-driver/mysql"
 	"github.com/gofiber/fiber/v2"
 	_ "github.com/jackc/pgx/v5/stdlib"
 
@@ -89,7 +89,12 @@ func main() {
 func refreshStats(kind, name string) error {
 	switch kind {
 	case "postgres", "postgresql":
-		db, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:5432/"+name+"?sslmode=disable")
+		u, err := url.Parse(env("FERRY_TEST_PG_ADMIN", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"))
+		if err != nil {
+			return err
+		}
+		u.Path = "/" + name
+		db, err := sql.Open("pgx", u.String())
 		if err != nil {
 			return err
 		}
@@ -97,7 +102,12 @@ func refreshStats(kind, name string) error {
 		_, err = db.Exec("ANALYZE")
 		return err
 	case "mysql":
-		db, err := sql.Open("mysql", "root@tcp(127.0.0.1:3306)/"+name)
+		cfg, err := mysql.ParseDSN(env("FERRY_TEST_MYSQL_ADMIN", "root@tcp(127.0.0.1:3306)/"))
+		if err != nil {
+			return err
+		}
+		cfg.DBName = name
+		db, err := sql.Open("mysql", cfg.FormatDSN())
 		if err != nil {
 			return err
 		}
