@@ -2,6 +2,7 @@ package s3
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -39,6 +40,11 @@ type Config struct {
 	Bucket, Prefix string
 	// Endpoint is MLFLOW_S3_ENDPOINT_URL ("" = AWS).
 	Endpoint string
+	// PresignEndpoint is FERRY_S3_PRESIGN_ENDPOINT_URL (Ferry's own, not
+	// MLflow's): the endpoint presigned URLs name, for deployments where
+	// Ferry reaches S3 by a name its clients cannot ("" = Endpoint). Ferry
+	// sends no request to it (presign.go).
+	PresignEndpoint string
 	// IgnoreTLS is MLFLOW_S3_IGNORE_TLS: skip certificate verification.
 	IgnoreTLS bool
 	// CABundle is AWS_CA_BUNDLE: a PEM file of trusted roots.
@@ -85,6 +91,7 @@ func ConfigFromEnv(u *url.URL, getenv func(string) string) (Config, error) {
 		Bucket:              u.Host,
 		Prefix:              strings.Trim(u.Path, "/"),
 		Endpoint:            strings.TrimSpace(getenv("MLFLOW_S3_ENDPOINT_URL")),
+		PresignEndpoint:     strings.TrimSpace(getenv("FERRY_S3_PRESIGN_ENDPOINT_URL")),
 		CABundle:            getenv("AWS_CA_BUNDLE"),
 		Region:              firstNonEmpty(getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION")),
 		AccessKey:           firstNonEmpty(getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_ACCESS_KEY")),
@@ -105,6 +112,16 @@ func ConfigFromEnv(u *url.URL, getenv func(string) string) (Config, error) {
 	}
 	if u.User != nil {
 		bad("s3 URIs carry no credentials; use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+	}
+	if c.Endpoint != "" {
+		if _, _, err := parseEndpoint(c.Endpoint, false); err != nil {
+			bad("MLFLOW_S3_ENDPOINT_URL=%q: %v", c.Endpoint, err)
+		}
+	}
+	if c.PresignEndpoint != "" {
+		if _, _, err := parseEndpoint(c.PresignEndpoint, true); err != nil {
+			bad("FERRY_S3_PRESIGN_ENDPOINT_URL=%q: %v", c.PresignEndpoint, err)
+		}
 	}
 	var err error
 	if c.IgnoreTLS, err = parseBool(getenv("MLFLOW_S3_IGNORE_TLS")); err != nil {
@@ -149,6 +166,22 @@ func ConfigFromEnv(u *url.URL, getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("s3 store: %s", strings.Join(problems, "; "))
 	}
 	return c, nil
+}
+
+// parseEndpoint checks an endpoint URL, http(s)://host[:port], and returns
+// its host (with the port) and whether it is https. strict also refuses
+// what the driver would silently drop: user info, a path, a query or a
+// fragment (for FERRY_S3_PRESIGN_ENDPOINT_URL; MLFLOW_S3_ENDPOINT_URL keeps
+// the lenient check it always had).
+func parseEndpoint(v string, strict bool) (host string, secure bool, err error) {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", false, errors.New("want http(s)://host[:port]")
+	}
+	if strict && (u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "") {
+		return "", false, errors.New("want http(s)://host[:port] without user, path, query or fragment")
+	}
+	return u.Host, u.Scheme == "https", nil
 }
 
 // parseBool accepts what MLflow's boolean env vars accept: true/false/1/0,

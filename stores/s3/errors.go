@@ -50,6 +50,11 @@ func classify(err error) error {
 	if err == nil {
 		return nil
 	}
+	// The presign client tried to send a request (presign.go): a bug, not
+	// S3 being down, though it comes wrapped in *url.Error.
+	if errors.Is(err, errPresignSend) {
+		return err
+	}
 	// Already classified (e.g. our own ErrIncomplete), or a cancellation:
 	// keep as is.
 	for _, s := range []error{stores.ErrNotFound, stores.ErrPermission, stores.ErrInvalidRange,

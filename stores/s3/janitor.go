@@ -91,10 +91,11 @@ type janitor struct {
 	stop   chan struct{}
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	queue   []pendingAbort // oldest first
-	running bool           // the retry goroutine runs
-	closed  bool
+	mu       sync.Mutex
+	queue    []pendingAbort // oldest first
+	running  bool           // the retry goroutine runs
+	closed   bool
+	inflight int // first aborts running in abortNow; close waits for them
 }
 
 func newJanitor(bucket string, abort func(ctx context.Context, obj, id string) error) *janitor {
@@ -121,6 +122,40 @@ func (j *janitor) queued() int {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return len(j.queue)
+}
+
+// abortNow is the first abort of a failed upload (Store.abortQuietly):
+// one attempt within attemptTimeout, and on failure failed. close waits
+// (within closeTimeout) for the attempts in progress, so an abort started
+// by a Put that shutdown cancelled is queued and tried once more instead
+// of being cut off when the process exits.
+func (j *janitor) abortNow(ctx context.Context, obj, id string) {
+	j.mu.Lock()
+	j.inflight++
+	j.mu.Unlock()
+	defer func() {
+		j.mu.Lock()
+		j.inflight--
+		j.mu.Unlock()
+	}()
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), j.attemptTimeout)
+	defer cancel()
+	if err := j.abort(actx, obj, id); err != nil {
+		j.failed(obj, id, err)
+	}
+}
+
+// waitInflight waits until no abortNow runs, or until the deadline.
+func (j *janitor) waitInflight(deadline time.Time) {
+	for {
+		j.mu.Lock()
+		n := j.inflight
+		j.mu.Unlock()
+		if n == 0 || !time.Now().Before(deadline) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // failed takes an abort that just failed with err: it queues the upload
@@ -252,10 +287,19 @@ func (j *janitor) noteFailure(p pendingAbort) int {
 	return p.attempts + 1
 }
 
-// close stops the retry goroutine (cancelling an attempt in flight),
+// close waits (within closeTimeout) for first aborts still running in
+// abortNow, stops the retry goroutine (cancelling an attempt in flight),
 // then tries what is queued once more within closeTimeout and logs each
 // upload still left. It is idempotent.
 func (j *janitor) close() {
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return
+	}
+	j.mu.Unlock()
+	// First aborts still running get their chance to finish or be queued.
+	j.waitInflight(time.Now().Add(j.closeTimeout))
 	j.mu.Lock()
 	if j.closed {
 		j.mu.Unlock()

@@ -467,3 +467,53 @@ func TestStoreCloseAbortsQueued(t *testing.T) {
 		t.Fatalf("%d uploads open after Close", len(r.Uploads))
 	}
 }
+
+// TestJanitorCloseWaitsForFirstAbort: a first abort still running when the
+// store closes (a Put cancelled by shutdown) is waited for; when it fails
+// it is queued and tried once more by close instead of being cut off.
+func TestJanitorCloseWaitsForFirstAbort(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{})
+	var mu sync.Mutex
+	var calls int
+	abort := func(ctx context.Context, obj, id string) error {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		if n == 1 {
+			close(started)
+			<-release // S3 slow to answer the first abort, then down
+			return errRefused
+		}
+		return nil // the retry at close succeeds
+	}
+	j := newJanitor("bucket", abort)
+	j.log.Store(slog.New(slog.NewTextHandler(&syncBuffer{}, nil)))
+	j.closeTimeout = 10 * time.Second
+	first := make(chan struct{})
+	go func() { j.abortNow(context.Background(), "obj/a", "a"); close(first) }()
+	<-started
+	closed := make(chan struct{})
+	go func() { j.close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Fatal("close returned while the first abort was still running")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	<-first
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("close did not return")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 2 {
+		t.Fatalf("%d abort attempts; want 2 (the first, then close's last try)", calls)
+	}
+	if n := j.queued(); n != 0 {
+		t.Errorf("%d still queued after close", n)
+	}
+}

@@ -47,9 +47,14 @@ func (s *Store) presigned(u *url.URL) stores.PresignedRequest {
 }
 
 // PresignGet implements stores.Presigner: a GET URL for key, valid for
-// ttl, signed with the expected owner when one is configured.
+// ttl, signed with the expected owner when one is configured, naming
+// FERRY_S3_PRESIGN_ENDPOINT_URL when set (presign.go).
 func (s *Store) PresignGet(ctx context.Context, key string, ttl time.Duration) (stores.PresignedRequest, error) {
-	u, err := s.client.PresignHeader(ctx, http.MethodGet, s.cfg.Bucket, s.objectKey(key), ttl, nil, s.presignHeaders())
+	pc, err := s.presignClient(ctx)
+	if err != nil {
+		return stores.PresignedRequest{}, s.fail("presign get", key, err)
+	}
+	u, err := pc.PresignHeader(ctx, http.MethodGet, s.cfg.Bucket, s.objectKey(key), ttl, nil, s.presignHeaders())
 	if err != nil {
 		return stores.PresignedRequest{}, s.fail("presign get", key, err)
 	}
@@ -58,11 +63,18 @@ func (s *Store) PresignGet(ctx context.Context, key string, ttl time.Duration) (
 
 // CreateMultipart implements stores.Multiparter: it opens the multipart
 // upload on S3 and presigns one UploadPart URL per part, numbered from 1,
-// valid for Config.PartURLTTL. As upstream, MLFLOW_S3_UPLOAD_EXTRA_ARGS is
-// not applied to these uploads.
+// valid for Config.PartURLTTL, naming FERRY_S3_PRESIGN_ENDPOINT_URL when
+// set. As upstream, MLFLOW_S3_UPLOAD_EXTRA_ARGS is not applied to these
+// uploads.
 func (s *Store) CreateMultipart(ctx context.Context, key string, numParts int) (stores.MultipartUpload, error) {
 	if numParts > MaxParts {
 		return stores.MultipartUpload{}, fmt.Errorf("create multipart upload %s: %d parts, S3 allows %d: %w", key, numParts, MaxParts, stores.ErrTooLarge)
+	}
+	// The signing client first: when it cannot be had (the region lookup
+	// failed), no upload is opened.
+	pc, err := s.presignClient(ctx)
+	if err != nil {
+		return stores.MultipartUpload{}, s.fail("presign upload part", key, err)
 	}
 	obj := s.objectKey(key)
 	id, err := s.core.NewMultipartUpload(ctx, s.cfg.Bucket, obj, s.ownerOptions())
@@ -72,7 +84,7 @@ func (s *Store) CreateMultipart(ctx context.Context, key string, numParts int) (
 	up := stores.MultipartUpload{UploadID: id}
 	for i := 1; i <= numParts; i++ {
 		q := url.Values{"partNumber": {strconv.Itoa(i)}, "uploadId": {id}}
-		u, err := s.client.PresignHeader(ctx, http.MethodPut, s.cfg.Bucket, obj, s.cfg.PartURLTTL, q, s.presignHeaders())
+		u, err := pc.PresignHeader(ctx, http.MethodPut, s.cfg.Bucket, obj, s.cfg.PartURLTTL, q, s.presignHeaders())
 		if err != nil {
 			s.abortQuietly(ctx, obj, id)
 			return stores.MultipartUpload{}, s.fail("presign upload part", key, err)

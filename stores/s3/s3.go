@@ -10,8 +10,10 @@
 // length are cut into the same parts. Downloads stream with ranges;
 // listing and deleting paginate. The driver also presigns downloads and
 // multipart part uploads, so MLflow clients move big files straight to
-// S3. With MLFLOW_S3_EXPECTED_BUCKET_OWNER set, every request and every
-// presigned URL carries a signed x-amz-expected-bucket-owner (owner.go).
+// S3 (signed for FERRY_S3_PRESIGN_ENDPOINT_URL's host when set:
+// presign.go). With MLFLOW_S3_EXPECTED_BUCKET_OWNER set, every request and
+// every presigned URL carries a signed x-amz-expected-bucket-owner
+// (owner.go).
 package s3
 
 import (
@@ -72,6 +74,9 @@ type Store struct {
 	// janitor retries aborts of failed multipart Puts that failed
 	// themselves (janitor.go).
 	janitor *janitor
+	// presign signs presigned URLs for FERRY_S3_PRESIGN_ENDPOINT_URL
+	// (presign.go); nil without one: client signs them.
+	presign *presigner
 }
 
 var (
@@ -110,11 +115,10 @@ func newStore(cfg Config, wrap func(http.RoundTripper) http.RoundTripper) (*Stor
 
 	host, secure := "s3.amazonaws.com", true
 	if cfg.Endpoint != "" {
-		u, err := url.Parse(cfg.Endpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("s3 store: MLFLOW_S3_ENDPOINT_URL=%q: want http(s)://host[:port]", cfg.Endpoint)
+		var err error
+		if host, secure, err = parseEndpoint(cfg.Endpoint, false); err != nil {
+			return nil, fmt.Errorf("s3 store: MLFLOW_S3_ENDPOINT_URL=%q: %v", cfg.Endpoint, err)
 		}
-		host, secure = u.Host, u.Scheme == "https"
 	}
 
 	tr, err := minio.DefaultTransport(secure)
@@ -188,6 +192,11 @@ func newStore(cfg Config, wrap func(http.RoundTripper) http.RoundTripper) (*Stor
 		return nil, fmt.Errorf("s3 store: %w", err)
 	}
 	s := &Store{cfg: cfg, client: client, core: minio.Core{Client: client}, owner: owner}
+	if cfg.PresignEndpoint != "" {
+		if s.presign, err = newPresigner(cfg, lookup, creds, client); err != nil {
+			return nil, err
+		}
+	}
 	s.signPayload = !secure && !cfg.Anonymous
 	s.bufSize = partSizeFor(cfg.PartSize, -1)
 	s.buffers = make(chan []byte, maxIdleBuffers)
@@ -708,11 +717,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, size 
 // own error is what the caller reports. An abort that fails for a reason
 // that may pass (S3 down) is retried in the background (janitor.go).
 func (s *Store) abortQuietly(ctx context.Context, obj, id string) {
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
-	defer cancel()
-	if err := s.janitor.abort(actx, obj, id); err != nil {
-		s.janitor.failed(obj, id, err)
-	}
+	s.janitor.abortNow(ctx, obj, id)
 }
 
 // Delete implements stores.Store: the object at key and every object

@@ -88,6 +88,32 @@ func TestConfigFromEnv(t *testing.T) {
 			}
 		}},
 		{name: "several problems at once", env: map[string]string{"MLFLOW_S3_IGNORE_TLS": "x", "MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE": "-5"}, wantErr: "CHUNK_SIZE"},
+		{name: "presign endpoint", env: map[string]string{
+			"MLFLOW_S3_ENDPOINT_URL":        "http://minio:9000",
+			"FERRY_S3_PRESIGN_ENDPOINT_URL": " http://localhost:9000/ ",
+		}, check: func(t *testing.T, c Config) {
+			if c.Endpoint != "http://minio:9000" || c.PresignEndpoint != "http://localhost:9000/" {
+				t.Errorf("endpoint %q, presign endpoint %q", c.Endpoint, c.PresignEndpoint)
+			}
+		}},
+		{name: "presign endpoint without MLFLOW_S3_ENDPOINT_URL", env: map[string]string{"FERRY_S3_PRESIGN_ENDPOINT_URL": "https://s3.example.com"}, check: func(t *testing.T, c Config) {
+			if c.Endpoint != "" || c.PresignEndpoint != "https://s3.example.com" {
+				t.Errorf("endpoint %q, presign endpoint %q", c.Endpoint, c.PresignEndpoint)
+			}
+		}},
+		{name: "presign endpoint unset", env: nil, check: func(t *testing.T, c Config) {
+			if c.PresignEndpoint != "" {
+				t.Errorf("presign endpoint %q", c.PresignEndpoint)
+			}
+		}},
+		{name: "presign endpoint without scheme", env: map[string]string{"FERRY_S3_PRESIGN_ENDPOINT_URL": "localhost:9000"}, wantErr: `FERRY_S3_PRESIGN_ENDPOINT_URL="localhost:9000": want http(s)://host[:port]`},
+		{name: "presign endpoint ftp", env: map[string]string{"FERRY_S3_PRESIGN_ENDPOINT_URL": "ftp://localhost:9000"}, wantErr: "FERRY_S3_PRESIGN_ENDPOINT_URL"},
+		{name: "presign endpoint without host", env: map[string]string{"FERRY_S3_PRESIGN_ENDPOINT_URL": "http://"}, wantErr: "FERRY_S3_PRESIGN_ENDPOINT_URL"},
+		{name: "presign endpoint unparsable", env: map[string]string{"FERRY_S3_PRESIGN_ENDPOINT_URL": "http://[::1"}, wantErr: "FERRY_S3_PRESIGN_ENDPOINT_URL"},
+		{name: "presign endpoint with a path", env: map[string]string{"FERRY_S3_PRESIGN_ENDPOINT_URL": "https://proxy.example.com/s3"}, wantErr: "without user, path, query or fragment"},
+		{name: "presign endpoint with a query", env: map[string]string{"FERRY_S3_PRESIGN_ENDPOINT_URL": "http://localhost:9000?x=1"}, wantErr: "FERRY_S3_PRESIGN_ENDPOINT_URL"},
+		{name: "presign endpoint with user", env: map[string]string{"FERRY_S3_PRESIGN_ENDPOINT_URL": "http://u:p@localhost:9000"}, wantErr: "FERRY_S3_PRESIGN_ENDPOINT_URL"},
+		{name: "bad MLFLOW_S3_ENDPOINT_URL", env: map[string]string{"MLFLOW_S3_ENDPOINT_URL": "minio:9000"}, wantErr: `MLFLOW_S3_ENDPOINT_URL="minio:9000": want http(s)://host[:port]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -107,6 +133,17 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	if _, err := ConfigFromEnv(&url.URL{Scheme: "s3"}, env(nil)); err == nil {
 		t.Error("s3:// without a bucket accepted")
+	}
+	// Every problem at once: both endpoints and an unrelated variable.
+	_, err := ConfigFromEnv(u, env(map[string]string{
+		"MLFLOW_S3_ENDPOINT_URL":              "minio:9000",
+		"FERRY_S3_PRESIGN_ENDPOINT_URL":       "localhost:9000",
+		"MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE": "dns",
+	}))
+	for _, want := range []string{"MLFLOW_S3_ENDPOINT_URL", "FERRY_S3_PRESIGN_ENDPOINT_URL", "ADDRESSING_STYLE"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v; want all problems reported, %s among them", err, want)
+		}
 	}
 }
 

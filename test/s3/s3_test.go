@@ -8,7 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -211,7 +216,8 @@ func TestProxyOnMinIO(t *testing.T) {
 		if code, b = postJSON(t, f.url("mpu/abort", "0/run/artifacts/mpu"), map[string]any{"path": "aborted.bin", "upload_id": cr.UploadID}, nil); code != 200 {
 			t.Fatalf("abort: %d %s", code, b)
 		}
-		ups, err := minio.Core{Client: root}.ListMultipartUploads(t.Context(), bucket, prefix+"/", "", "", "", 100)
+		// The whole bucket: MinIO takes a non-empty prefix as one exact key.
+		ups, err := minio.Core{Client: root}.ListMultipartUploads(t.Context(), bucket, "", "", "", "", 1000)
 		if err != nil || len(ups.Uploads) != 0 {
 			t.Fatalf("uploads left after abort: %+v, %v", ups.Uploads, err)
 		}
@@ -331,6 +337,101 @@ func TestExpectedOwnerThroughFerry(t *testing.T) {
 	})
 }
 
+// TestPresignEndpointThroughFerry: ferry reaches MinIO as 127.0.0.1:PORT
+// and hands out presigned URLs for localhost:PORT
+// (FERRY_S3_PRESIGN_ENDPOINT_URL), as in docker compose where ferry says
+// minio:9000 and clients localhost:9000. A presigned multipart upload and
+// a presigned download work at the public name, with the region
+// configured and looked up. A bad value stops ferry at start, reported
+// with the other bad S3 settings.
+func TestPresignEndpointThroughFerry(t *testing.T) {
+	srv := s3srv.Start(t, s3srv.MinIO)
+	bucket := srv.Bucket(t)
+	_, port, err := net.SplitHostPort(strings.TrimPrefix(srv.Endpoint, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	public := "localhost:" + port
+	var noRegion []string
+	for _, kv := range srv.Env() {
+		if !strings.HasPrefix(kv, "AWS_DEFAULT_REGION=") {
+			noRegion = append(noRegion, kv)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		env  []string
+	}{{"region set", srv.Env()}, {"region looked up", noRegion}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := startFerry(t, "s3://"+bucket+"/"+prefix, append(tc.env, "FERRY_S3_PRESIGN_ENDPOINT_URL=http://"+public))
+			dir := "0/" + strings.ReplaceAll(tc.name, " ", "-")
+			data := randomBytes(t, 10<<20+5)
+			var cr createResp
+			if code, b := postJSON(t, f.url("mpu/create", dir), map[string]any{"path": "model.bin", "num_parts": 3}, &cr); code != 200 || len(cr.Credentials) != 3 {
+				t.Fatalf("mpu/create: %d %s", code, b)
+			}
+			var parts []part
+			for i, c := range cr.Credentials {
+				u, err := url.Parse(c.URL)
+				if err != nil || u.Host != public {
+					t.Fatalf("part %d URL %s; want host %s", c.PartNumber, c.URL, public)
+				}
+				p, code, msg := putPart(t, c, data[i*(5<<20):min((i+1)*(5<<20), len(data))])
+				if code != 200 {
+					t.Fatalf("part %d at %s: %d %s", c.PartNumber, public, code, msg)
+				}
+				parts = append(parts, p)
+			}
+			if code, b := postJSON(t, f.url("mpu/complete", dir), map[string]any{"path": "model.bin", "upload_id": cr.UploadID, "parts": parts}, nil); code != 200 {
+				t.Fatalf("mpu/complete: %d %s", code, b)
+			}
+			if code, got, _ := do(t, http.MethodGet, f.url("artifacts", dir+"/model.bin"), nil, nil); code != 200 || !bytes.Equal(got, data) {
+				t.Fatalf("GET after complete: %d, %d bytes", code, len(got))
+			}
+
+			code, b, _ := do(t, http.MethodGet, f.url("presigned", dir+"/model.bin"), nil, nil)
+			var p struct {
+				URL      string            `json:"url"`
+				Headers  map[string]string `json:"headers"`
+				FileSize int64             `json:"file_size"`
+			}
+			if code != 200 || json.Unmarshal(b, &p) != nil || p.FileSize != int64(len(data)) {
+				t.Fatalf("presigned: %d %s", code, b)
+			}
+			if u, err := url.Parse(p.URL); err != nil || u.Host != public {
+				t.Fatalf("presigned download URL %s; want host %s", p.URL, public)
+			}
+			h := map[string]string{"Range": "bytes=100-199"}
+			for k, v := range p.Headers {
+				h[k] = v
+			}
+			if code, got, _ := do(t, http.MethodGet, p.URL, nil, h); code != 206 || !bytes.Equal(got, data[100:200]) {
+				t.Fatalf("GET presigned range at %s: %d, %d bytes", public, code, len(got))
+			}
+		})
+	}
+
+	t.Run("bad value", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, ferryBin, "server", "--host", "127.0.0.1", "--port", strconv.Itoa(freePort(t)),
+			"--artifacts-destination", "s3://"+bucket+"/"+prefix,
+			"--backend-store-uri", "sqlite:///"+filepath.Join(t.TempDir(), "mlflow.db"))
+		cmd.Dir = t.TempDir()
+		cmd.Env = append(cleanEnv(), srv.Env()...)
+		cmd.Env = append(cmd.Env, "FERRY_S3_PRESIGN_ENDPOINT_URL=localhost:"+port, "MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE=dns")
+		out, err := cmd.CombinedOutput()
+		if err == nil || ctx.Err() != nil {
+			t.Fatalf("ferry with FERRY_S3_PRESIGN_ENDPOINT_URL=localhost:%s: %v (context %v); want a start-up error\n%s", port, err, ctx.Err(), tail(string(out), 4096))
+		}
+		for _, want := range []string{"FERRY_S3_PRESIGN_ENDPOINT_URL", "want http(s)://host[:port]", "MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("start-up error does not mention %q:\n%s", want, tail(string(out), 4096))
+			}
+		}
+	})
+}
+
 // slowBody yields first, calls mid, then yields rest: an upload that is
 // midway when something happens.
 type slowBody struct {
@@ -368,11 +469,14 @@ func TestMinIOStoppedMidUpload(t *testing.T) {
 		{"multipart upload", []string{"MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE=5242880", "MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE=5242880"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { testStoppedMidUpload(t, tt.env) })
+		t.Run(tt.name, func(t *testing.T) { testStoppedMidUpload(t, tt.env, tt.env != nil) })
 	}
 }
 
-func testStoppedMidUpload(t *testing.T, extraEnv []string) {
+// testStoppedMidUpload: see TestMinIOStoppedMidUpload. multipart: the cut
+// upload is a multipart one, whose abort fails while MinIO is down; the
+// abort janitor must abort it once MinIO is back.
+func testStoppedMidUpload(t *testing.T, extraEnv []string, multipart bool) {
 	srv := s3srv.Start(t, s3srv.MinIO)
 	bucket := srv.Bucket(t)
 	f := startFerry(t, "s3://"+bucket+"/"+prefix, append(srv.Env(), extraEnv...))
@@ -422,6 +526,7 @@ func testStoppedMidUpload(t *testing.T, extraEnv []string) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
+	back := time.Now()
 	// Back at once, same process.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -437,6 +542,9 @@ func testStoppedMidUpload(t *testing.T, extraEnv []string) {
 	if f.PID() != pid {
 		t.Fatal("ferry was restarted")
 	}
+	if multipart {
+		checkJanitor(t, f, srv.Client(t), bucket, prefix+"/0/r/cut.bin", back)
+	}
 	code, b, _ = do(t, http.MethodGet, f.url("artifacts", "0/r/cut.bin"), nil, nil)
 	if code != 404 && code != 500 {
 		t.Fatalf("GET of the cut upload: %d %s; want not found", code, b)
@@ -451,5 +559,48 @@ func testStoppedMidUpload(t *testing.T, extraEnv []string) {
 	}
 	if _, got, _ := do(t, http.MethodGet, f.url("artifacts", "0/r/cut.bin"), nil, nil); !bytes.Equal(got, data) {
 		t.Fatal(errors.New("content after recovery differs"))
+	}
+}
+
+// checkJanitor: the multipart upload of key cut by the outage was opened
+// on MinIO (ferry queued its failed abort) and, MinIO being back since
+// back, is aborted by the janitor (first retry 1 s after the failure, the
+// wait doubling) within about 20 s.
+//
+// Listing: MinIO takes a non-empty prefix as one exact key, and lists for
+// the whole bucket (prefix "") only the uploads created since it last
+// started — after the restart the cut upload is listed by its exact key
+// only. Both are checked.
+func checkJanitor(t *testing.T, f *ferry, root *minio.Client, bucket, key string, back time.Time) {
+	t.Helper()
+	if !strings.Contains(f.logs.String(), "retrying in the background") {
+		t.Fatalf("ferry queued no abort: the cut upload's abort did not fail, so this test proves nothing about the janitor:\n%s", tail(f.logs.String(), 4096))
+	}
+	open := func() ([]string, error) {
+		var left []string
+		for _, p := range []string{key, ""} {
+			ups, err := minio.Core{Client: root}.ListMultipartUploads(t.Context(), bucket, p, "", "", "", 1000)
+			if err != nil {
+				return nil, err
+			}
+			for _, u := range ups.Uploads {
+				left = append(left, fmt.Sprintf("%s %s (listed with prefix %q)", u.Key, u.UploadID, p))
+			}
+		}
+		return left, nil
+	}
+	seen := false // an open upload was listed after the restart
+	deadline := back.Add(20 * time.Second)
+	for {
+		left, err := open()
+		if err == nil && len(left) == 0 {
+			t.Logf("no incomplete upload left %v after MinIO was back (listed open after the restart: %v)", time.Since(back).Round(time.Millisecond), seen)
+			return
+		}
+		seen = seen || len(left) > 0
+		if time.Now().After(deadline) {
+			t.Fatalf("incomplete multipart uploads left 20 s after MinIO came back: %v (list error %v)", left, err)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 }
