@@ -21,32 +21,15 @@ import (
 	"github.com/ferryml/ferry/proxy"
 	"github.com/ferryml/ferry/stores"
 	"github.com/ferryml/ferry/stores/local"
+	"github.com/ferryml/ferry/test/ferrytest"
 )
-
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // testServer is the proxy app served in-process on 127.0.0.1:0 over a
 // local store wrapped in stores.Instrument with a fresh registry.
 type testServer struct {
 	base   string
 	reg    *prometheus.Registry
-	logs   *syncBuffer
+	logs   *ferrytest.LogBuffer
 	client *http.Client
 }
 
@@ -65,7 +48,7 @@ func startServer(t *testing.T, wrap func(stores.Store) stores.Store) *testServer
 		s = wrap(st)
 	}
 	reg := prometheus.NewRegistry()
-	logs := &syncBuffer{}
+	logs := &ferrytest.LogBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	inst := stores.Instrument(s, "local", stores.NewMetrics(reg), log)
 	cfg := &config.Config{

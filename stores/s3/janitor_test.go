@@ -1,7 +1,6 @@
 package s3
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/ferryml/ferry/test/backends/s3srv"
+	"github.com/ferryml/ferry/test/ferrytest"
 )
 
 var (
@@ -63,24 +63,6 @@ func TestNextBackoff(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // fakeAborts is an abort function whose results are scripted per upload
 // id: the next len(fails[id]) attempts fail with those errors, then it
 // succeeds. It records every call.
@@ -109,9 +91,9 @@ func (f *fakeAborts) called() []string {
 
 // testJanitor is a janitor over f, logging into a buffer, whose waits
 // are recorded and return at once, but not before gate is closed.
-func testJanitor(f *fakeAborts) (j *janitor, logs *syncBuffer, gate chan struct{}, waits func() []time.Duration) {
+func testJanitor(f *fakeAborts) (j *janitor, logs *ferrytest.LogBuffer, gate chan struct{}, waits func() []time.Duration) {
 	j = newJanitor("bucket", f.abort)
-	logs = &syncBuffer{}
+	logs = &ferrytest.LogBuffer{}
 	j.log.Store(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	gate = make(chan struct{})
 	var mu sync.Mutex
@@ -269,7 +251,7 @@ func TestJanitorClose(t *testing.T) {
 		return ctx.Err()
 	}
 	j := newJanitor("bucket", hang)
-	logs := &syncBuffer{}
+	logs := &ferrytest.LogBuffer{}
 	j.log.Store(slog.New(slog.NewTextHandler(logs, nil)))
 	j.minBackoff = time.Millisecond
 	j.closeTimeout = 100 * time.Millisecond
@@ -340,7 +322,7 @@ func TestAbortJanitor(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	logs := &syncBuffer{}
+	logs := &ferrytest.LogBuffer{}
 	s.SetLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	// The test drives the retry rounds: each wait reports its length and
 	// ends when the test says so.
@@ -489,7 +471,7 @@ func TestJanitorCloseWaitsForFirstAbort(t *testing.T) {
 		return nil // the retry at close succeeds
 	}
 	j := newJanitor("bucket", abort)
-	j.log.Store(slog.New(slog.NewTextHandler(&syncBuffer{}, nil)))
+	j.log.Store(slog.New(slog.NewTextHandler(&ferrytest.LogBuffer{}, nil)))
 	j.closeTimeout = 10 * time.Second
 	first := make(chan struct{})
 	go func() { j.abortNow(context.Background(), "obj/a", "a"); close(first) }()
