@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -139,6 +140,9 @@ func (s *Server) download(c *fiber.Ctx) error {
 		c.Status(fiber.StatusOK)
 		return sendStream(c, rc, int(e.Size))
 	}
+	if start, end, ok := parseOpenRange(rangeHeader); ok && !head {
+		return s.downloadFrom(c, k, rangeHeader, start, end)
+	}
 
 	e, err := s.opts.Artifacts.Stat(ctx, k)
 	if err != nil {
@@ -152,12 +156,7 @@ func (s *Server) download(c *fiber.Ctx) error {
 		start, n, ok, satisfiable := parseRange(rangeHeader, e.Size)
 		switch {
 		case !satisfiable:
-			// An error body, not the file: no attachment header.
-			c.Response().Header.Del(fiber.HeaderContentDisposition)
-			c.Set(fiber.HeaderContentRange, fmt.Sprintf("bytes */%d", e.Size))
-			c.Status(fiber.StatusRequestedRangeNotSatisfiable)
-			return c.JSON(wire.BodyOf(wire.Errorf(wire.InvalidParameterValue,
-				"Range %q is not satisfiable for an object of %d bytes", rangeHeader, e.Size)))
+			return notSatisfiable(c, rangeHeader, e.Size)
 		case ok:
 			offset, length, status = start, n, fiber.StatusPartialContent
 			c.Set(fiber.HeaderContentRange, fmt.Sprintf("bytes %d-%d/%d", start, start+n-1, e.Size))
@@ -177,6 +176,77 @@ func (s *Server) download(c *fiber.Ctx) error {
 		return wire.FromStore(err)
 	}
 	return sendStream(c, rc, int(length))
+}
+
+// downloadFrom answers a GET with a "bytes=start-end" or "bytes=start-"
+// range (end < 0) with one ranged Open: the store reports the object's
+// size with the stream, so on S3 this is one request instead of a HEAD
+// and a GET. Only a range that starts past the end needs a Stat, for the
+// size that the 416 answer names.
+func (s *Server) downloadFrom(c *fiber.Ctx, k, rangeHeader string, start, end int64) error {
+	ctx := c.UserContext()
+	length := int64(-1)
+	if end >= 0 {
+		length = end - start + 1
+	}
+	rc, e, err := s.opts.Artifacts.Open(ctx, k, start, length)
+	if errors.Is(err, stores.ErrInvalidRange) {
+		st, serr := s.opts.Artifacts.Stat(ctx, k)
+		if serr != nil {
+			return wire.FromStoreKey(serr, k)
+		}
+		return notSatisfiable(c, rangeHeader, st.Size)
+	}
+	if err != nil {
+		return wire.FromStoreKey(err, k)
+	}
+	if start >= e.Size { // an empty object: no byte to start at
+		rc.Close()
+		return notSatisfiable(c, rangeHeader, e.Size)
+	}
+	n := e.Size - start
+	if length >= 0 && length < n {
+		n = length
+	}
+	c.Set(fiber.HeaderContentRange, fmt.Sprintf("bytes %d-%d/%d", start, start+n-1, e.Size))
+	c.Status(fiber.StatusPartialContent)
+	return sendStream(c, rc, int(n))
+}
+
+// notSatisfiable is the 416 answer for a range outside an object of size
+// bytes: an error body, not the file, so no attachment header.
+func notSatisfiable(c *fiber.Ctx, rangeHeader string, size int64) error {
+	c.Response().Header.Del(fiber.HeaderContentDisposition)
+	c.Set(fiber.HeaderContentRange, fmt.Sprintf("bytes */%d", size))
+	c.Status(fiber.StatusRequestedRangeNotSatisfiable)
+	return c.JSON(wire.BodyOf(wire.Errorf(wire.InvalidParameterValue,
+		"Range %q is not satisfiable for an object of %d bytes", rangeHeader, size)))
+}
+
+// parseOpenRange recognises the ranges that need no size to serve: one
+// "bytes=a-b" (b >= a) or "bytes=a-" (end = -1). Everything else (suffix
+// ranges, several ranges, garbage) goes through parseRange after a Stat.
+func parseOpenRange(h string) (start, end int64, ok bool) {
+	spec, found := strings.CutPrefix(strings.TrimSpace(h), "bytes=")
+	if !found || strings.Contains(spec, ",") {
+		return 0, 0, false
+	}
+	first, last, found := strings.Cut(strings.TrimSpace(spec), "-")
+	if !found || first == "" {
+		return 0, 0, false
+	}
+	a, err := strconv.ParseInt(first, 10, 64)
+	if err != nil || a < 0 {
+		return 0, 0, false
+	}
+	if last == "" {
+		return a, -1, true
+	}
+	b, err := strconv.ParseInt(last, 10, 64)
+	if err != nil || b < a {
+		return 0, 0, false
+	}
+	return a, b, true
 }
 
 // parseRange understands one "bytes=" range: "a-b", "a-" or "-n". ok is

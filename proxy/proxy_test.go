@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -494,5 +495,69 @@ func TestUnmatchedRoutesLabel(t *testing.T) {
 	}
 	if routes["unmatched"] != 3 || len(routes) != 1 {
 		t.Errorf("ferry_http_requests_total by route = %v, want only unmatched=3", routes)
+	}
+}
+
+// countingStore counts Stat and Open calls.
+type countingStore struct {
+	stores.Store
+	stats, opens *atomic.Int64
+}
+
+func (c countingStore) Unwrap() stores.Store { return c.Store }
+
+func (c countingStore) Stat(ctx context.Context, key string) (stores.Entry, error) {
+	c.stats.Add(1)
+	return c.Store.Stat(ctx, key)
+}
+
+func (c countingStore) Open(ctx context.Context, key string, offset, length int64) (io.ReadCloser, stores.Entry, error) {
+	c.opens.Add(1)
+	return c.Store.Open(ctx, key, offset, length)
+}
+
+// TestRangedDownloadOneStoreCall: a "bytes=a-b" or "bytes=a-" download is
+// one ranged Open (one request on S3), no Stat; only a range past the end
+// (416, which names the size) and a suffix range need the Stat.
+func TestRangedDownloadOneStoreCall(t *testing.T) {
+	t.Parallel()
+	var stats, opens atomic.Int64
+	s := startServer(t, func(st stores.Store) stores.Store { return countingStore{st, &stats, &opens} })
+	data := randomBytes(t, 1000)
+	if st, _, _, err := s.do(http.MethodPut, "/artifacts/c/r.bin", data); err != nil || st != 200 {
+		t.Fatalf("PUT: %d %v", st, err)
+	}
+	if st, _, _, err := s.do(http.MethodPut, "/artifacts/c/empty.bin", nil); err != nil || st != 200 {
+		t.Fatalf("PUT: %d %v", st, err)
+	}
+	for _, tc := range []struct {
+		path, rng    string
+		status       int
+		contentRange string
+		body         []byte
+		stats, opens int64
+	}{
+		{"/artifacts/c/r.bin", "bytes=10-19", 206, "bytes 10-19/1000", data[10:20], 0, 1},
+		{"/artifacts/c/r.bin", "bytes=990-", 206, "bytes 990-999/1000", data[990:], 0, 1},
+		{"/artifacts/c/r.bin", "bytes=995-5000", 206, "bytes 995-999/1000", data[995:], 0, 1},
+		{"/artifacts/c/r.bin", "bytes=1000-", 416, "bytes */1000", nil, 1, 1},
+		{"/artifacts/c/empty.bin", "bytes=0-", 416, "bytes */0", nil, 0, 1},
+		{"/artifacts/c/r.bin", "bytes=-10", 206, "bytes 990-999/1000", data[990:], 1, 1},
+		{"/artifacts/c/missing.bin", "bytes=0-9", 404, "", nil, 0, 1},
+		{"/artifacts/c", "bytes=0-9", 400, "", nil, 0, 1},
+	} {
+		stats.Store(0)
+		opens.Store(0)
+		st, h, body, err := s.do(http.MethodGet, tc.path, nil, "Range", tc.rng)
+		if err != nil || st != tc.status || h.Get("Content-Range") != tc.contentRange {
+			t.Errorf("GET %s Range %q: %d Content-Range %q %v; want %d %q", tc.path, tc.rng, st, h.Get("Content-Range"), err, tc.status, tc.contentRange)
+			continue
+		}
+		if tc.status == 206 && !bytes.Equal(body, tc.body) {
+			t.Errorf("GET %s Range %q: %d bytes, want %d", tc.path, tc.rng, len(body), len(tc.body))
+		}
+		if stats.Load() != tc.stats || opens.Load() != tc.opens {
+			t.Errorf("GET %s Range %q: %d Stat and %d Open calls; want %d and %d", tc.path, tc.rng, stats.Load(), opens.Load(), tc.stats, tc.opens)
+		}
 	}
 }
