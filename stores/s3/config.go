@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/minio/minio-go/v7/pkg/s3utils"
 )
 
 // Limits and defaults, with the source of each number.
@@ -81,6 +83,11 @@ type Config struct {
 	PartSize int64
 	// PartURLTTL is the lifetime of presigned UploadPart URLs.
 	PartURLTTL time.Duration
+
+	// imdsEndpoint is the EC2 instance metadata endpoint the IAM
+	// credentials provider asks ("" = its default, 169.254.169.254);
+	// tests only.
+	imdsEndpoint string
 }
 
 // ConfigFromEnv builds the configuration for the s3:// URI u from the
@@ -181,7 +188,30 @@ func parseEndpoint(v string, strict bool) (host string, secure bool, err error) 
 	if strict && (u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "") {
 		return "", false, errors.New("want http(s)://host[:port] without user, path, query or fragment")
 	}
+	if err := checkHost(url.URL{Scheme: u.Scheme, Host: u.Host}); err != nil {
+		return "", false, err
+	}
 	return u.Host, u.Scheme == "https", nil
+}
+
+// checkHost refuses the hosts minio.New refuses, so that ConfigFromEnv
+// reports them with every other problem instead of newStore failing on
+// them alone later. It is minio-go's isValidEndpointURL (utils.go, not
+// exported) for the URL minio.New builds from the host newStore passes
+// (scheme://host, no path), made of the s3utils helpers it uses.
+func checkHost(u url.URL) error {
+	host := u.Hostname()
+	switch {
+	case !s3utils.IsValidIP(host) && !s3utils.IsValidDomain(host):
+		return fmt.Errorf("host %q is neither an IP address nor a domain name", u.Host)
+	case strings.Contains(host, ".s3.amazonaws.com") && !s3utils.IsAmazonEndpoint(u):
+		return fmt.Errorf("host %q: the Amazon S3 endpoint is s3.amazonaws.com or s3.REGION.amazonaws.com", u.Host)
+	case strings.Contains(host, ".googleapis.com") && !s3utils.IsGoogleEndpoint(u):
+		return fmt.Errorf("host %q: the Google Cloud Storage endpoint is storage.googleapis.com", u.Host)
+	case strings.Contains(host, "s3-outposts") && !s3utils.IsAmazonOutpostsEndpoint(u):
+		return fmt.Errorf("host %q: an S3 on Outposts endpoint is PREFIX.s3-outposts.REGION.amazonaws.com", u.Host)
+	}
+	return nil
 }
 
 // parseBool accepts what MLflow's boolean env vars accept: true/false/1/0,

@@ -40,7 +40,10 @@ import (
 // without the owner check.
 
 // ownerTransport makes sure every request carries a signed
-// x-amz-expected-bucket-owner (see above).
+// x-amz-expected-bucket-owner (see above). Only S3 requests come here:
+// credential fetches (instance metadata, STS, ...) go through the
+// provider chain's own HTTP client (credsFetcher in s3.go), since this
+// transport refuses what is not SigV4-signed.
 type ownerTransport struct {
 	base  http.RoundTripper
 	owner string

@@ -28,12 +28,14 @@ import (
 //   - the bucket's region: Presign asks the bucket's location (GET
 //     ?location) unless the client has a region. The presign client is
 //     always built with one: Config.Region, or else the region the main
-//     client resolves (GetBucketLocation, one request per store, cached by
-//     minio-go), so it is created on first use then.
+//     client holds for the bucket (GetBucketLocation: one request, then
+//     minio-go's cache), asked again at every presign because minio-go
+//     may correct it later (see presigner).
 //   - credentials that need fetching (IAM, web identity) are fetched with
 //     the client's HTTP client. The presign client's credentials are the
-//     main client's Credentials, always fetched with the main client's
-//     HTTP client (viaClient).
+//     main client's Credentials, always fetched as the main client
+//     fetches them (viaClient; the provider chain newStore builds then
+//     uses its own plain HTTP client, credsFetcher).
 //
 // Its transport (noRequests) refuses every request, so a path missed here
 // (a future minio-go version, S3 Express sessions) fails loudly instead of
@@ -55,9 +57,11 @@ func (noRequests) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // viaClient is the presign client's credentials provider: the main
 // client's Credentials, fetched when they must be with the main client's
-// HTTP client. It never caches (IsExpired is always true), so the presign
-// client always signs with the value the shared Credentials hold now,
-// never one the main client has already replaced.
+// CredContext (whose HTTP client the provider chain of newStore replaces
+// with its own: credsFetcher), never the presign client's. It never
+// caches (IsExpired is always true), so the presign client always signs
+// with the value the shared Credentials hold now, never one the main
+// client has already replaced.
 type viaClient struct {
 	creds *credentials.Credentials
 	main  *minio.Client
@@ -78,11 +82,21 @@ func (p viaClient) Retrieve() (credentials.Value, error) { return p.RetrieveWith
 // IsExpired implements credentials.Provider.
 func (viaClient) IsExpired() bool { return true }
 
-// presigner holds the presign client, made once the region is known.
+// presigner holds the presign client for the bucket's current region.
+//
+// Without a configured region the region is the one the main client
+// holds for the bucket, and that can change: minio-go takes a refused
+// ?location lookup (AccessDenied, AuthorizationHeaderMalformed,
+// InvalidRegion without a region in the answer) as "us-east-1", and
+// corrects its cache later when a request fails with a region error that
+// names the real one. So every presign asks the main client for the
+// region (a cache hit after the first lookup) and uses a presign client
+// for exactly that region, made anew when it changed.
 type presigner struct {
 	newClient func(region string) (*minio.Client, error)
 	mu        sync.Mutex
-	client    *minio.Client // nil until the region is known
+	region    string        // the region client signs for
+	client    *minio.Client // nil until a region is known
 }
 
 // newPresigner checks cfg.PresignEndpoint and prepares the presign client
@@ -113,25 +127,35 @@ func newPresigner(cfg Config, lookup minio.BucketLookupType, creds *credentials.
 		return nil, err
 	}
 	if cfg.Region != "" {
-		p.client = c
+		p.region, p.client = cfg.Region, c
 	}
 	return p, nil
 }
 
+// forRegion returns the presign client for region, made when the last
+// one was for another region (or there was none yet).
+func (p *presigner) forRegion(region string) (*minio.Client, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.client != nil && p.region == region {
+		return p.client, nil
+	}
+	c, err := p.newClient(region) // no request: cheap
+	if err != nil {
+		return nil, err
+	}
+	p.region, p.client = region, c
+	return c, nil
+}
+
 // presignClient is the client that signs presigned URLs: the main one, or
-// with FERRY_S3_PRESIGN_ENDPOINT_URL the presign client, made on first use
-// with the bucket's region when none is configured (the main client looks
-// it up).
+// with FERRY_S3_PRESIGN_ENDPOINT_URL the presign client for the region the
+// main client holds for the bucket now (Config.Region, or looked up and
+// cached by minio-go, which corrects it on a region error).
 func (s *Store) presignClient(ctx context.Context) (*minio.Client, error) {
 	p := s.presign
 	if p == nil {
 		return s.client, nil
-	}
-	p.mu.Lock()
-	c := p.client
-	p.mu.Unlock()
-	if c != nil {
-		return c, nil
 	}
 	region, err := s.client.GetBucketLocation(ctx, s.cfg.Bucket)
 	if err != nil {
@@ -140,13 +164,5 @@ func (s *Store) presignClient(ctx context.Context) (*minio.Client, error) {
 	if region == "" {
 		return nil, errors.New("s3 store: the bucket's region is unknown; set AWS_REGION")
 	}
-	if c, err = p.newClient(region); err != nil {
-		return nil, err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.client == nil {
-		p.client = c
-	}
-	return p.client, nil
+	return p.forRegion(region)
 }

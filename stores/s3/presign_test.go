@@ -157,33 +157,209 @@ func TestPresignClientSendsNothing(t *testing.T) {
 	t.Logf("refused: %v", err)
 }
 
+// fakeS3 is a newStore wrapper standing in for S3 (path style, bucket
+// "bucket"): answer decides each request, and every request is noted as
+// "METHOD ?query".
+type fakeS3 struct {
+	mu     sync.Mutex
+	reqs   []string
+	answer func(r *http.Request) (*http.Response, error)
+}
+
+func (f *fakeS3) wrap(http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.Body != nil {
+			_, _ = io.Copy(io.Discard, r.Body)
+			r.Body.Close()
+		}
+		f.mu.Lock()
+		f.reqs = append(f.reqs, r.Method+" ?"+r.URL.RawQuery)
+		answer := f.answer
+		f.mu.Unlock()
+		return answer(r)
+	})
+}
+
+// sent counts the requests noted with method whose query has key.
+func (f *fakeS3) sent(method, key string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, r := range f.reqs {
+		m, q, _ := strings.Cut(r, " ?")
+		if v, err := url.ParseQuery(q); m == method && err == nil && v.Has(key) {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *fakeS3) setAnswer(a func(r *http.Request) (*http.Response, error)) {
+	f.mu.Lock()
+	f.answer = a
+	f.mu.Unlock()
+}
+
+// xmlResponse is an S3 answer with an XML body.
+func xmlResponse(r *http.Request, status int, body string, header ...string) *http.Response {
+	h := http.Header{"Content-Type": {"application/xml"}}
+	for i := 0; i+1 < len(header); i += 2 {
+		h.Set(header[i], header[i+1])
+	}
+	return &http.Response{StatusCode: status, Status: http.StatusText(status), Header: h, Request: r,
+		Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), ProtoMajor: 1, ProtoMinor: 1}
+}
+
+// isLocation reports whether r is the bucket-location lookup.
+func isLocation(r *http.Request) bool {
+	return r.Method == http.MethodGet && r.URL.Query().Has("location")
+}
+
+// uploadsOK answers everything but ?location as a willing S3 would: a
+// multipart upload is opened (id "up-1"), anything else succeeds empty.
+func uploadsOK(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPost && r.URL.Query().Has("uploads") {
+		return xmlResponse(r, http.StatusOK, `<InitiateMultipartUploadResult><Bucket>bucket</Bucket><Key>pre/k</Key><UploadId>up-1</UploadId></InitiateMultipartUploadResult>`), nil
+	}
+	return xmlResponse(r, http.StatusOK, ""), nil
+}
+
+// credentialRegion is the region in a presigned URL's X-Amz-Credential.
+func credentialRegion(t *testing.T, raw string) string {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(u.Query().Get("X-Amz-Credential"), "/")
+	if len(parts) != 5 {
+		t.Fatalf("X-Amz-Credential of %s: %q", raw, u.Query().Get("X-Amz-Credential"))
+	}
+	return parts[2]
+}
+
 // TestPresignRegionLookup: without a configured region the bucket's region
-// comes from the main client; when that lookup fails (S3 down) presigning
-// fails as unavailable, opens no upload and is tried again next time.
+// comes from the main client. When that lookup fails (only it: S3 would
+// open an upload), presigning fails as unavailable, is tried again next
+// time, and CreateMultipart opens no upload. And when the lookup works but
+// the presign client cannot be had, CreateMultipart still opens no upload:
+// it gets the signing client first. (A failed lookup alone cannot show
+// that order: minio-go needs the same lookup before it sends POST
+// ?uploads.)
 func TestPresignRegionLookup(t *testing.T) {
 	t.Parallel()
 	cfg := offlineConfig(t)
 	cfg.Region = ""
-	var sent atomic.Int64
-	s, err := newStore(cfg, countRequests(&sent))
+	f := &fakeS3{answer: func(r *http.Request) (*http.Response, error) {
+		if isLocation(r) {
+			return nil, errors.New("test: the location lookup fails")
+		}
+		return uploadsOK(r)
+	}}
+	s, err := newStore(cfg, f.wrap)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.PresignGet(t.Context(), "k", DefaultPartURLTTL); !errors.Is(err, stores.ErrUnavailable) {
-		t.Errorf("presign get with S3 down: %v; want unavailable", err)
+		t.Errorf("presign get with the lookup failing: %v; want unavailable", err)
 	}
-	n := sent.Load()
+	n := f.sent(http.MethodGet, "location")
 	if n == 0 {
 		t.Error("no region lookup through the main client")
 	}
 	if _, err := s.CreateMultipart(t.Context(), "k", 2); !errors.Is(err, stores.ErrUnavailable) {
-		t.Errorf("create multipart with S3 down: %v; want unavailable", err)
+		t.Errorf("create multipart with the lookup failing: %v; want unavailable", err)
 	}
-	if sent.Load() == n {
+	if f.sent(http.MethodGet, "location") == n {
 		t.Error("the failed lookup was cached")
 	}
 	if s.presign.client != nil {
 		t.Error("a presign client without a region was kept")
+	}
+
+	// The lookup works now; making the presign client fails.
+	f.setAnswer(func(r *http.Request) (*http.Response, error) {
+		if isLocation(r) {
+			return xmlResponse(r, http.StatusOK, `<LocationConstraint xmlns="http://s3.amazonaws.com/doc/2006-03-01/">eu-west-1</LocationConstraint>`), nil
+		}
+		return uploadsOK(r)
+	})
+	newClient := s.presign.newClient
+	errNoClient := errors.New("test: no presign client")
+	s.presign.newClient = func(string) (*minio.Client, error) { return nil, errNoClient }
+	if _, err := s.CreateMultipart(t.Context(), "k", 2); !errors.Is(err, errNoClient) {
+		t.Errorf("create multipart without a presign client: %v; want the test's error", err)
+	}
+	if n := f.sent(http.MethodPost, "uploads"); n != 0 {
+		t.Fatalf("%d multipart uploads opened (POST ?uploads) though no part URL could be signed; requests: %v", n, f.reqs)
+	}
+	// The same with the presign client: the upload is opened (so the
+	// check above could fail), its URLs signed for the bucket's region.
+	s.presign.newClient = newClient
+	up, err := s.CreateMultipart(t.Context(), "k", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.sent(http.MethodPost, "uploads") != 1 || up.UploadID != "up-1" || len(up.Parts) != 2 {
+		t.Fatalf("upload %+v; requests %v", up, f.reqs)
+	}
+	if r := credentialRegion(t, up.Parts[0].Request.URL); r != "eu-west-1" {
+		t.Errorf("part URL signed for %q; want eu-west-1", r)
+	}
+}
+
+// TestPresignRegionCorrected: minio-go takes a refused ?location (403
+// AccessDenied) as us-east-1 and caches that; a later request that fails
+// with a region error naming the bucket's real region corrects the main
+// client's cache. Presigned URLs must follow: from then on they are signed
+// for the real region, not for the one the presign client was first made
+// with.
+func TestPresignRegionCorrected(t *testing.T) {
+	t.Parallel()
+	cfg := offlineConfig(t)
+	cfg.Region = ""
+	const real = "eu-west-1"
+	f := &fakeS3{answer: func(r *http.Request) (*http.Response, error) {
+		if isLocation(r) {
+			return xmlResponse(r, http.StatusForbidden, `<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`), nil
+		}
+		if region := scopeRegion(r.Header.Get("Authorization")); region != real {
+			return xmlResponse(r, http.StatusBadRequest,
+				`<Error><Code>AuthorizationHeaderMalformed</Code><Message>the region '`+region+`' is wrong; expecting '`+real+`'</Message><Region>`+real+`</Region></Error>`,
+				"x-amz-bucket-region", real), nil
+		}
+		return xmlResponse(r, http.StatusOK, `<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>bucket</Name><Prefix>pre/</Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><Delimiter>/</Delimiter><IsTruncated>false</IsTruncated></ListBucketResult>`), nil
+	}}
+	s, err := newStore(cfg, f.wrap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get, err := s.PresignGet(t.Context(), "k", DefaultPartURLTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := credentialRegion(t, get.URL); r != "us-east-1" {
+		t.Fatalf("first URL signed for %q; the test expects minio-go's us-east-1 for a refused lookup", r)
+	}
+	// A request of the main client: refused for us-east-1, the region
+	// learnt from the error, retried for eu-west-1.
+	if _, err := s.List(t.Context(), "", stores.ListPage{}); err != nil {
+		t.Fatalf("list: %v (requests %v)", err, f.reqs)
+	}
+	if r, _ := s.client.GetBucketLocation(t.Context(), cfg.Bucket); r != real {
+		t.Fatalf("the main client holds region %q after the region error; the test expects %s", r, real)
+	}
+	for range 2 {
+		get, err = s.PresignGet(t.Context(), "k", DefaultPartURLTTL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := credentialRegion(t, get.URL); r != real {
+			t.Errorf("URL signed for %q after the main client learnt %s: %s", r, real, get.URL)
+		}
+	}
+	if n := f.sent(http.MethodGet, "location"); n != 1 {
+		t.Errorf("%d location lookups; want 1 (then minio-go's cache)", n)
 	}
 }
 

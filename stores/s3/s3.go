@@ -154,10 +154,16 @@ func newStore(cfg Config, wrap func(http.RoundTripper) http.RoundTripper) (*Stor
 		creds = credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)
 	default:
 		// The rest of the AWS chain: shared files, then IAM roles (web
-		// identity, ECS task role, EC2 instance profile).
-		creds = credentials.NewChainCredentials([]credentials.Provider{
-			&credentials.FileAWSCredentials{Profile: cfg.Profile},
-			&credentials.IAM{},
+		// identity, ECS task role, EC2 instance profile). What they fetch
+		// (instance metadata, STS, the SSO portal) goes through their own
+		// HTTP client on the plain transport, never through the main
+		// client's (ownerTransport would refuse them: credsFetcher).
+		creds = credentials.New(credsFetcher{
+			p: &credentials.Chain{Providers: []credentials.Provider{
+				&credentials.FileAWSCredentials{Profile: cfg.Profile},
+				&credentials.IAM{Endpoint: cfg.imdsEndpoint},
+			}},
+			client: &http.Client{Transport: tr},
 		})
 	}
 
@@ -205,6 +211,37 @@ func newStore(cfg Config, wrap func(http.RoundTripper) http.RoundTripper) (*Stor
 	})
 	return s, nil
 }
+
+// credsFetcher runs a credentials provider with its own HTTP client.
+//
+// minio-go hands a provider the CredContext of the client that needs the
+// credentials, whose HTTP client is the one S3 requests go through. With
+// MLFLOW_S3_EXPECTED_BUCKET_OWNER that client's transport is
+// ownerTransport, which refuses anything not SigV4-signed: the unsigned
+// requests to the instance metadata service, the ECS endpoint, STS or the
+// SSO portal would fail and the chain would end anonymous. (Without an
+// owner they would go through the S3 transport, TLS settings and timeout
+// included, which is what the client given here is made of too.) The
+// caller's context still applies.
+type credsFetcher struct {
+	p      credentials.Provider
+	client *http.Client
+}
+
+// RetrieveWithCredContext implements credentials.Provider.
+func (f credsFetcher) RetrieveWithCredContext(cc *credentials.CredContext) (credentials.Value, error) {
+	own := credentials.CredContext{Client: f.client}
+	if cc != nil {
+		own.Endpoint, own.Context = cc.Endpoint, cc.Context
+	}
+	return f.p.RetrieveWithCredContext(&own)
+}
+
+// Retrieve implements credentials.Provider.
+func (f credsFetcher) Retrieve() (credentials.Value, error) { return f.RetrieveWithCredContext(nil) }
+
+// IsExpired implements credentials.Provider.
+func (f credsFetcher) IsExpired() bool { return f.p.IsExpired() }
 
 // SetLogger sets where the store logs (slog.Default() until set); the
 // driver logs only what happens outside a request: aborts of failed

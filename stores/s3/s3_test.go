@@ -5,15 +5,20 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/prometheus/client_golang/prometheus"
@@ -511,4 +516,114 @@ func objectsIn(t *testing.T, c *minio.Client, bucket string) string {
 		fmt.Fprintf(&b, "%s(%d) ", o.Key, o.Size)
 	}
 	return b.String()
+}
+
+// TestOwnerWithInstanceProfile: with MLFLOW_S3_EXPECTED_BUCKET_OWNER set
+// and no keys configured, the credentials come from the EC2 instance
+// metadata service (an httptest server here). Its requests are not S3
+// requests: they go through the credential chain's own HTTP client, not
+// through ownerTransport, which refuses anything not SigV4-signed (the
+// chain would end anonymous). The store then works, on versitygw checking
+// the owner, and so do presigned URLs: the first credential fetch is the
+// presign client's (viaClient).
+func TestOwnerWithInstanceProfile(t *testing.T) {
+	// Nothing but the instance profile: no other IAM source, no files.
+	for _, k := range []string{"AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_PROFILE"} {
+		t.Setenv(k, "")
+	}
+	none := filepath.Join(t.TempDir(), "none")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", none)
+	t.Setenv("AWS_CONFIG_FILE", none)
+
+	for _, kind := range []s3srv.Kind{s3srv.MinIO, s3srv.Versitygw} {
+		t.Run(string(kind), func(t *testing.T) {
+			srv := s3srv.Start(t, kind)
+			bucket := srv.Bucket(t)
+			var mu sync.Mutex
+			var seen []string
+			imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				seen = append(seen, fmt.Sprintf("%s %s auth=%q", r.Method, r.URL.Path, r.Header.Get("Authorization")))
+				mu.Unlock()
+				const token, role = "imds-token", "ferry-role"
+				switch {
+				case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token":
+					io.WriteString(w, token)
+				case r.Header.Get("X-aws-ec2-metadata-token") != token:
+					http.Error(w, "no IMDSv2 token", http.StatusUnauthorized)
+				case r.URL.Path == "/latest/meta-data/iam/security-credentials/":
+					io.WriteString(w, role+"\n")
+				case r.URL.Path == "/latest/meta-data/iam/security-credentials/"+role:
+					json.NewEncoder(w).Encode(map[string]any{
+						"Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": srv.AccessKey, "SecretAccessKey": srv.SecretKey,
+						"Expiration": time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
+					})
+				default:
+					http.NotFound(w, r)
+				}
+			}))
+			t.Cleanup(imds.Close)
+
+			owner := srv.Owner
+			if owner == "" {
+				owner = "123456789012" // MinIO does not check it; ownerTransport still runs
+			}
+			_, port, _ := net.SplitHostPort(strings.TrimPrefix(srv.Endpoint, "http://"))
+			cfg := config(srv, bucket)
+			cfg.AccessKey, cfg.SecretKey = "", ""
+			cfg.imdsEndpoint = imds.URL
+			cfg.ExpectedBucketOwner = owner
+			cfg.PresignEndpoint = "http://localhost:" + port
+			cfg.PartSize, cfg.MultipartThreshold = 5<<20, 8<<20
+			s, err := New(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+
+			seed := []byte("seeded by the root user")
+			if _, err := srv.Client(t).PutObject(t.Context(), bucket, testPrefix+"/imds/seed", bytes.NewReader(seed), int64(len(seed)), minio.PutObjectOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			get, err := s.PresignGet(t.Context(), "imds/seed", DefaultPartURLTTL)
+			switch c := mustQuery(t, get.URL).Get("X-Amz-Credential"); {
+			case err != nil:
+				t.Errorf("presign get: %v", err)
+			case !strings.HasPrefix(c, srv.AccessKey+"/"):
+				t.Errorf("presigned GET not signed with the instance profile's key: X-Amz-Credential=%q (%s)", c, get.URL)
+			default:
+				if got := fetch(t, get); !bytes.Equal(got, seed) {
+					t.Errorf("presigned GET: %q", got)
+				}
+			}
+			for op, err := range exercise(t.Context(), s) {
+				if err != nil {
+					t.Errorf("%s: %v", op, err)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			fetched := false
+			for _, r := range seen {
+				fetched = fetched || strings.HasPrefix(r, "GET /latest/meta-data/iam/security-credentials/ferry-role ")
+				if !strings.HasSuffix(r, `auth=""`) {
+					t.Errorf("metadata request with an Authorization header: %s", r)
+				}
+			}
+			if !fetched {
+				t.Errorf("the credentials were not fetched from the metadata service; it saw %v", seen)
+			}
+			t.Logf("metadata service saw %v", seen)
+		})
+	}
+}
+
+func mustQuery(t *testing.T, raw string) url.Values {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Query()
 }

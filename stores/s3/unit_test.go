@@ -114,6 +114,9 @@ func TestConfigFromEnv(t *testing.T) {
 		{name: "presign endpoint with a query", env: map[string]string{"FERRY_S3_PRESIGN_ENDPOINT_URL": "http://localhost:9000?x=1"}, wantErr: "FERRY_S3_PRESIGN_ENDPOINT_URL"},
 		{name: "presign endpoint with user", env: map[string]string{"FERRY_S3_PRESIGN_ENDPOINT_URL": "http://u:p@localhost:9000"}, wantErr: "FERRY_S3_PRESIGN_ENDPOINT_URL"},
 		{name: "bad MLFLOW_S3_ENDPOINT_URL", env: map[string]string{"MLFLOW_S3_ENDPOINT_URL": "minio:9000"}, wantErr: `MLFLOW_S3_ENDPOINT_URL="minio:9000": want http(s)://host[:port]`},
+		// Hosts minio.New refuses are start-up errors of ConfigFromEnv too.
+		{name: "bad MLFLOW_S3_ENDPOINT_URL host", env: map[string]string{"MLFLOW_S3_ENDPOINT_URL": "http://-bad-:9000"}, wantErr: `MLFLOW_S3_ENDPOINT_URL="http://-bad-:9000": host "-bad-:9000" is neither an IP address nor a domain name`},
+		{name: "bad presign endpoint host", env: map[string]string{"FERRY_S3_PRESIGN_ENDPOINT_URL": "https://bucket.s3.amazonaws.com"}, wantErr: `FERRY_S3_PRESIGN_ENDPOINT_URL="https://bucket.s3.amazonaws.com": host`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -134,15 +137,44 @@ func TestConfigFromEnv(t *testing.T) {
 	if _, err := ConfigFromEnv(&url.URL{Scheme: "s3"}, env(nil)); err == nil {
 		t.Error("s3:// without a bucket accepted")
 	}
-	// Every problem at once: both endpoints and an unrelated variable.
-	_, err := ConfigFromEnv(u, env(map[string]string{
-		"MLFLOW_S3_ENDPOINT_URL":              "minio:9000",
-		"FERRY_S3_PRESIGN_ENDPOINT_URL":       "localhost:9000",
-		"MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE": "dns",
-	}))
-	for _, want := range []string{"MLFLOW_S3_ENDPOINT_URL", "FERRY_S3_PRESIGN_ENDPOINT_URL", "ADDRESSING_STYLE"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("err = %v; want all problems reported, %s among them", err, want)
+	// Every problem at once: both endpoints and an unrelated variable,
+	// the endpoints without a scheme, or with hosts minio-go refuses.
+	for _, eps := range [][2]string{{"minio:9000", "localhost:9000"}, {"http://-bad-:9000", "http://_bad_:9000"}} {
+		_, err := ConfigFromEnv(u, env(map[string]string{
+			"MLFLOW_S3_ENDPOINT_URL":              eps[0],
+			"FERRY_S3_PRESIGN_ENDPOINT_URL":       eps[1],
+			"MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE": "dns",
+		}))
+		for _, want := range []string{`MLFLOW_S3_ENDPOINT_URL="` + eps[0], `FERRY_S3_PRESIGN_ENDPOINT_URL="` + eps[1], "ADDRESSING_STYLE"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("err = %v; want all problems reported, %s among them", err, want)
+			}
+		}
+	}
+}
+
+// TestEndpointHostLikeMinio: the endpoint check (parseEndpoint, used by
+// ConfigFromEnv and newStore) refuses a host exactly when minio.New, given
+// what newStore gives it, does; so what ConfigFromEnv passes, newStore
+// accepts.
+func TestEndpointHostLikeMinio(t *testing.T) {
+	t.Parallel()
+	for _, ep := range []string{
+		"http://127.0.0.1:9000", "http://[::1]:9000", "http://minio:9000", "http://localhost:80", "http://a_b:1", "http://a..b",
+		"https://s3.amazonaws.com", "https://s3.eu-west-1.amazonaws.com", "https://s3.dualstack.eu-west-1.amazonaws.com",
+		"https://storage.googleapis.com", "https://x.s3-outposts.eu-west-1.amazonaws.com",
+		"http://-bad-:9000", "http://_bad_:9000", "http://.x", "http://x-", "https://bucket.s3.amazonaws.com",
+		"http://foo.s3.amazonaws.com.example", "http://x.googleapis.com", "http://s3-outposts.example",
+	} {
+		u, err := url.Parse(ep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, minioErr := minio.New(u.Host, &minio.Options{Secure: u.Scheme == "https"})
+		for _, strict := range []bool{false, true} {
+			if _, _, err := parseEndpoint(ep, strict); (err == nil) != (minioErr == nil) {
+				t.Errorf("parseEndpoint(%q, %v) = %v; minio.New: %v", ep, strict, err, minioErr)
+			}
 		}
 	}
 }

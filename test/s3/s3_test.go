@@ -565,7 +565,10 @@ func testStoppedMidUpload(t *testing.T, extraEnv []string, multipart bool) {
 // checkJanitor: the multipart upload of key cut by the outage was opened
 // on MinIO (ferry queued its failed abort) and, MinIO being back since
 // back, is aborted by the janitor (first retry 1 s after the failure, the
-// wait doubling) within about 20 s.
+// wait doubling) within about 20 s: ferry logs the successful retry for
+// key (janitor.go: "s3: aborted a failed multipart upload on retry") and
+// no upload of key is listed. The log line is required: an empty listing
+// alone would also pass if MinIO had lost the upload in the crash.
 //
 // Listing: MinIO takes a non-empty prefix as one exact key, and lists for
 // the whole bucket (prefix "") only the uploads created since it last
@@ -592,15 +595,34 @@ func checkJanitor(t *testing.T, f *ferry, root *minio.Client, bucket, key string
 	seen := false // an open upload was listed after the restart
 	deadline := back.Add(20 * time.Second)
 	for {
+		retried := loggedRetryAbort(f.logs.String(), key)
 		left, err := open()
-		if err == nil && len(left) == 0 {
-			t.Logf("no incomplete upload left %v after MinIO was back (listed open after the restart: %v)", time.Since(back).Round(time.Millisecond), seen)
+		if retried && err == nil && len(left) == 0 {
+			t.Logf("the janitor aborted the upload (logged) and none is left %v after MinIO was back (listed open after the restart: %v)", time.Since(back).Round(time.Millisecond), seen)
 			return
 		}
 		seen = seen || len(left) > 0
 		if time.Now().After(deadline) {
+			if !retried {
+				t.Fatalf("ferry logged no successful abort retry for %s 20 s after MinIO came back (uploads listed: %v, list error %v):\n%s", key, left, err, tail(f.logs.String(), 4096))
+			}
 			t.Fatalf("incomplete multipart uploads left 20 s after MinIO came back: %v (list error %v)", left, err)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// loggedRetryAbort reports whether ferry's JSON log holds the janitor's
+// line for a successful abort retry of key.
+func loggedRetryAbort(logs, key string) bool {
+	for _, line := range strings.Split(logs, "\n") {
+		var e struct {
+			Msg string `json:"msg"`
+			Key string `json:"key"`
+		}
+		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "s3: aborted a failed multipart upload on retry" && e.Key == key {
+			return true
+		}
+	}
+	return false
 }
