@@ -50,9 +50,11 @@ func classify(err error) error {
 	if err == nil {
 		return nil
 	}
-	// The presign client tried to send a request (presign.go): a bug, not
-	// S3 being down, though it comes wrapped in *url.Error.
-	if errors.Is(err, errPresignSend) {
+	// The presign client tried to send a request (presign.go), or
+	// ownerTransport refused one it could not sign the owner into
+	// (owner.go): a bug or a configuration fault, not S3 being down
+	// (no 503, no janitor retry), though both come wrapped in *url.Error.
+	if errors.Is(err, errPresignSend) || errors.Is(err, errOwnerRefused) {
 		return err
 	}
 	// Already classified (e.g. our own ErrIncomplete), or a cancellation:

@@ -1,6 +1,7 @@
 package s3
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -52,6 +53,12 @@ type ownerTransport struct {
 	resigned func()
 }
 
+// errOwnerRefused marks a request ownerTransport refused to send because it
+// could not carry a signed expected-owner header: a fault in Ferry or its
+// configuration, not S3 being unreachable, though net/http wraps it in a
+// *url.Error like a network failure.
+var errOwnerRefused = errors.New("refused before sending")
+
 // RoundTrip implements http.RoundTripper.
 func (t *ownerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Header.Get(OwnerHeader) == t.owner && headerSigned(req, OwnerHeader) {
@@ -61,7 +68,7 @@ func (t *ownerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if req.Body != nil {
 			req.Body.Close()
 		}
-		return nil, fmt.Errorf("s3: cannot add %s to %s %s: %s", OwnerHeader, req.Method, req.URL.Path, fmt.Sprintf(format, a...))
+		return nil, fmt.Errorf("s3: cannot add %s to %s %s: %s (%w)", OwnerHeader, req.Method, req.URL.Path, fmt.Sprintf(format, a...), errOwnerRefused)
 	}
 	auth := req.Header.Get("Authorization")
 	if !strings.HasPrefix(auth, "AWS4-HMAC-SHA256 ") {

@@ -296,6 +296,8 @@ func TestClassify(t *testing.T) {
 		{"already classified", fmt.Errorf("x: %w", stores.ErrIncomplete), stores.ErrIncomplete},
 		{"canceled", context.Canceled, context.Canceled},
 		{"plain", errors.New("plain"), nil},
+		{"owner refused", &url.Error{Op: "Delete", URL: "http://x", Err: fmt.Errorf("s3: cannot add it: not signed (%w)", errOwnerRefused)}, nil},
+		{"presign sent", &url.Error{Op: "Get", URL: "http://x", Err: errPresignSend}, nil},
 	}
 	sentinels := []error{stores.ErrNotFound, stores.ErrPermission, stores.ErrInvalidRange, stores.ErrTooLarge,
 		stores.ErrUnavailable, stores.ErrIncomplete}
