@@ -93,57 +93,47 @@ func loadLoggedModel(ctx context.Context, tx *tx, id string, allowDeleted bool) 
 
 func fillLoggedModel(ctx context.Context, tx *tx, m *LoggedModel) error {
 	id := m.Info.ModelID
-	rows, err := tx.query(ctx, "SELECT tag_key, tag_value FROM logged_model_tags WHERE model_id = ? ORDER BY tag_key", id)
+	err := tx.each(ctx, "SELECT tag_key, tag_value FROM logged_model_tags WHERE model_id = ? ORDER BY tag_key", []any{id},
+		func(rows *sql.Rows) error {
+			var kv KeyValue
+			if err := rows.Scan(&kv.Key, &kv.Value); err != nil {
+				return err
+			}
+			m.Info.Tags = append(m.Info.Tags, kv)
+			return nil
+		})
 	if err != nil {
 		return err
 	}
-	for rows.Next() {
-		var kv KeyValue
-		if err := rows.Scan(&kv.Key, &kv.Value); err != nil {
-			rows.Close()
-			return err
-		}
-		m.Info.Tags = append(m.Info.Tags, kv)
-	}
-	if err := rows.Close(); err != nil {
-		return err
-	}
-	rows, err = tx.query(ctx, "SELECT param_key, param_value FROM logged_model_params WHERE model_id = ? ORDER BY param_key", id)
+	err = tx.each(ctx, "SELECT param_key, param_value FROM logged_model_params WHERE model_id = ? ORDER BY param_key", []any{id},
+		func(rows *sql.Rows) error {
+			var kv KeyValue
+			if err := rows.Scan(&kv.Key, &kv.Value); err != nil {
+				return err
+			}
+			m.Data.Params = append(m.Data.Params, kv)
+			return nil
+		})
 	if err != nil {
 		return err
 	}
-	for rows.Next() {
-		var kv KeyValue
-		if err := rows.Scan(&kv.Key, &kv.Value); err != nil {
-			rows.Close()
-			return err
-		}
-		m.Data.Params = append(m.Data.Params, kv)
-	}
-	if err := rows.Close(); err != nil {
-		return err
-	}
-	rows, err = tx.query(ctx, `SELECT metric_name, metric_value, metric_timestamp_ms, metric_step, dataset_name, dataset_digest, run_id
-FROM logged_model_metrics WHERE model_id = ? ORDER BY metric_name, metric_timestamp_ms, metric_step`, id)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var mm LoggedModelMetric
-		var v sql.NullFloat64
-		var dn, dd, run sql.NullString
-		if err := rows.Scan(&mm.Key, &v, &mm.Timestamp, &mm.Step, &dn, &dd, &run); err != nil {
-			return err
-		}
-		mm.Value = jsonFloat(v.Float64)
-		if !v.Valid {
-			mm.Value = jsonFloat(math.NaN())
-		}
-		mm.DatasetName, mm.DatasetDigest, mm.RunID, mm.ModelID = dn.String, dd.String, run.String, id
-		m.Data.Metrics = append(m.Data.Metrics, mm)
-	}
-	return rows.Err()
+	return tx.each(ctx, `SELECT metric_name, metric_value, metric_timestamp_ms, metric_step, dataset_name, dataset_digest, run_id
+FROM logged_model_metrics WHERE model_id = ? ORDER BY metric_name, metric_timestamp_ms, metric_step`, []any{id},
+		func(rows *sql.Rows) error {
+			var mm LoggedModelMetric
+			var v sql.NullFloat64
+			var dn, dd, run sql.NullString
+			if err := rows.Scan(&mm.Key, &v, &mm.Timestamp, &mm.Step, &dn, &dd, &run); err != nil {
+				return err
+			}
+			mm.Value = jsonFloat(v.Float64)
+			if !v.Valid {
+				mm.Value = jsonFloat(math.NaN())
+			}
+			mm.DatasetName, mm.DatasetDigest, mm.RunID, mm.ModelID = dn.String, dd.String, run.String, id
+			m.Data.Metrics = append(m.Data.Metrics, mm)
+			return nil
+		})
 }
 
 // validateLoggedModelName refuses the characters upstream refuses.
@@ -505,20 +495,13 @@ func (a *API) searchLoggedModels(c *fiber.Ctx) error {
 	var models []*LoggedModel
 	err = a.db.read(ctx, func(tx *tx) error {
 		text, args := q.Render(tx.d)
-		rows, err := tx.query(ctx, text, args...)
-		if err != nil {
-			return err
-		}
 		models = nil
-		for rows.Next() {
+		err := tx.each(ctx, text, args, func(rows *sql.Rows) error {
 			m, _, err := scanLoggedModel(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
 			models = append(models, m)
-		}
-		if err := rows.Close(); err != nil {
+			return err
+		})
+		if err != nil {
 			return err
 		}
 		if int64(len(models)) > maxResults {

@@ -695,24 +695,20 @@ func (a *API) getMetricHistory(c *fiber.Ctx) error {
 			q += " LIMIT ? OFFSET ?"
 			args = append(args, limit+1, offset)
 		}
-		rows, err := tx.query(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
 		skip := int64(0)
-		for rows.Next() {
+		err := tx.each(ctx, q, args, func(rows *sql.Rows) error {
 			m, err := scanMetric(rows)
 			if err != nil {
 				return err
 			}
 			if limit == 0 && skip < offset {
 				skip++
-				continue
+				return nil
 			}
 			metrics = append(metrics, m)
-		}
-		if err := rows.Err(); err != nil {
+			return nil
+		})
+		if err != nil {
 			return err
 		}
 		if limit > 0 && int64(len(metrics)) > limit {

@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"math"
@@ -102,23 +103,18 @@ func (a *API) getMetricHistoryBulkInterval(c *fiber.Ctx) error {
 			if _, done := hist[id]; done {
 				continue
 			}
-			rows, err := tx.query(ctx, q, id, key)
-			if err != nil {
-				return err
-			}
 			var ms []MetricWithRunID
-			for rows.Next() {
+			err := tx.each(ctx, q, []any{id, key}, func(rows *sql.Rows) error {
 				var run string
 				var m Metric
 				var v float64
 				var isNaN bool
 				var stamp *int64
 				if err := rows.Scan(&run, &m.Key, &v, &stamp, &m.Step, &isNaN); err != nil {
-					rows.Close()
 					return err
 				}
 				if run != id { // MySQL's collation matches other cases
-					continue
+					return nil
 				}
 				mv := MetricWithRunID{Key: m.Key, Value: jsonFloat(v), Step: m.Step, RunID: run}
 				if isNaN {
@@ -128,8 +124,9 @@ func (a *API) getMetricHistoryBulkInterval(c *fiber.Ctx) error {
 					mv.Timestamp = *stamp
 				}
 				ms = append(ms, mv)
-			}
-			if err := rows.Close(); err != nil {
+				return nil
+			})
+			if err != nil {
 				return err
 			}
 			hist[id] = ms

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"math"
 	"strconv"
-	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -101,30 +100,23 @@ func (a *API) searchRuns(c *fiber.Ctx) error {
 		if err != nil {
 			return searchError(err)
 		}
-		rows, err := tx.query(ctx, text, args...)
-		if err != nil {
-			return err
-		}
 		runs = nil
-		for rows.Next() {
+		err = tx.each(ctx, text, args, func(rows *sql.Rows) error {
 			ri, err := scanRunInfo(rows)
 			if err != nil {
-				rows.Close()
 				return err
 			}
 			runs = append(runs, &Run{Info: *ri})
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		if err := rows.Err(); err != nil {
+			return nil
+		})
+		if err != nil {
 			return err
 		}
 		if int64(len(runs)) > maxResults {
 			runs = runs[:maxResults]
 			resp["next_page_token"] = pageToken(offset + maxResults)
 		}
-		return fillRuns(ctx, tx, runs)
+		return fillRuns(ctx, tx, runs, true)
 	})
 	if len(runs) > 0 {
 		resp["runs"] = runs
@@ -132,8 +124,10 @@ func (a *API) searchRuns(c *fiber.Ctx) error {
 	return a.send(c, resp, err)
 }
 
-// fillRuns loads data, inputs and outputs of runs whose info is loaded.
-func fillRuns(ctx context.Context, tx *tx, runs []*Run) error {
+// fillRuns loads data, inputs and outputs of runs whose info is loaded
+// (runs/search and runs/get; withIO false leaves Inputs and Outputs nil,
+// as runs/create answers).
+func fillRuns(ctx context.Context, tx *tx, runs []*Run, withIO bool) error {
 	if len(runs) == 0 {
 		return nil
 	}
@@ -190,12 +184,16 @@ func fillRuns(ctx context.Context, tx *tx, runs []*Run) error {
 			return err
 		}
 	}
+	if !withIO {
+		return nil
+	}
 	return fillRunsIO(ctx, tx, runs, byID, ids)
 }
 
 // fillRunsIO batch-loads the inputs and outputs of runs (three queries
-// per 500 runs instead of three per run); ordering as runInputs and
-// runOutputs.
+// per 500 runs instead of three per run): dataset inputs by name and
+// digest with their tags by name, model inputs by model id, model outputs
+// by step and model id.
 func fillRunsIO(ctx context.Context, tx *tx, runs []*Run, byID map[string]*Run, ids []string) error {
 	for _, r := range runs {
 		r.Inputs, r.Outputs = &RunInputs{}, &RunOutputs{}
@@ -273,30 +271,15 @@ WHERE ((source_type = 'RUN_INPUT' AND destination_type = 'MODEL_INPUT') OR (sour
 
 // inChunks runs prefix + (?, ...) + suffix for ids in chunks of 500 and
 // calls scan for every row.
-func inChunks(ctx context.Context, tx *tx, ids []string, prefix, suffix string, scan func(*sql.Rows) error) error {
+func inChunks[T any](ctx context.Context, tx *tx, ids []T, prefix, suffix string, scan func(*sql.Rows) error) error {
 	for len(ids) > 0 {
 		n := min(len(ids), 500)
-		chunk := ids[:n]
-		ids = ids[n:]
 		args := make([]any, n)
-		for i, id := range chunk {
+		for i, id := range ids[:n] {
 			args[i] = id
 		}
-		q := prefix + "(" + strings.Repeat("?, ", n-1) + "?)" + suffix
-		rows, err := tx.query(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			if err := scan(rows); err != nil {
-				rows.Close()
-				return err
-			}
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		if err := rows.Err(); err != nil {
+		ids = ids[n:]
+		if err := tx.each(ctx, prefix+"("+placeholders(n)+")"+suffix, args, scan); err != nil {
 			return err
 		}
 	}
@@ -359,31 +342,13 @@ func (a *API) searchExperiments(c *fiber.Ctx) error {
 	var exps []*Experiment
 	err = a.db.read(ctx, func(tx *tx) error {
 		text, args := q.Render(tx.d)
-		rows, err := tx.query(ctx, text, args...)
-		if err != nil {
-			return err
-		}
 		exps = nil
-		for rows.Next() {
-			var (
-				e              Experiment
-				id             int64
-				loc, stage     sql.NullString
-				created, moved sql.NullInt64
-			)
-			if err := rows.Scan(&id, &e.Name, &loc, &stage, &created, &moved); err != nil {
-				rows.Close()
-				return err
-			}
-			e.ExperimentID = strconv.FormatInt(id, 10)
-			e.ArtifactLocation, e.LifecycleStage = loc.String, stage.String
-			e.CreationTime, e.LastUpdateTime = created.Int64, moved.Int64
-			exps = append(exps, &e)
-		}
-		if err := rows.Close(); err != nil {
+		err := tx.each(ctx, text, args, func(rows *sql.Rows) error {
+			e, err := scanExperiment(rows)
+			exps = append(exps, e)
 			return err
-		}
-		if err := rows.Err(); err != nil {
+		})
+		if err != nil {
 			return err
 		}
 		if int64(len(exps)) > maxResults {
@@ -393,14 +358,14 @@ func (a *API) searchExperiments(c *fiber.Ctx) error {
 		if len(exps) == 0 {
 			return nil
 		}
-		byID := make(map[string]*Experiment, len(exps))
-		ids := make([]string, len(exps))
+		byID := make(map[int64]*Experiment, len(exps))
+		ids := make([]int64, len(exps))
 		for i, e := range exps {
-			byID[e.ExperimentID] = e
-			ids[i] = e.ExperimentID
+			ids[i], _ = strconv.ParseInt(e.ExperimentID, 10, 64) // written by scanExperiment
+			byID[ids[i]] = e
 		}
 		k := tx.d.Quote("key")
-		return inChunksInt(ctx, tx, ids, "SELECT experiment_id, "+k+", value FROM experiment_tags WHERE experiment_id IN ", " ORDER BY experiment_id, "+k,
+		return inChunks(ctx, tx, ids, "SELECT experiment_id, "+k+", value FROM experiment_tags WHERE experiment_id IN ", " ORDER BY experiment_id, "+k,
 			func(rows *sql.Rows) error {
 				var id int64
 				var kv KeyValue
@@ -409,7 +374,7 @@ func (a *API) searchExperiments(c *fiber.Ctx) error {
 					return err
 				}
 				kv.Value = v.String
-				if e := byID[strconv.FormatInt(id, 10)]; e != nil {
+				if e := byID[id]; e != nil {
 					e.Tags = append(e.Tags, kv)
 				}
 				return nil
@@ -419,34 +384,4 @@ func (a *API) searchExperiments(c *fiber.Ctx) error {
 		resp["experiments"] = exps
 	}
 	return a.send(c, resp, err)
-}
-
-// inChunksInt is inChunks for integer ids given as decimal strings.
-func inChunksInt(ctx context.Context, tx *tx, ids []string, prefix, suffix string, scan func(*sql.Rows) error) error {
-	for len(ids) > 0 {
-		n := min(len(ids), 500)
-		args := make([]any, n)
-		for i, s := range ids[:n] {
-			v, _ := strconv.ParseInt(s, 10, 64)
-			args[i] = v
-		}
-		ids = ids[n:]
-		rows, err := tx.query(ctx, prefix+"("+strings.Repeat("?, ", n-1)+"?)"+suffix, args...)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			if err := scan(rows); err != nil {
-				rows.Close()
-				return err
-			}
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-	}
-	return nil
 }

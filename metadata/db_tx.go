@@ -25,8 +25,33 @@ func (t *tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error
 	return t.tx.QueryContext(ctx, rebind(t.d, q), args...)
 }
 
+// each runs q and calls scan for every row; it closes the rows and returns
+// the first error of the query, a scan, the iteration or the close. It is
+// the one row loop of the package.
+func (t *tx) each(ctx context.Context, q string, args []any, scan func(*sql.Rows) error) error {
+	rows, err := t.query(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return rows.Close()
+}
+
 func (t *tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	return t.tx.QueryRowContext(ctx, rebind(t.d, q), args...)
+}
+
+// placeholders is "?, ?, ..." with n marks.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
 // rebind turns '?' placeholders into $1, $2, ... for PostgreSQL. Query

@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"strings"
 )
@@ -61,23 +62,20 @@ func deleteRunAssessments(ctx context.Context, tx *tx, runIDs []string) error {
 // runAssessmentIDs returns the ids of the assessments whose metadata matches
 // the LIKE pattern and names one of the runs in want as its source run.
 func runAssessmentIDs(ctx context.Context, tx *tx, pattern string, want map[string]bool) ([]string, error) {
-	rows, err := tx.query(ctx, "SELECT assessment_id, assessment_metadata FROM assessments WHERE assessment_metadata LIKE ? ESCAPE '!'", pattern)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	var ids []string
-	for rows.Next() {
-		var id string
-		var meta *string
-		if err := rows.Scan(&id, &meta); err != nil {
-			return nil, err
-		}
-		if meta != nil && want[sourceRunID(*meta)] {
-			ids = append(ids, id)
-		}
-	}
-	return ids, rows.Err()
+	err := tx.each(ctx, "SELECT assessment_id, assessment_metadata FROM assessments WHERE assessment_metadata LIKE ? ESCAPE '!'", []any{pattern},
+		func(rows *sql.Rows) error {
+			var id string
+			var meta *string
+			if err := rows.Scan(&id, &meta); err != nil {
+				return err
+			}
+			if meta != nil && want[sourceRunID(*meta)] {
+				ids = append(ids, id)
+			}
+			return nil
+		})
+	return ids, err
 }
 
 // sourceRunID is the mlflow.assessment.sourceRunId value of an
@@ -100,26 +98,16 @@ func likeEscape(s string) string {
 	return strings.NewReplacer("!", "!!", "%", "!%", "_", "!_").Replace(s)
 }
 
-// placeholders is "?, ?, ..." with n marks.
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
-}
-
 // experimentRunIDs lists the ids of every run of an experiment, whatever
 // its lifecycle stage.
 func experimentRunIDs(ctx context.Context, tx *tx, experimentID int64) ([]string, error) {
-	rows, err := tx.query(ctx, "SELECT run_uuid FROM runs WHERE experiment_id = ? ORDER BY run_uuid", experimentID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	err := tx.each(ctx, "SELECT run_uuid FROM runs WHERE experiment_id = ? ORDER BY run_uuid", []any{experimentID},
+		func(rows *sql.Rows) error {
+			var id string
+			err := rows.Scan(&id)
+			ids = append(ids, id)
+			return err
+		})
+	return ids, err
 }

@@ -98,37 +98,46 @@ func dedupeTags(tags []KeyValue) []KeyValue {
 
 const experimentColumns = "experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time"
 
-// loadExperiment reads one experiment (any lifecycle stage) with its tags
-// by id (where = "experiment_id = ?") or name ("name = ?").
-func loadExperiment(ctx context.Context, tx *tx, where string, arg any) (*Experiment, error) {
+// scanExperiment reads the experimentColumns of one row (a *sql.Row or
+// *sql.Rows).
+func scanExperiment(row interface{ Scan(...any) error }) (*Experiment, error) {
 	var (
 		e              Experiment
 		id             int64
 		loc, stage     sql.NullString
 		created, moved sql.NullInt64
 	)
-	q := "SELECT " + experimentColumns + " FROM experiments WHERE workspace = 'default' AND " + where
-	if err := tx.queryRow(ctx, q, arg).Scan(&id, &e.Name, &loc, &stage, &created, &moved); err != nil {
+	if err := row.Scan(&id, &e.Name, &loc, &stage, &created, &moved); err != nil {
 		return nil, err
 	}
 	e.ExperimentID = strconv.FormatInt(id, 10)
 	e.ArtifactLocation, e.LifecycleStage = loc.String, stage.String
 	e.CreationTime, e.LastUpdateTime = created.Int64, moved.Int64
-	rows, err := tx.query(ctx, "SELECT "+tx.d.Quote("key")+", value FROM experiment_tags WHERE experiment_id = ? ORDER BY "+tx.d.Quote("key"), id)
+	return &e, nil
+}
+
+// loadExperiment reads one experiment (any lifecycle stage) with its tags
+// by id (where = "experiment_id = ?") or name ("name = ?").
+func loadExperiment(ctx context.Context, tx *tx, where string, arg any) (*Experiment, error) {
+	q := "SELECT " + experimentColumns + " FROM experiments WHERE workspace = 'default' AND " + where
+	e, err := scanExperiment(tx.queryRow(ctx, q, arg))
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var kv KeyValue
-		var v sql.NullString
-		if err := rows.Scan(&kv.Key, &v); err != nil {
-			return nil, err
-		}
-		kv.Value = v.String
-		e.Tags = append(e.Tags, kv)
-	}
-	return &e, rows.Err()
+	id, _ := strconv.ParseInt(e.ExperimentID, 10, 64) // written by scanExperiment
+	k := tx.d.Quote("key")
+	err = tx.each(ctx, "SELECT "+k+", value FROM experiment_tags WHERE experiment_id = ? ORDER BY "+k, []any{id},
+		func(rows *sql.Rows) error {
+			var kv KeyValue
+			var v sql.NullString
+			if err := rows.Scan(&kv.Key, &v); err != nil {
+				return err
+			}
+			kv.Value = v.String
+			e.Tags = append(e.Tags, kv)
+			return nil
+		})
+	return e, err
 }
 
 // experimentByName matches names exactly, also on MySQL whose default

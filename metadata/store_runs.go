@@ -96,69 +96,35 @@ func activeRun(ctx context.Context, tx *tx, id string) (*RunInfo, error) {
 }
 
 // loadRun reads a whole run: info, latest metrics, params, tags and,
-// when asked, inputs and outputs.
+// when asked, inputs and outputs (fillRuns, as runs/search does).
 func loadRun(ctx context.Context, tx *tx, id string, withIO bool) (*Run, error) {
 	ri, err := loadRunInfo(ctx, tx, id, false)
 	if err != nil {
 		return nil, err
 	}
 	run := &Run{Info: *ri}
-	if run.Data.Metrics, err = latestMetrics(ctx, tx, id); err != nil {
+	if err := fillRuns(ctx, tx, []*Run{run}, withIO); err != nil {
 		return nil, err
-	}
-	if run.Data.Params, err = keyValues(ctx, tx, "params", id); err != nil {
-		return nil, err
-	}
-	if run.Data.Tags, err = keyValues(ctx, tx, "tags", id); err != nil {
-		return nil, err
-	}
-	if withIO {
-		if run.Inputs, err = runInputs(ctx, tx, id); err != nil {
-			return nil, err
-		}
-		if run.Outputs, err = runOutputs(ctx, tx, id); err != nil {
-			return nil, err
-		}
 	}
 	return run, nil
 }
 
+// keyValues reads the params or tags (table) of one run, by key.
 func keyValues(ctx context.Context, tx *tx, table, runID string) ([]KeyValue, error) {
 	k := tx.d.Quote("key")
-	rows, err := tx.query(ctx, "SELECT "+k+", value FROM "+table+" WHERE run_uuid = ? ORDER BY "+k, runID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	var out []KeyValue
-	for rows.Next() {
-		var kv KeyValue
-		var v sql.NullString
-		if err := rows.Scan(&kv.Key, &v); err != nil {
-			return nil, err
-		}
-		kv.Value = v.String
-		out = append(out, kv)
-	}
-	return out, rows.Err()
-}
-
-func latestMetrics(ctx context.Context, tx *tx, runID string) ([]Metric, error) {
-	k, ts := tx.d.Quote("key"), tx.d.Quote("timestamp")
-	rows, err := tx.query(ctx, "SELECT "+k+", value, "+ts+", step, is_nan FROM latest_metrics WHERE run_uuid = ? ORDER BY "+k, runID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Metric
-	for rows.Next() {
-		m, err := scanMetric(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
+	err := tx.each(ctx, "SELECT "+k+", value FROM "+table+" WHERE run_uuid = ? ORDER BY "+k, []any{runID},
+		func(rows *sql.Rows) error {
+			var kv KeyValue
+			var v sql.NullString
+			if err := rows.Scan(&kv.Key, &v); err != nil {
+				return err
+			}
+			kv.Value = v.String
+			out = append(out, kv)
+			return nil
+		})
+	return out, err
 }
 
 func scanMetric(s rowScanner) (Metric, error) {
@@ -176,87 +142,6 @@ func scanMetric(s rowScanner) (Metric, error) {
 	}
 	m.Value, m.Timestamp = jsonFloat(v), ts.Int64
 	return m, nil
-}
-
-// runInputs reads the dataset and model inputs of a run (always non-nil:
-// upstream attaches inputs, possibly empty).
-func runInputs(ctx context.Context, tx *tx, runID string) (*RunInputs, error) {
-	in := &RunInputs{}
-	rows, err := tx.query(ctx, `SELECT i.input_uuid, d.name, d.digest, d.dataset_source_type, d.dataset_source, d.dataset_schema, d.dataset_profile
-FROM inputs i JOIN datasets d ON d.dataset_uuid = i.source_id
-WHERE i.source_type = 'DATASET' AND i.destination_type = 'RUN' AND i.destination_id = ?
-ORDER BY d.name, d.digest`, runID)
-	if err != nil {
-		return nil, err
-	}
-	var uuids []string
-	for rows.Next() {
-		var (
-			u               string
-			di              DatasetInput
-			schemaJSON, pro sql.NullString
-		)
-		if err := rows.Scan(&u, &di.Dataset.Name, &di.Dataset.Digest, &di.Dataset.SourceType, &di.Dataset.Source, &schemaJSON, &pro); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		di.Dataset.Schema, di.Dataset.Profile = schemaJSON.String, pro.String
-		uuids = append(uuids, u)
-		in.DatasetInputs = append(in.DatasetInputs, di)
-	}
-	if err := rows.Close(); err != nil {
-		return nil, err
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	for i, u := range uuids {
-		trs, err := tx.query(ctx, "SELECT name, value FROM input_tags WHERE input_uuid = ? ORDER BY name", u)
-		if err != nil {
-			return nil, err
-		}
-		for trs.Next() {
-			var kv KeyValue
-			if err := trs.Scan(&kv.Key, &kv.Value); err != nil {
-				trs.Close()
-				return nil, err
-			}
-			in.DatasetInputs[i].Tags = append(in.DatasetInputs[i].Tags, kv)
-		}
-		if err := trs.Close(); err != nil {
-			return nil, err
-		}
-	}
-	mrows, err := tx.query(ctx, "SELECT destination_id FROM inputs WHERE source_type = 'RUN_INPUT' AND source_id = ? AND destination_type = 'MODEL_INPUT' ORDER BY destination_id", runID)
-	if err != nil {
-		return nil, err
-	}
-	defer mrows.Close()
-	for mrows.Next() {
-		var mi ModelInput
-		if err := mrows.Scan(&mi.ModelID); err != nil {
-			return nil, err
-		}
-		in.ModelInputs = append(in.ModelInputs, mi)
-	}
-	return in, mrows.Err()
-}
-
-func runOutputs(ctx context.Context, tx *tx, runID string) (*RunOutputs, error) {
-	out := &RunOutputs{}
-	rows, err := tx.query(ctx, "SELECT destination_id, step FROM inputs WHERE source_type = 'RUN_OUTPUT' AND source_id = ? AND destination_type = 'MODEL_OUTPUT' ORDER BY step, destination_id", runID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var mo ModelOutput
-		if err := rows.Scan(&mo.ModelID, &mo.Step); err != nil {
-			return nil, err
-		}
-		out.ModelOutputs = append(out.ModelOutputs, mo)
-	}
-	return out, rows.Err()
 }
 
 // setRunName renames a run and upserts its mlflow.runName tag.
@@ -427,22 +312,18 @@ func logMetrics(ctx context.Context, tx *tx, runID string, ms []metricIn) error 
 		for _, key := range chunk {
 			args = append(args, key)
 		}
-		res, err := tx.query(ctx, "SELECT "+k+", step, "+ts+", value FROM latest_metrics WHERE run_uuid = ? AND "+k+" IN ("+
-			strings.TrimSuffix(strings.Repeat("?, ", len(chunk)), ", ")+")", args...)
+		err := tx.each(ctx, "SELECT "+k+", step, "+ts+", value FROM latest_metrics WHERE run_uuid = ? AND "+k+" IN ("+placeholders(len(chunk))+")", args,
+			func(rows *sql.Rows) error {
+				var key string
+				var step, stamp sql.NullInt64
+				var value float64
+				if err := rows.Scan(&key, &step, &stamp, &value); err != nil {
+					return err
+				}
+				existing[key] = cur{step: step.Int64, stamp: stamp.Int64, value: value} // exact keys only (MySQL matches case variants)
+				return nil
+			})
 		if err != nil {
-			return err
-		}
-		for res.Next() {
-			var key string
-			var step, stamp sql.NullInt64
-			var value float64
-			if err := res.Scan(&key, &step, &stamp, &value); err != nil {
-				res.Close()
-				return err
-			}
-			existing[key] = cur{step: step.Int64, stamp: stamp.Int64, value: value} // exact keys only (MySQL matches case variants)
-		}
-		if err := res.Close(); err != nil {
 			return err
 		}
 	}
