@@ -54,6 +54,27 @@ func (a *API) proxiedRoot(root string) (key string, ok bool, werr *wire.Error) {
 	return k, true, nil
 }
 
+// artifactDir reads the directory parameter of a listing (name), checked
+// by stores.SafePath ("" = the root), and the page_token both listings
+// accept and ignore (a directory is one page).
+func (p *params) artifactDir(name string) (string, *wire.Error) {
+	rel, werr := p.str(name)
+	if werr != nil {
+		return "", werr
+	}
+	if rel != "" {
+		k, err := stores.SafePath(rel)
+		if err != nil {
+			return "", &wire.Error{Code: wire.InvalidParameterValue, Message: "Invalid path", Cause: err}
+		}
+		rel = k
+	}
+	if _, werr := p.str("page_token"); werr != nil {
+		return "", werr
+	}
+	return rel, nil
+}
+
 // listArtifacts is GET artifacts/list.
 func (a *API) listArtifacts(c *fiber.Ctx) error {
 	p, werr := readParams(c)
@@ -64,18 +85,8 @@ func (a *API) listArtifacts(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	rel, werr := p.str("path")
+	rel, werr := p.artifactDir("path")
 	if werr != nil {
-		return wire.Send(c, werr)
-	}
-	if rel != "" {
-		k, err := stores.SafePath(rel)
-		if err != nil {
-			return wire.Send(c, &wire.Error{Code: wire.InvalidParameterValue, Message: "Invalid path", Cause: err})
-		}
-		rel = k
-	}
-	if _, werr := p.str("page_token"); werr != nil {
 		return wire.Send(c, werr)
 	}
 	ctx := c.UserContext()
@@ -162,18 +173,8 @@ func (a *API) listLoggedModelArtifacts(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	rel, werr := p.str("artifact_directory_path")
+	rel, werr := p.artifactDir("artifact_directory_path")
 	if werr != nil {
-		return wire.Send(c, werr)
-	}
-	if rel != "" {
-		k, err := stores.SafePath(rel)
-		if err != nil {
-			return wire.Send(c, &wire.Error{Code: wire.InvalidParameterValue, Message: "Invalid path", Cause: err})
-		}
-		rel = k
-	}
-	if _, werr := p.str("page_token"); werr != nil {
 		return wire.Send(c, werr)
 	}
 	ctx := c.UserContext()

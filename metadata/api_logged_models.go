@@ -228,19 +228,12 @@ func (a *API) createLoggedModel(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	var m *LoggedModel
 	err = a.db.write(ctx, func(tx *tx) error {
-		var stage, loc sql.NullString
-		err := tx.queryRow(ctx, "SELECT lifecycle_stage, artifact_location FROM experiments WHERE workspace = 'default' AND experiment_id = ?", expID).Scan(&stage, &loc)
-		if isNoRows(err) {
-			return experimentNotFound(expID)
-		}
+		loc, err := activeExperimentLocation(ctx, tx, expID)
 		if err != nil {
 			return err
 		}
-		if stage.String != "active" {
-			return experimentNotActive(expID, stage.String)
-		}
 		now := a.nowMillis()
-		uri := appendURIPath(appendURIPath(appendURIPath(loc.String, "models"), id), "artifacts")
+		uri := appendURIPath(appendURIPath(appendURIPath(loc, "models"), id), "artifacts")
 		var mt, sr any
 		if modelType != "" {
 			mt = modelType

@@ -215,18 +215,11 @@ func (a *API) createRun(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	var run *Run
 	err = a.db.write(ctx, func(tx *tx) error {
-		var stage, loc sql.NullString
-		err := tx.queryRow(ctx, "SELECT lifecycle_stage, artifact_location FROM experiments WHERE workspace = 'default' AND experiment_id = ?", expID).Scan(&stage, &loc)
-		if isNoRows(err) {
-			return experimentNotFound(expID)
-		}
+		loc, err := activeExperimentLocation(ctx, tx, expID)
 		if err != nil {
 			return err
 		}
-		if stage.String != "active" {
-			return experimentNotActive(expID, stage.String)
-		}
-		uri := appendURIPath(appendURIPath(loc.String, id), "artifacts")
+		uri := appendURIPath(appendURIPath(loc, id), "artifacts")
 		if _, err := tx.exec(ctx, `INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, status, start_time, end_time, source_version, lifecycle_stage, artifact_uri, experiment_id, deleted_time)
 VALUES (?, ?, 'UNKNOWN', '', '', ?, 'RUNNING', ?, NULL, '', 'active', ?, ?, NULL)`, id, runName, userID, start, uri, expID); err != nil {
 			return err

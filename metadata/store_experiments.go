@@ -98,6 +98,24 @@ func dedupeTags(tags []KeyValue) []KeyValue {
 
 const experimentColumns = "experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time"
 
+// activeExperimentLocation is the artifact location of an active
+// experiment, where runs and logged models are created: 404 for an unknown
+// experiment, 400 for a deleted one.
+func activeExperimentLocation(ctx context.Context, tx *tx, id int64) (string, error) {
+	var stage, loc sql.NullString
+	err := tx.queryRow(ctx, "SELECT lifecycle_stage, artifact_location FROM experiments WHERE workspace = 'default' AND experiment_id = ?", id).Scan(&stage, &loc)
+	if isNoRows(err) {
+		return "", experimentNotFound(id)
+	}
+	if err != nil {
+		return "", err
+	}
+	if stage.String != "active" {
+		return "", experimentNotActive(id, stage.String)
+	}
+	return loc.String, nil
+}
+
 // scanExperiment reads the experimentColumns of one row (a *sql.Row or
 // *sql.Rows).
 func scanExperiment(row interface{ Scan(...any) error }) (*Experiment, error) {
