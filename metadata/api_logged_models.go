@@ -88,42 +88,57 @@ func loadLoggedModel(ctx context.Context, tx *tx, id string, allowDeleted bool) 
 	if err != nil {
 		return nil, err
 	}
-	return m, fillLoggedModel(ctx, tx, m)
+	return m, fillLoggedModels(ctx, tx, []*LoggedModel{m})
 }
 
-func fillLoggedModel(ctx context.Context, tx *tx, m *LoggedModel) error {
-	id := m.Info.ModelID
-	err := tx.each(ctx, "SELECT tag_key, tag_value FROM logged_model_tags WHERE model_id = ? ORDER BY tag_key", []any{id},
+// fillLoggedModels loads the tags, params and metrics of models whose info
+// is loaded: three queries per 500 models (logged-models/search runs on
+// every list_artifacts of an MLflow 3 client), not three per model.
+func fillLoggedModels(ctx context.Context, tx *tx, models []*LoggedModel) error {
+	byID := make(map[string]*LoggedModel, len(models))
+	ids := make([]string, len(models))
+	for i, m := range models {
+		byID[m.Info.ModelID] = m
+		ids[i] = m.Info.ModelID
+	}
+	err := inChunks(ctx, tx, ids, "SELECT model_id, tag_key, tag_value FROM logged_model_tags WHERE model_id IN ", " ORDER BY model_id, tag_key",
 		func(rows *sql.Rows) error {
+			var id string
 			var kv KeyValue
-			if err := rows.Scan(&kv.Key, &kv.Value); err != nil {
+			if err := rows.Scan(&id, &kv.Key, &kv.Value); err != nil {
 				return err
 			}
-			m.Info.Tags = append(m.Info.Tags, kv)
+			if m := byID[id]; m != nil {
+				m.Info.Tags = append(m.Info.Tags, kv)
+			}
 			return nil
 		})
 	if err != nil {
 		return err
 	}
-	err = tx.each(ctx, "SELECT param_key, param_value FROM logged_model_params WHERE model_id = ? ORDER BY param_key", []any{id},
+	err = inChunks(ctx, tx, ids, "SELECT model_id, param_key, param_value FROM logged_model_params WHERE model_id IN ", " ORDER BY model_id, param_key",
 		func(rows *sql.Rows) error {
+			var id string
 			var kv KeyValue
-			if err := rows.Scan(&kv.Key, &kv.Value); err != nil {
+			if err := rows.Scan(&id, &kv.Key, &kv.Value); err != nil {
 				return err
 			}
-			m.Data.Params = append(m.Data.Params, kv)
+			if m := byID[id]; m != nil {
+				m.Data.Params = append(m.Data.Params, kv)
+			}
 			return nil
 		})
 	if err != nil {
 		return err
 	}
-	return tx.each(ctx, `SELECT metric_name, metric_value, metric_timestamp_ms, metric_step, dataset_name, dataset_digest, run_id
-FROM logged_model_metrics WHERE model_id = ? ORDER BY metric_name, metric_timestamp_ms, metric_step`, []any{id},
+	return inChunks(ctx, tx, ids, `SELECT model_id, metric_name, metric_value, metric_timestamp_ms, metric_step, dataset_name, dataset_digest, run_id
+FROM logged_model_metrics WHERE model_id IN `, " ORDER BY model_id, metric_name, metric_timestamp_ms, metric_step",
 		func(rows *sql.Rows) error {
+			var id string
 			var mm LoggedModelMetric
 			var v sql.NullFloat64
 			var dn, dd, run sql.NullString
-			if err := rows.Scan(&mm.Key, &v, &mm.Timestamp, &mm.Step, &dn, &dd, &run); err != nil {
+			if err := rows.Scan(&id, &mm.Key, &v, &mm.Timestamp, &mm.Step, &dn, &dd, &run); err != nil {
 				return err
 			}
 			mm.Value = jsonFloat(v.Float64)
@@ -131,7 +146,9 @@ FROM logged_model_metrics WHERE model_id = ? ORDER BY metric_name, metric_timest
 				mm.Value = jsonFloat(math.NaN())
 			}
 			mm.DatasetName, mm.DatasetDigest, mm.RunID, mm.ModelID = dn.String, dd.String, run.String, id
-			m.Data.Metrics = append(m.Data.Metrics, mm)
+			if m := byID[id]; m != nil {
+				m.Data.Metrics = append(m.Data.Metrics, mm)
+			}
 			return nil
 		})
 }
@@ -501,12 +518,7 @@ func (a *API) searchLoggedModels(c *fiber.Ctx) error {
 			models = models[:maxResults]
 			resp["next_page_token"] = pageToken(offset + maxResults)
 		}
-		for _, m := range models {
-			if err := fillLoggedModel(ctx, tx, m); err != nil {
-				return err
-			}
-		}
-		return nil
+		return fillLoggedModels(ctx, tx, models)
 	})
 	if len(models) > 0 {
 		resp["models"] = models
