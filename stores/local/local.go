@@ -254,7 +254,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (e
 	}
 
 	bufp := copyBuffers.Get().(*[]byte)
-	n, err := copyFull(&writeBehind{f: f}, ctxReader{ctx: ctx, r: r}, *bufp)
+	n, err := copyFull(&writeBehind{f: f}, stores.ContextReader(ctx, r), *bufp)
 	copyBuffers.Put(bufp)
 	if err != nil {
 		return fmt.Errorf("put %s after %d bytes: %w", key, n, err)
@@ -585,18 +585,4 @@ func (w *writeBehind) Write(p []byte) (int, error) {
 		w.flushed = w.written
 	}
 	return n, err
-}
-
-// ctxReader stops a copy once ctx is done (server shutdown past its
-// deadline, or the request's own deadline).
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -610,7 +610,7 @@ func (s *Store) putBuffered(p part, send func(r io.Reader) error) error {
 // putUnknown uploads a body of unknown length: a body that fits one part
 // goes up as a single PUT, a longer one as a multipart upload.
 func (s *Store) putUnknown(ctx context.Context, key string, r io.Reader, opts minio.PutObjectOptions) error {
-	r = ctxReader{ctx: ctx, r: r}
+	r = stores.ContextReader(ctx, r)
 	partSize := partSizeFor(s.cfg.PartSize, -1)
 	h := s.newPartHash()
 	first := part{buf: s.getBuffer(partSize)}
@@ -652,7 +652,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, size 
 	// pctx ends the reading and the other parts once one part fails.
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	r = ctxReader{ctx: pctx, r: r}
+	r = stores.ContextReader(pctx, r)
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -845,19 +845,6 @@ func (s *sizedReader) Read(p []byte) (int, error) {
 		s.err = err
 	}
 	return n, err
-}
-
-// ctxReader stops reading once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // copyBufferSize is the chunk a download is copied in: large enough that
