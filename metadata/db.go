@@ -92,13 +92,9 @@ func Upgrade(ctx context.Context, uri string, log *slog.Logger) error {
 		return db.unavailable(err)
 	}
 	defer conn.Close()
-	snap, err := schema.Inspect(ctx, conn, db.dialect)
-	if err != nil {
-		return fmt.Errorf("inspect %s: %w", db.cfg.Redacted, err)
-	}
-	if schema.IsEmpty(snap) {
-		log.Info("creating database schema", "uri", db.cfg.Redacted, "revision", schema.Head)
-		return schema.Create(ctx, conn, db.dialect)
+	snap, created, err := db.inspectOrCreate(ctx, conn)
+	if err != nil || created {
+		return err
 	}
 	rev, err := snap.Revision()
 	if err != nil {

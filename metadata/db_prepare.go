@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 
@@ -12,6 +13,27 @@ import (
 // and what to run.
 var ErrSchema = errors.New("unusable database schema")
 
+// inspectOrCreate reads the schema behind conn; on an empty database it
+// creates upstream's head schema (created = true) and reads it again. It
+// is the start of both `ferry server` (prepare) and `ferry db upgrade`.
+func (db *DB) inspectOrCreate(ctx context.Context, conn *sql.Conn) (snap *schema.Snapshot, created bool, err error) {
+	snap, err = schema.Inspect(ctx, conn, db.dialect)
+	if err != nil {
+		return nil, false, fmt.Errorf("inspect %s: %w", db.cfg.Redacted, err)
+	}
+	if !schema.IsEmpty(snap) {
+		return snap, false, nil
+	}
+	db.log.Info("empty database: creating upstream MLflow schema", "uri", db.cfg.Redacted, "revision", schema.Head)
+	if err := schema.Create(ctx, conn, db.dialect); err != nil {
+		return nil, false, fmt.Errorf("create schema in %s: %w", db.cfg.Redacted, err)
+	}
+	if snap, err = schema.Inspect(ctx, conn, db.dialect); err != nil {
+		return nil, false, err
+	}
+	return snap, true, nil
+}
+
 // prepare makes a freshly connected database servable: create the schema
 // on an empty one, then check the revision, the tables Ferry uses and
 // upstream's single-tenant guard.
@@ -21,18 +43,9 @@ func (db *DB) prepare(ctx context.Context) error {
 		return db.unavailable(err)
 	}
 	defer conn.Close()
-	snap, err := schema.Inspect(ctx, conn, db.dialect)
+	snap, _, err := db.inspectOrCreate(ctx, conn)
 	if err != nil {
-		return fmt.Errorf("inspect %s: %w", db.cfg.Redacted, err)
-	}
-	if schema.IsEmpty(snap) {
-		db.log.Info("empty database: creating upstream MLflow schema", "uri", db.cfg.Redacted, "revision", schema.Head)
-		if err := schema.Create(ctx, conn, db.dialect); err != nil {
-			return fmt.Errorf("create schema in %s: %w", db.cfg.Redacted, err)
-		}
-		if snap, err = schema.Inspect(ctx, conn, db.dialect); err != nil {
-			return err
-		}
+		return err
 	}
 	rev, err := snap.Revision()
 	if err != nil {
