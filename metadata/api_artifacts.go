@@ -7,8 +7,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/ferryml/ferry/proxy/wire"
 	"github.com/ferryml/ferry/stores"
+	"github.com/ferryml/ferry/wire"
 )
 
 // artifacts/list (spec artifacts-api.md §5.4): a run's artifacts through

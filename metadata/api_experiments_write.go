@@ -6,7 +6,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/ferryml/ferry/metadata/schema"
-	"github.com/ferryml/ferry/proxy/wire"
+	"github.com/ferryml/ferry/wire"
 )
 
 // The experiment write routes of spec tracking-api.md §2.1 and §5.1.

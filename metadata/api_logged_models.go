@@ -11,7 +11,7 @@ import (
 
 	"github.com/ferryml/ferry/metadata/schema"
 	"github.com/ferryml/ferry/metadata/search"
-	"github.com/ferryml/ferry/proxy/wire"
+	"github.com/ferryml/ferry/wire"
 )
 
 // The MLflow 3 logged-model routes (spec tracking-api.md §2.3).

@@ -9,7 +9,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/ferryml/ferry/proxy/wire"
+	"github.com/ferryml/ferry/wire"
 )
 
 // params is a request message as raw JSON fields, read the way upstream's

@@ -12,7 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/ferryml/ferry/proxy/wire"
+	"github.com/ferryml/ferry/wire"
 )
 
 // The run routes of spec tracking-api.md §2.2 and §5.2–§5.6.

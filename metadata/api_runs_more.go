@@ -12,7 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/ferryml/ferry/proxy/wire"
+	"github.com/ferryml/ferry/wire"
 )
 
 // metrics/get-history-bulk-interval and runs/log-model (spec

@@ -9,7 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/ferryml/ferry/metadata/search"
-	"github.com/ferryml/ferry/proxy/wire"
+	"github.com/ferryml/ferry/wire"
 )
 
 // runs/search (spec tracking-api.md §6.1) and experiments/search (§6.2).

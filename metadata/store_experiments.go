@@ -7,7 +7,7 @@ import (
 	"strconv"
 
 	"github.com/ferryml/ferry/metadata/schema"
-	"github.com/ferryml/ferry/proxy/wire"
+	"github.com/ferryml/ferry/wire"
 )
 
 // errNoRows is returned by lookups that find nothing; callers turn it

@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/ferryml/ferry/metadata/schema"
-	"github.com/ferryml/ferry/proxy/wire"
+	"github.com/ferryml/ferry/wire"
 )
 
 // SQL operations on runs and their params, tags and metrics (spec

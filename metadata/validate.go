@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ferryml/ferry/proxy/wire"
+	"github.com/ferryml/ferry/wire"
 )
 
 // Limits from upstream's mlflow/utils/validation.py (spec §4).

@@ -12,8 +12,8 @@ import (
 
 	"github.com/ferryml/ferry/multipart"
 	"github.com/ferryml/ferry/presign"
-	"github.com/ferryml/ferry/proxy/wire"
 	"github.com/ferryml/ferry/stores"
+	"github.com/ferryml/ferry/wire"
 )
 
 // artifactRoute is one mlflow-artifacts route: its fiber path, the Flask

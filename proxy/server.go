@@ -23,8 +23,8 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/ferryml/ferry/config"
-	"github.com/ferryml/ferry/proxy/wire"
 	"github.com/ferryml/ferry/stores"
+	"github.com/ferryml/ferry/wire"
 )
 
 // MLflowVersion is the upstream MLflow version whose REST API Ferry
