@@ -5,8 +5,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
-
+	"github.com/ferryml/ferry/routes"
 	"github.com/ferryml/ferry/stores"
 )
 
@@ -56,48 +55,47 @@ func NewAPI(db *DB, cfg APIConfig) *API {
 	return a
 }
 
-// Register adds the tracking routes under r (the router below the static
-// prefix), each under /api/2.0/mlflow and /ajax-api/2.0/mlflow.
-func (a *API) Register(r fiber.Router) {
-	for _, prefix := range []string{"/api/2.0/mlflow", "/ajax-api/2.0/mlflow"} {
-		g := r.Group(prefix)
-		g.Post("/experiments/create", a.createExperiment)
-		g.Get("/experiments/get", a.getExperiment)
-		g.Get("/experiments/get-by-name", a.getExperimentByName)
-		g.Post("/experiments/update", a.updateExperiment)
-		g.Post("/experiments/delete", a.deleteExperiment)
-		g.Post("/experiments/restore", a.restoreExperiment)
-		g.Post("/experiments/set-experiment-tag", a.setExperimentTag)
-		g.Post("/experiments/delete-experiment-tag", a.deleteExperimentTag)
-		g.Post("/runs/create", a.createRun)
-		g.Get("/runs/get", a.getRun)
-		g.Post("/runs/update", a.updateRun)
-		g.Post("/runs/delete", a.deleteRun)
-		g.Post("/runs/restore", a.restoreRun)
-		g.Post("/runs/set-tag", a.setTag)
-		g.Post("/runs/delete-tag", a.deleteTag)
-		g.Post("/runs/log-parameter", a.logParam)
-		g.Post("/runs/log-metric", a.logMetric)
-		g.Post("/runs/log-batch", a.logBatch)
-		g.Get("/metrics/get-history", a.getMetricHistory)
-		g.Get("/experiments/search", a.searchExperiments)
-		g.Post("/experiments/search", a.searchExperiments)
-		g.Post("/runs/search", a.searchRuns)
-		g.Post("/runs/log-inputs", a.logInputs)
-		g.Post("/runs/outputs", a.logOutputs)
-		// Static before dynamic: logged-models/search over {model_id}.
-		g.Post("/logged-models/search", a.searchLoggedModels)
-		g.Post("/logged-models", a.createLoggedModel)
-		g.Get("/logged-models/:model_id", a.getLoggedModel)
-		g.Patch("/logged-models/:model_id", a.finalizeLoggedModel)
-		g.Delete("/logged-models/:model_id", a.deleteLoggedModel)
-		g.Patch("/logged-models/:model_id/tags", a.setLoggedModelTags)
-		g.Delete("/logged-models/:model_id/tags/:tag_key", a.deleteLoggedModelTag)
-		g.Post("/logged-models/:model_id/params", a.logLoggedModelParams)
-		g.Get("/logged-models/:model_id/artifacts/directories", a.listLoggedModelArtifacts)
-		g.Get("/artifacts/list", a.listArtifacts)
-		g.Get("/metrics/get-history-bulk-interval", a.getMetricHistoryBulkInterval)
-		g.Post("/runs/log-model", a.logModel)
+// Handlers returns the tracking handlers keyed as the route table
+// (package routes) keys them; the server mounts each under
+// /api/2.0/mlflow and /ajax-api/2.0/mlflow.
+func (a *API) Handlers() routes.Handlers {
+	return routes.Handlers{
+		"POST /2.0/mlflow/experiments/create":                            a.createExperiment,
+		"GET /2.0/mlflow/experiments/get":                                a.getExperiment,
+		"GET /2.0/mlflow/experiments/get-by-name":                        a.getExperimentByName,
+		"POST /2.0/mlflow/experiments/update":                            a.updateExperiment,
+		"POST /2.0/mlflow/experiments/delete":                            a.deleteExperiment,
+		"POST /2.0/mlflow/experiments/restore":                           a.restoreExperiment,
+		"POST /2.0/mlflow/experiments/set-experiment-tag":                a.setExperimentTag,
+		"POST /2.0/mlflow/experiments/delete-experiment-tag":             a.deleteExperimentTag,
+		"POST /2.0/mlflow/runs/create":                                   a.createRun,
+		"GET /2.0/mlflow/runs/get":                                       a.getRun,
+		"POST /2.0/mlflow/runs/update":                                   a.updateRun,
+		"POST /2.0/mlflow/runs/delete":                                   a.deleteRun,
+		"POST /2.0/mlflow/runs/restore":                                  a.restoreRun,
+		"POST /2.0/mlflow/runs/set-tag":                                  a.setTag,
+		"POST /2.0/mlflow/runs/delete-tag":                               a.deleteTag,
+		"POST /2.0/mlflow/runs/log-parameter":                            a.logParam,
+		"POST /2.0/mlflow/runs/log-metric":                               a.logMetric,
+		"POST /2.0/mlflow/runs/log-batch":                                a.logBatch,
+		"GET /2.0/mlflow/metrics/get-history":                            a.getMetricHistory,
+		"GET /2.0/mlflow/experiments/search":                             a.searchExperiments,
+		"POST /2.0/mlflow/experiments/search":                            a.searchExperiments,
+		"POST /2.0/mlflow/runs/search":                                   a.searchRuns,
+		"POST /2.0/mlflow/runs/log-inputs":                               a.logInputs,
+		"POST /2.0/mlflow/runs/outputs":                                  a.logOutputs,
+		"POST /2.0/mlflow/logged-models/search":                          a.searchLoggedModels,
+		"POST /2.0/mlflow/logged-models":                                 a.createLoggedModel,
+		"GET /2.0/mlflow/logged-models/<model_id>":                       a.getLoggedModel,
+		"PATCH /2.0/mlflow/logged-models/<model_id>":                     a.finalizeLoggedModel,
+		"DELETE /2.0/mlflow/logged-models/<model_id>":                    a.deleteLoggedModel,
+		"PATCH /2.0/mlflow/logged-models/<model_id>/tags":                a.setLoggedModelTags,
+		"DELETE /2.0/mlflow/logged-models/<model_id>/tags/<tag_key>":     a.deleteLoggedModelTag,
+		"POST /2.0/mlflow/logged-models/<model_id>/params":               a.logLoggedModelParams,
+		"GET /2.0/mlflow/logged-models/<model_id>/artifacts/directories": a.listLoggedModelArtifacts,
+		"GET /2.0/mlflow/artifacts/list":                                 a.listArtifacts,
+		"GET /2.0/mlflow/metrics/get-history-bulk-interval":              a.getMetricHistoryBulkInterval,
+		"POST /2.0/mlflow/runs/log-model":                                a.logModel,
 	}
 }
 

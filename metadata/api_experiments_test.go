@@ -31,7 +31,7 @@ func newTestAPI(t *testing.T, b testdb.Backend) (*API, *apiClient) {
 	api := NewAPI(db, APIConfig{DefaultArtifactRoot: "mlflow-artifacts:/", ServeArtifacts: true, Log: quiet})
 	api.now = func() time.Time { return time.UnixMilli(1700000000123) }
 	app := fiber.New(fiber.Config{StreamRequestBody: true})
-	api.Register(app)
+	mountAPI(app, api)
 	return api, &apiClient{t: t, app: app}
 }
 

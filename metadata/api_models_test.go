@@ -186,7 +186,7 @@ func TestArtifactsList(t *testing.T) {
 		Artifacts: dest, OpenStore: stores.Open})
 	api.now = func() time.Time { return time.UnixMilli(1700000000123) }
 	app := fiber.New()
-	api.Register(app)
+	mountAPI(app, api)
 	c := &apiClient{t: t, app: app}
 
 	exp := c.mustPost("/experiments/create", `{"name": "e"}`)["experiment_id"].(string)

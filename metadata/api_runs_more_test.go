@@ -291,7 +291,7 @@ func TestLoggedModelArtifacts(t *testing.T) {
 			api := NewAPI(db, APIConfig{DefaultArtifactRoot: "mlflow-artifacts:/", ServeArtifacts: true, Log: quiet, Artifacts: dest, OpenStore: stores.Open})
 			api.now = func() time.Time { return time.UnixMilli(1700000000123) }
 			app := fiber.New()
-			api.Register(app)
+			mountAPI(app, api)
 			c := &apiClient{t: t, app: app}
 			exp := c.mustPost("/experiments/create", `{"name": "e"}`)["experiment_id"].(string)
 			mid := c.mustPost("/logged-models", `{"experiment_id": "`+exp+`"}`)["model"].(map[string]any)["info"].(map[string]any)["model_id"].(string)

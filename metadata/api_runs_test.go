@@ -160,7 +160,7 @@ func TestRunArtifactURI(t *testing.T) {
 			t.Cleanup(func() { db.Close() })
 			api := NewAPI(db, APIConfig{DefaultArtifactRoot: "/srv/mlruns", Log: quiet})
 			app := fiber.New()
-			api.Register(app)
+			mountAPI(app, api)
 			c := &apiClient{t: t, app: app}
 			exp := c.mustPost("/experiments/create", `{"name": "local"}`)["experiment_id"].(string)
 			id, run := c.newRun(`{"experiment_id": "` + exp + `"}`)

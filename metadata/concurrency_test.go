@@ -63,7 +63,7 @@ func TestHTTPConcurrentMetricLogging(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	api := NewAPI(db, APIConfig{DefaultArtifactRoot: "mlflow-artifacts:/", ServeArtifacts: true, Log: quiet})
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	api.Register(app)
+	mountAPI(app, api)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
