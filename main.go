@@ -24,6 +24,7 @@ import (
 
 	"github.com/ferryml/ferry/config"
 	"github.com/ferryml/ferry/metadata"
+	"github.com/ferryml/ferry/metadata/tracking"
 	"github.com/ferryml/ferry/proxy"
 	"github.com/ferryml/ferry/routes"
 	"github.com/ferryml/ferry/stores"
@@ -176,7 +177,7 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 			return fmt.Errorf("backend store %s: %w", redactURI(cfg.BackendStoreURI), err)
 		}
 		defer db.Close()
-		tracking := metadata.NewAPI(db, metadata.APIConfig{
+		trackingAPI := tracking.NewAPI(db, tracking.APIConfig{
 			DefaultArtifactRoot: cfg.DefaultArtifactRoot,
 			ServeArtifacts:      cfg.ServeArtifacts,
 			Log:                 log,
@@ -185,7 +186,7 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 				return opener.Open(ctx, uri)
 			},
 		})
-		api = tracking.Handlers()
+		api = trackingAPI.Handlers()
 	}
 
 	baseCtx, cancelAll := context.WithCancel(context.Background())
