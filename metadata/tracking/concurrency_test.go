@@ -18,9 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
-
 	"github.com/ferryml/ferry/metadata"
+	"github.com/ferryml/ferry/metadata/internal/domaintest"
 	"github.com/ferryml/ferry/metadata/internal/testdb"
 )
 
@@ -63,8 +62,7 @@ func TestHTTPConcurrentMetricLogging(t *testing.T) {
 	}
 	t.Cleanup(func() { db.Close() })
 	api := NewAPI(db, APIConfig{DefaultArtifactRoot: "mlflow-artifacts:/", ServeArtifacts: true, Log: quiet})
-	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	mountAPI(app, api)
+	app := domaintest.NewClient(t, api.Handlers()).App
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
