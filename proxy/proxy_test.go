@@ -57,9 +57,12 @@ func startServer(t *testing.T, wrap func(stores.Store) stores.Store) *testServer
 		ShutdownTimeout: 10 * time.Second, PresignedDownloadTTL: 300 * time.Second,
 		LogLevel: "debug", LogFormat: "json", Workers: 1,
 	}
-	srv := proxy.New(proxy.Options{
+	srv, err := proxy.New(proxy.Options{
 		Config: cfg, Artifacts: inst, Registry: reg, Gatherer: reg, Log: log, FerryVersion: "test",
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
