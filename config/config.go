@@ -40,7 +40,7 @@ const (
 	DefaultBodyStallTimeout = 60 * time.Second
 	// DefaultJSONMemoryLimit caps the memory all buffered JSON request
 	// bodies may hold at once (see Config.JSONMemoryLimit).
-	DefaultJSONMemoryLimit = 256 << 20
+	DefaultJSONMemoryLimit = 128 << 20
 	// MinJSONMemoryLimit is twice the largest JSON body Ferry accepts
 	// (proxy/wire.MaxJSONBody, 32 MiB), so one such body always fits.
 	MinJSONMemoryLimit = 64 << 20

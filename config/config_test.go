@@ -33,7 +33,7 @@ func TestDefaultsMatchMlflowServer(t *testing.T) {
 		LogLevel: "info", LogFormat: "json",
 		Security:          Security{XFrameOptions: "SAMEORIGIN"},
 		ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, BodyStallTimeout: time.Minute,
-		JSONMemoryLimit: 256 << 20,
+		JSONMemoryLimit: 128 << 20,
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", *c, want)

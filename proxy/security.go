@@ -31,7 +31,9 @@ type security struct {
 	anyHost bool
 	// defaultHosts: no list was given; hostOK applies the built-in rule.
 	defaultHosts bool
-	hosts        *regexp.Regexp
+	// hosts match the whole Host header (patterns with a port);
+	// hostNames match the name without its port (patterns without one).
+	hosts, hostNames *regexp.Regexp
 	// boundHost is --host, lower-cased (accepted under the defaults).
 	boundHost string
 	// exempt are the paths served whatever the Host (health checks and
@@ -65,11 +67,21 @@ func newSecurity(cfg *config.Config, log *slog.Logger) (*security, error) {
 	case len(sc.AllowedHosts) == 0:
 		s.defaultHosts = true
 	default:
-		re, err := config.CompileGlobs(sc.AllowedHosts)
-		if err != nil {
+		var withPort, noPort []string
+		for _, h := range sc.AllowedHosts {
+			if strings.Contains(h, ":") {
+				withPort = append(withPort, h)
+			} else {
+				noPort = append(noPort, h)
+			}
+		}
+		var err error
+		if s.hosts, err = compileOrNil(withPort); err != nil {
 			return nil, err
 		}
-		s.hosts = re
+		if s.hostNames, err = compileOrNil(noPort); err != nil {
+			return nil, err
+		}
 	}
 	switch {
 	case contains(sc.CORSAllowedOrigins, "*"):
@@ -82,6 +94,13 @@ func newSecurity(cfg *config.Config, log *slog.Logger) (*security, error) {
 		s.origins = re
 	}
 	return s, nil
+}
+
+func compileOrNil(patterns []string) (*regexp.Regexp, error) {
+	if len(patterns) == 0 {
+		return nil, nil
+	}
+	return config.CompileGlobs(patterns)
 }
 
 func contains(list []string, v string) bool {
@@ -203,7 +222,10 @@ func (s *security) isAPI(path string) bool {
 	return false
 }
 
-// hostOK is upstream's is_allowed_host_header. With no list given, the
+// hostOK is upstream's is_allowed_host_header, except that a listed
+// pattern without a ':' matches the name whatever the port (upstream
+// compares it with the whole header, so "mlflow.example.com" refuses
+// "mlflow.example.com:5000"). With no list given, the
 // default accepts localhost and IP literals that are loopback, private
 // (RFC 1918, fc00::/7) or unspecified, and the --host address, with or
 // without a port. Upstream writes the private ranges as text patterns
@@ -213,12 +235,13 @@ func (s *security) hostOK(host string) bool {
 	if host == "" {
 		return false
 	}
-	if !s.defaultHosts {
-		return s.hosts.MatchString(host)
-	}
 	name, ok := hostName(host)
 	if !ok {
 		return false
+	}
+	if !s.defaultHosts {
+		return (s.hosts != nil && s.hosts.MatchString(host)) ||
+			(s.hostNames != nil && s.hostNames.MatchString(name))
 	}
 	if strings.EqualFold(name, "localhost") || (s.boundHost != "" && strings.EqualFold(name, s.boundHost)) {
 		return true

@@ -54,6 +54,9 @@ type Options struct {
 	// BaseContext is canceled when shutdown gives up waiting; every request
 	// context derives from it so stuck transfers stop.
 	BaseContext context.Context
+	// JSONQueueWait is how long a JSON request waits for room in the JSON
+	// memory budget before it is refused with 503; 0 means 30 s.
+	JSONQueueWait time.Duration
 }
 
 // Server is the configured fiber app.
@@ -66,9 +69,9 @@ type Server struct {
 	xFrame string
 }
 
-// jsonQueueWait is how long a JSON request waits for room in the JSON
-// memory budget before it is refused with 503 (which clients retry).
-const jsonQueueWait = 30 * time.Second
+// defaultJSONQueueWait is how long a JSON request waits for room in the
+// JSON memory budget before it is refused with 503 (which clients retry).
+const defaultJSONQueueWait = 30 * time.Second
 
 // New builds the app and registers every route. Zero timeouts and limits
 // in the config take their defaults.
@@ -87,7 +90,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{opts: opts, http: newHTTPMetrics(opts.Registry), sec: sec, xFrame: cfg.Security.XFrameOptions}
 	s.limits.StallTimeout = orDefault(cfg.BodyStallTimeout, config.DefaultBodyStallTimeout)
 	if cfg.JSONMemoryLimit > 0 {
-		s.limits.JSON = wire.NewBudget(cfg.JSONMemoryLimit, jsonQueueWait)
+		s.limits.JSON = wire.NewBudget(cfg.JSONMemoryLimit, orDefault(opts.JSONQueueWait, defaultJSONQueueWait))
 	}
 	s.App = fiber.New(fiber.Config{
 		AppName:               "ferry",
