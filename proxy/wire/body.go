@@ -213,10 +213,12 @@ func ReadBody(c *fiber.Ctx, limit int64) ([]byte, *Error) {
 			}
 			next := min(int64(2*cap(data)), limit+1)
 			if budget != nil && next > smallBody {
-				if werr := budget.acquire(c, bodyWeight(next)-charged); werr != nil {
+				// Never ask for more than the whole budget in total.
+				want := min(bodyWeight(next), budget.size)
+				if werr := budget.acquire(c, want-charged); werr != nil {
 					return nil, werr
 				}
-				charged = bodyWeight(next)
+				charged = want
 			}
 			grown := make([]byte, len(data), next)
 			copy(grown, data)
