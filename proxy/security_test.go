@@ -399,3 +399,23 @@ func eventually(t *testing.T, d time.Duration, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestChunkedJSONBody: a JSON body without a length is read in growing
+// steps (charged to the budget as it grows) and decoded whole.
+func TestChunkedJSONBody(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, nil, func(o *proxy.Options) { o.Config.JSONMemoryLimit = 64 << 20 })
+	const mpu = "/api/2.0/mlflow-artifacts/mpu/create/sec/big.bin"
+	for _, size := range []int{10, 100 << 10, 5 << 20} {
+		body := `{"path":"x.bin","pad":"` + strings.Repeat("a", size) + `"}`
+		// io.MultiReader hides the length: the client sends it chunked.
+		st, _, got := s.req(t, http.MethodPost, mpu, "", io.MultiReader(strings.NewReader(body)), "Content-Type", "application/json")
+		if st != 501 {
+			t.Errorf("chunked JSON of %d bytes: %d %s, want 501 (decoded, no multipart on local)", len(body), st, truncate(got))
+		}
+	}
+	big := io.MultiReader(strings.NewReader(`{"path":"`), strings.NewReader(strings.Repeat("a", 33<<20)), strings.NewReader(`"}`))
+	if st, _, got := s.req(t, http.MethodPost, mpu, "", big, "Content-Type", "application/json"); st != 400 || !strings.Contains(got, "too large") {
+		t.Errorf("chunked JSON over 32 MiB: %d %s, want 400 too large", st, truncate(got))
+	}
+}
