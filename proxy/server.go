@@ -1,6 +1,7 @@
 // Package proxy is Ferry's HTTP front: the fiber app, its middleware
-// (request ids, access logs, HTTP metrics, security headers, upstream's
-// workspace-header check), the server routes (/health, /version,
+// (request ids, access logs, HTTP metrics, upstream's security middleware
+// — Host and Origin checks, CORS, security headers — and workspace-header
+// check, connection timeouts and body limits), the server routes (/health, /version,
 // server-info, /metrics) and every mlflow-artifacts route under /api/2.0
 // and /ajax-api/2.0. Handlers are thin: they validate, call a store (or the
 // multipart/presign glue) and encode the answer.

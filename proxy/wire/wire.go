@@ -1,7 +1,8 @@
 // Package wire holds MLflow's HTTP conventions shared by every Ferry
 // handler: error codes and their HTTP statuses (one table), the error JSON
-// body, the mapping from store sentinels to MLflow errors, and JSON request
-// decoding with upstream's Content-Type rules and a size cap.
+// body, the mapping from store sentinels to MLflow errors, JSON request
+// decoding with upstream's Content-Type rules and a size cap, and the
+// bounds on reading request bodies (stall timeout, JSON memory budget).
 package wire
 
 import (
