@@ -191,7 +191,7 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 
 	baseCtx, cancelAll := context.WithCancel(context.Background())
 	defer cancelAll()
-	srv := proxy.New(proxy.Options{
+	srv, err := proxy.New(proxy.Options{
 		Config:       cfg,
 		Artifacts:    artifacts,
 		API:          api,
@@ -201,6 +201,9 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 		FerryVersion: ferryVersion(),
 		BaseContext:  baseCtx,
 	})
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {

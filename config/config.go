@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/spf13/pflag"
 )
 
@@ -24,6 +25,25 @@ const (
 	DefaultWorkers              = 4
 	DefaultShutdownTimeout      = 30 * time.Second
 	DefaultPresignedTTL         = 300 * time.Second
+	// DefaultXFrameOptions is upstream's MLFLOW_SERVER_X_FRAME_OPTIONS default.
+	DefaultXFrameOptions = "SAMEORIGIN"
+	// DefaultReadHeaderTimeout bounds how long a client may take to send a
+	// request's headers (slowloris), counted from its first byte, or from
+	// the connection's opening for its first request.
+	DefaultReadHeaderTimeout = 30 * time.Second
+	// DefaultIdleTimeout is how long a keep-alive connection may wait for
+	// its next request.
+	DefaultIdleTimeout = 2 * time.Minute
+	// DefaultBodyStallTimeout aborts an upload (or any request body) from
+	// which no byte arrives for this long. Time Ferry itself spends not
+	// reading (a slow backend) does not count.
+	DefaultBodyStallTimeout = 60 * time.Second
+	// DefaultJSONMemoryLimit caps the memory all buffered JSON request
+	// bodies may hold at once (see Config.JSONMemoryLimit).
+	DefaultJSONMemoryLimit = 128 << 20
+	// MinJSONMemoryLimit is twice the largest JSON body Ferry accepts
+	// (proxy/wire.MaxJSONBody, 32 MiB), so one such body always fits.
+	MinJSONMemoryLimit = 64 << 20
 	// ProxiedArtifactRoot is the default artifact root when artifacts are
 	// served: runs get mlflow-artifacts:/<exp>/<run>/artifacts.
 	ProxiedArtifactRoot = "mlflow-artifacts:/"
@@ -45,6 +65,38 @@ type Config struct {
 	PresignedDownloadTTL time.Duration
 	LogLevel             string
 	LogFormat            string
+
+	// Security is the Host / Origin checking of upstream MLflow's
+	// security middleware (3.5+).
+	Security Security
+
+	// ReadHeaderTimeout, IdleTimeout and BodyStallTimeout bound how long a
+	// connection may hold the server without sending (see the defaults).
+	ReadHeaderTimeout time.Duration
+	IdleTimeout       time.Duration
+	BodyStallTimeout  time.Duration
+	// JSONMemoryLimit caps the bytes held by buffered JSON request bodies
+	// across all requests, each counted at twice its size (the bytes and
+	// what they decode into). Requests beyond it wait, then get 503.
+	JSONMemoryLimit int64
+}
+
+// Security configures the DNS-rebinding and cross-origin protection.
+type Security struct {
+	// Disabled turns the Host and Origin checks and the CORS headers off
+	// (--disable-security-middleware).
+	Disabled bool
+	// AllowedHosts are the Host header values accepted: exact names or
+	// fnmatch patterns with *, ? and [...]; "*" accepts any. Empty means
+	// the defaults: localhost, loopback, private and unspecified
+	// addresses, and the --host Ferry binds, each with any port.
+	AllowedHosts []string
+	// CORSAllowedOrigins are the origins (besides localhost ones) allowed
+	// to make state-changing cross-origin requests and given CORS
+	// headers; exact or fnmatch patterns; "*" allows every origin.
+	CORSAllowedOrigins []string
+	// XFrameOptions is sent on every response; "" when NONE was given.
+	XFrameOptions string
 }
 
 // Addr is host:port for net.Listen.
@@ -73,6 +125,15 @@ var envNames = map[string][]string{
 	"shutdown-timeout":      {"FERRY_SHUTDOWN_TIMEOUT"},
 	"log-level":             {"FERRY_LOG_LEVEL"},
 	"log-format":            {"FERRY_LOG_FORMAT"},
+
+	"allowed-hosts":               {"MLFLOW_SERVER_ALLOWED_HOSTS"},
+	"cors-allowed-origins":        {"MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"},
+	"x-frame-options":             {"MLFLOW_SERVER_X_FRAME_OPTIONS"},
+	"disable-security-middleware": {"MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE"},
+	"read-header-timeout":         {"FERRY_READ_HEADER_TIMEOUT"},
+	"idle-timeout":                {"FERRY_IDLE_TIMEOUT"},
+	"body-stall-timeout":          {"FERRY_BODY_STALL_TIMEOUT"},
+	"max-json-memory":             {"FERRY_MAX_JSON_MEMORY"},
 }
 
 // Flags holds the raw flag values bound to a FlagSet.
@@ -81,6 +142,8 @@ type Flags struct {
 	cfg Config
 	// noServe is --no-serve-artifacts; click's paired boolean flag.
 	noServe bool
+	// The raw comma lists and size, split and parsed by Resolve.
+	allowedHosts, corsOrigins, xFrame, jsonMemory string
 }
 
 // BindFlags registers the server flags on fs (upstream's names and help).
@@ -101,6 +164,14 @@ func BindFlags(fs *pflag.FlagSet) *Flags {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "How long SIGTERM waits for in-flight requests and transfers before closing connections. [env FERRY_SHUTDOWN_TIMEOUT]")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error. [env FERRY_LOG_LEVEL]")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text. [env FERRY_LOG_FORMAT]")
+	fs.StringVar(&f.allowedHosts, "allowed-hosts", "", "Comma-separated Host header values to accept (fnmatch patterns with *; '*' accepts any), against DNS rebinding. Default: localhost, loopback, private and unspecified addresses and the --host address, with any port. [env MLFLOW_SERVER_ALLOWED_HOSTS]")
+	fs.StringVar(&f.corsOrigins, "cors-allowed-origins", "", "Comma-separated origins allowed to make cross-origin state-changing requests and given CORS headers (fnmatch patterns with *; '*' allows all). localhost origins are always allowed. [env MLFLOW_SERVER_CORS_ALLOWED_ORIGINS]")
+	fs.StringVar(&f.xFrame, "x-frame-options", DefaultXFrameOptions, "X-Frame-Options sent on every response: SAMEORIGIN, DENY, or NONE to send none. [env MLFLOW_SERVER_X_FRAME_OPTIONS]")
+	fs.BoolVar(&c.Security.Disabled, "disable-security-middleware", false, "Turn off the Host and cross-origin checks and the CORS headers. [env MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE]")
+	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", DefaultReadHeaderTimeout, "How long a client may take to send a request's headers. [env FERRY_READ_HEADER_TIMEOUT]")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", DefaultIdleTimeout, "How long a keep-alive connection may wait for its next request. [env FERRY_IDLE_TIMEOUT]")
+	fs.DurationVar(&c.BodyStallTimeout, "body-stall-timeout", DefaultBodyStallTimeout, "Abort an upload or request body from which no byte arrives for this long. [env FERRY_BODY_STALL_TIMEOUT]")
+	fs.StringVar(&f.jsonMemory, "max-json-memory", humanize.IBytes(DefaultJSONMemoryLimit), "Memory all buffered JSON request bodies may hold at once (each counted at twice its size); requests beyond it wait, then get 503. At least 64 MiB. [env FERRY_MAX_JSON_MEMORY]")
 	return f
 }
 
@@ -146,6 +217,17 @@ func (f *Flags) Resolve(getenv func(string) string) (*Config, error) {
 	} else {
 		c.PresignedDownloadTTL = DefaultPresignedTTL
 	}
+	c.Security.AllowedHosts = splitList(f.allowedHosts)
+	c.Security.CORSAllowedOrigins = splitList(f.corsOrigins)
+	c.Security.XFrameOptions = strings.ToUpper(strings.TrimSpace(f.xFrame))
+	if c.Security.XFrameOptions == "NONE" {
+		c.Security.XFrameOptions = ""
+	}
+	if n, err := humanize.ParseBytes(f.jsonMemory); err != nil || n > 1<<50 {
+		problems = append(problems, fmt.Errorf("--max-json-memory %q: want a size such as 256MiB", f.jsonMemory))
+	} else {
+		c.JSONMemoryLimit = int64(n)
+	}
 	if c.RegistryStoreURI == "" {
 		c.RegistryStoreURI = c.BackendStoreURI
 	}
@@ -187,6 +269,31 @@ func (c *Config) Validate() []error {
 	}
 	if c.ServeArtifacts && c.ArtifactsDestination == "" {
 		problems = append(problems, errors.New("--artifacts-destination must not be empty when serving artifacts"))
+	}
+	for name, d := range map[string]time.Duration{"--read-header-timeout": c.ReadHeaderTimeout,
+		"--idle-timeout": c.IdleTimeout, "--body-stall-timeout": c.BodyStallTimeout} {
+		if d <= 0 {
+			problems = append(problems, fmt.Errorf("%s %s must be positive", name, d))
+		}
+	}
+	if c.JSONMemoryLimit != 0 && c.JSONMemoryLimit < MinJSONMemoryLimit {
+		problems = append(problems, fmt.Errorf("--max-json-memory %s is below the minimum of %s",
+			humanize.IBytes(uint64(c.JSONMemoryLimit)), humanize.IBytes(MinJSONMemoryLimit)))
+	}
+	switch c.Security.XFrameOptions {
+	case "", "SAMEORIGIN", "DENY":
+	default:
+		problems = append(problems, fmt.Errorf("--x-frame-options %q: want SAMEORIGIN, DENY or NONE", c.Security.XFrameOptions))
+	}
+	for _, p := range c.Security.AllowedHosts {
+		if _, err := CompileGlobs([]string{p}); err != nil {
+			problems = append(problems, fmt.Errorf("--allowed-hosts: %w", err))
+		}
+	}
+	for _, p := range c.Security.CORSAllowedOrigins {
+		if _, err := CompileGlobs([]string{p}); err != nil {
+			problems = append(problems, fmt.Errorf("--cors-allowed-origins: %w", err))
+		}
 	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "warning", "error":

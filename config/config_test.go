@@ -1,6 +1,7 @@
 package config
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -30,8 +31,11 @@ func TestDefaultsMatchMlflowServer(t *testing.T) {
 		DefaultArtifactRoot: "mlflow-artifacts:/", ServeArtifacts: true, ArtifactsDestination: "./mlartifacts",
 		Workers: 4, ShutdownTimeout: 30 * time.Second, PresignedDownloadTTL: 300 * time.Second,
 		LogLevel: "info", LogFormat: "json",
+		Security:          Security{XFrameOptions: "SAMEORIGIN"},
+		ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, BodyStallTimeout: time.Minute,
+		JSONMemoryLimit: 128 << 20,
 	}
-	if *c != want {
+	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", *c, want)
 	}
 	if c.Addr() != "127.0.0.1:5000" {
@@ -111,5 +115,108 @@ func TestParseBool(t *testing.T) {
 		if _, err := ParseBool(in); err == nil {
 			t.Errorf("ParseBool(%q) accepted", in)
 		}
+	}
+}
+
+func TestSecurityAndLimitsFromFlagsAndEnv(t *testing.T) {
+	env := map[string]string{
+		"MLFLOW_SERVER_ALLOWED_HOSTS":               " mlflow.example.com , *.corp.example ,",
+		"MLFLOW_SERVER_CORS_ALLOWED_ORIGINS":        "https://ui.example.com",
+		"MLFLOW_SERVER_X_FRAME_OPTIONS":             "deny",
+		"MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE": "true",
+		"FERRY_READ_HEADER_TIMEOUT":                 "5s",
+		"FERRY_IDLE_TIMEOUT":                        "7s",
+		"FERRY_BODY_STALL_TIMEOUT":                  "9s",
+		"FERRY_MAX_JSON_MEMORY":                     "128MiB",
+	}
+	c, err := resolve(t, nil, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Security{Disabled: true, AllowedHosts: []string{"mlflow.example.com", "*.corp.example"},
+		CORSAllowedOrigins: []string{"https://ui.example.com"}, XFrameOptions: "DENY"}
+	if !reflect.DeepEqual(c.Security, want) {
+		t.Errorf("security from env: got %+v, want %+v", c.Security, want)
+	}
+	if c.ReadHeaderTimeout != 5*time.Second || c.IdleTimeout != 7*time.Second || c.BodyStallTimeout != 9*time.Second || c.JSONMemoryLimit != 128<<20 {
+		t.Errorf("limits from env: %v %v %v %d", c.ReadHeaderTimeout, c.IdleTimeout, c.BodyStallTimeout, c.JSONMemoryLimit)
+	}
+
+	// Flags win over the environment.
+	c, err = resolve(t, []string{"--allowed-hosts", "a.example", "--cors-allowed-origins", "*",
+		"--x-frame-options", "NONE", "--disable-security-middleware=false", "--body-stall-timeout", "1s",
+		"--max-json-memory", "1GiB"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = Security{AllowedHosts: []string{"a.example"}, CORSAllowedOrigins: []string{"*"}}
+	if !reflect.DeepEqual(c.Security, want) {
+		t.Errorf("security from flags: got %+v, want %+v", c.Security, want)
+	}
+	if c.BodyStallTimeout != time.Second || c.JSONMemoryLimit != 1<<30 {
+		t.Errorf("limits from flags: %v %d", c.BodyStallTimeout, c.JSONMemoryLimit)
+	}
+}
+
+func TestSecurityAndLimitsValidated(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--x-frame-options", "ALLOWALL"}, "--x-frame-options"},
+		{[]string{"--read-header-timeout", "0s"}, "--read-header-timeout"},
+		{[]string{"--idle-timeout", "-1s"}, "--idle-timeout"},
+		{[]string{"--body-stall-timeout", "0s"}, "--body-stall-timeout"},
+		{[]string{"--max-json-memory", "10MiB"}, "below the minimum"},
+		{[]string{"--max-json-memory", "lots"}, "--max-json-memory"},
+	} {
+		_, err := resolve(t, tc.args, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want one naming %q", tc.args, err, tc.want)
+		}
+	}
+	// Every problem is reported at once.
+	_, err := resolve(t, []string{"--x-frame-options", "x", "--idle-timeout", "0s"}, map[string]string{"MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE": "maybe"})
+	for _, w := range []string{"--x-frame-options", "--idle-timeout", "MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("combined error %v lacks %q", err, w)
+		}
+	}
+}
+
+func TestCompileGlobsIsFnmatch(t *testing.T) {
+	for _, tc := range []struct {
+		pattern string
+		yes, no []string
+	}{
+		{"localhost:*", []string{"localhost:5000", "LOCALHOST:1", "localhost:"}, []string{"localhost", "localhost.evil:1"}},
+		{"[[]::1]:*", []string{"[::1]:5000"}, []string{"::1:5000", "[::2]:1"}},
+		{"*.example.com", []string{"a.example.com", "a.b.example.com"}, []string{"example.com", "a.example.com.evil"}},
+		{"https://*.example.com", []string{"https://ui.example.com"}, []string{"http://ui.example.com", "https://example.com"}},
+		{"host-?", []string{"host-1"}, []string{"host-12", "host-"}},
+		{"10.0.0.[1-3]", []string{"10.0.0.2"}, []string{"10.0.0.4", "10x0x0x2"}},
+		{"h[!a]", []string{"hb"}, []string{"ha"}},
+		{"a[b", []string{"a[b"}, []string{"ab"}},
+		{"exact.host", []string{"exact.host", "Exact.Host"}, []string{"exactxhost", "exact.host:1"}},
+		{"ünï.example", []string{"ünï.example"}, []string{"uni.example"}},
+	} {
+		re, err := CompileGlobs([]string{tc.pattern})
+		if err != nil {
+			t.Fatalf("%q: %v", tc.pattern, err)
+		}
+		for _, s := range tc.yes {
+			if !re.MatchString(s) {
+				t.Errorf("%q does not match %q, want a match", tc.pattern, s)
+			}
+		}
+		for _, s := range tc.no {
+			if re.MatchString(s) {
+				t.Errorf("%q matches %q, want none", tc.pattern, s)
+			}
+		}
+	}
+	re, err := CompileGlobs([]string{"a.example", "b.*"})
+	if err != nil || !re.MatchString("a.example") || !re.MatchString("b.x") || re.MatchString("c.example") {
+		t.Errorf("a list matches when any pattern does (%v)", err)
 	}
 }

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -242,18 +241,33 @@ func parseOpenRange(h string) (start, end int64, ok bool) {
 	if !found || first == "" {
 		return 0, 0, false
 	}
-	a, err := strconv.ParseInt(first, 10, 64)
-	if err != nil || a < 0 {
+	a, ok := rangeNumber(first)
+	if !ok {
 		return 0, 0, false
 	}
 	if last == "" {
 		return a, -1, true
 	}
-	b, err := strconv.ParseInt(last, 10, 64)
-	if err != nil || b < a {
+	b, ok := rangeNumber(last)
+	if !ok || b < a {
 		return 0, 0, false
 	}
 	return a, b, true
+}
+
+// rangeNumber parses a range bound: digits only (RFC 9110 1*DIGIT), so
+// "+1" or " 1" is not a number here although strconv would take it.
+func rangeNumber(s string) (int64, bool) {
+	if s == "" || len(s) > 18 {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
 }
 
 // parseRange understands one "bytes=" range: "a-b", "a-" or "-n". ok is
@@ -270,8 +284,8 @@ func parseRange(h string, size int64) (start, length int64, ok, satisfiable bool
 		return 0, 0, false, true
 	}
 	if first == "" {
-		n, err := strconv.ParseInt(last, 10, 64)
-		if err != nil || n < 0 {
+		n, ok := rangeNumber(last)
+		if !ok {
 			return 0, 0, false, true
 		}
 		if n == 0 || size == 0 {
@@ -282,14 +296,14 @@ func parseRange(h string, size int64) (start, length int64, ok, satisfiable bool
 		}
 		return size - n, n, true, true
 	}
-	a, err := strconv.ParseInt(first, 10, 64)
-	if err != nil || a < 0 {
+	a, ok := rangeNumber(first)
+	if !ok {
 		return 0, 0, false, true
 	}
 	end := size - 1
 	if last != "" {
-		b, err := strconv.ParseInt(last, 10, 64)
-		if err != nil || b < a {
+		b, ok := rangeNumber(last)
+		if !ok || b < a {
 			return 0, 0, false, true
 		}
 		if b < end {
@@ -317,17 +331,15 @@ func (s *Server) upload(c *fiber.Ctx) error {
 			size = 0
 		}
 	}
-	var body io.Reader
-	if req.IsBodyStream() {
-		body = req.BodyStream()
-	} else {
-		body = bytes.NewReader(req.Body())
-	}
+	body := wire.RequestBody(c)
 	if err := s.opts.Artifacts.Put(c.UserContext(), key(c), body, size); err != nil {
 		// A store can fail before the body is read (S3 down): read a bounded
 		// rest of it so the client, still sending, gets the error instead of
-		// a connection reset; then close the connection.
-		_, _ = io.CopyN(io.Discard, body, maxDrainAfterError)
+		// a connection reset; then close the connection. A body that could
+		// not be read (stalled, malformed) is not read again.
+		if !errors.As(err, new(*wire.BodyError)) {
+			_, _ = io.CopyN(io.Discard, body, maxDrainAfterError)
+		}
 		c.Set(fiber.HeaderConnection, "close")
 		return wire.FromStore(err)
 	}

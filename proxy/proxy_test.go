@@ -28,6 +28,8 @@ import (
 // testServer is the proxy app served in-process on 127.0.0.1:0 over a
 // local store wrapped in stores.Instrument with a fresh registry.
 type testServer struct {
+	addr   string
+	dir    string
 	base   string
 	reg    *prometheus.Registry
 	logs   *ferrytest.LogBuffer
@@ -35,8 +37,9 @@ type testServer struct {
 }
 
 // startServer builds the app with proxy.New; wrap, when not nil, wraps the
-// local store before it is instrumented.
-func startServer(t *testing.T, wrap func(stores.Store) stores.Store) *testServer {
+// local store before it is instrumented; opts adjust the options (and the
+// config) before the app is built.
+func startServer(t *testing.T, wrap func(stores.Store) stores.Store, opts ...func(*proxy.Options)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := local.New(dir)
@@ -57,9 +60,16 @@ func startServer(t *testing.T, wrap func(stores.Store) stores.Store) *testServer
 		ShutdownTimeout: 10 * time.Second, PresignedDownloadTTL: 300 * time.Second,
 		LogLevel: "debug", LogFormat: "json", Workers: 1,
 	}
-	srv := proxy.New(proxy.Options{
+	o := proxy.Options{
 		Config: cfg, Artifacts: inst, Registry: reg, Gatherer: reg, Log: log, FerryVersion: "test",
-	})
+	}
+	for _, fn := range opts {
+		fn(&o)
+	}
+	srv, err := proxy.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +93,8 @@ func startServer(t *testing.T, wrap func(stores.Store) stores.Store) *testServer
 		}
 	})
 	return &testServer{
+		addr:   ln.Addr().String(),
+		dir:    dir,
 		base:   "http://" + ln.Addr().String() + "/api/2.0/mlflow-artifacts",
 		reg:    reg,
 		logs:   logs,

@@ -32,6 +32,12 @@ func TestParseRange(t *testing.T) {
 		{"bytes=--1", 100, 0, 0, false, true},
 		{"bytes=-1-2", 100, 0, 0, false, true},
 		{"bytes=5", 100, 0, 0, false, true},
+		{"bytes=+1-2", 100, 0, 0, false, true},
+		{"bytes=1-+2", 100, 0, 0, false, true},
+		{"bytes=-+5", 100, 0, 0, false, true},
+		{"bytes=0x1-2", 100, 0, 0, false, true},
+		{"bytes=1 -2", 100, 0, 0, false, true},
+		{"bytes=99999999999999999999-", 100, 0, 0, false, true},
 		{"bytes=", 100, 0, 0, false, true},
 		{"", 100, 0, 0, false, true},
 	}
@@ -40,6 +46,23 @@ func TestParseRange(t *testing.T) {
 		if start != c.start || length != c.length || ok != c.ok || sat != c.satisfiable {
 			t.Errorf("parseRange(%q, %d) = (%d, %d, %v, %v), want (%d, %d, %v, %v)",
 				c.h, c.size, start, length, ok, sat, c.start, c.length, c.ok, c.satisfiable)
+		}
+	}
+}
+
+// TestParseOpenRange: the size-free fast path takes only plain digits.
+func TestParseOpenRange(t *testing.T) {
+	for h, want := range map[string][3]int64{
+		"bytes=1-2": {1, 2, 1}, "bytes=7-": {7, -1, 1}, "bytes=+1-2": {0, 0, 0}, "bytes=1-+2": {0, 0, 0},
+		"bytes=-1": {0, 0, 0}, "bytes=2-1": {0, 0, 0}, "bytes=1-2,3-4": {0, 0, 0},
+	} {
+		a, b, ok := parseOpenRange(h)
+		okN := int64(0)
+		if ok {
+			okN = 1
+		}
+		if got := [3]int64{a, b, okN}; got != want {
+			t.Errorf("parseOpenRange(%q) = %v, want %v", h, got, want)
 		}
 	}
 }

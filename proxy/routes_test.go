@@ -22,10 +22,14 @@ import (
 func appFor(t *testing.T, cfg *config.Config, api routes.Handlers) *fiber.App {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	return proxy.New(proxy.Options{
+	srv, err := proxy.New(proxy.Options{
 		Config: cfg, API: api, Registry: reg, Gatherer: reg,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), FerryVersion: "test",
-	}).App
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv.App
 }
 
 type answer struct {
@@ -38,6 +42,7 @@ type answer struct {
 func call(t *testing.T, app *fiber.App, method, path string) answer {
 	t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(`{}`))
+	req.Host = "localhost" // the Host check refuses httptest's example.com
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := app.Test(req, -1)
 	if err != nil {

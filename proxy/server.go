@@ -1,6 +1,7 @@
 // Package proxy is Ferry's HTTP front: the fiber app, its middleware
-// (request ids, access logs, HTTP metrics, security headers, upstream's
-// workspace-header check), the server routes (/health, /version,
+// (request ids, access logs, HTTP metrics, upstream's security middleware
+// — Host and Origin checks, CORS, security headers — and workspace-header
+// check, connection timeouts and body limits), the server routes (/health, /version,
 // server-info, /metrics) and every mlflow-artifacts route under /api/2.0
 // and /ajax-api/2.0. Handlers are thin: they validate, call a store (or the
 // multipart/presign glue) and encode the answer.
@@ -56,24 +57,44 @@ type Options struct {
 	// BaseContext is canceled when shutdown gives up waiting; every request
 	// context derives from it so stuck transfers stop.
 	BaseContext context.Context
+	// JSONQueueWait is how long a JSON request waits for room in the JSON
+	// memory budget before it is refused with 503; 0 means 30 s.
+	JSONQueueWait time.Duration
 }
 
 // Server is the configured fiber app.
 type Server struct {
-	App  *fiber.App
-	opts Options
-	http *httpMetrics
+	App    *fiber.App
+	opts   Options
+	http   *httpMetrics
+	sec    *security
+	limits wire.Limits
+	xFrame string
 }
 
-// New builds the app and registers every route.
-func New(opts Options) *Server {
+// defaultJSONQueueWait is how long a JSON request waits for room in the
+// JSON memory budget before it is refused with 503 (which clients retry).
+const defaultJSONQueueWait = 30 * time.Second
+
+// New builds the app and registers every route. Zero timeouts and limits
+// in the config take their defaults.
+func New(opts Options) (*Server, error) {
 	if opts.BaseContext == nil {
 		opts.BaseContext = context.Background()
 	}
 	if opts.StoreType == "" {
 		opts.StoreType = "SqlStore"
 	}
-	s := &Server{opts: opts, http: newHTTPMetrics(opts.Registry)}
+	cfg := opts.Config
+	sec, err := newSecurity(cfg, opts.Log)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{opts: opts, http: newHTTPMetrics(opts.Registry), sec: sec, xFrame: cfg.Security.XFrameOptions}
+	s.limits.StallTimeout = orDefault(cfg.BodyStallTimeout, config.DefaultBodyStallTimeout)
+	if cfg.JSONMemoryLimit > 0 {
+		s.limits.JSON = wire.NewBudget(cfg.JSONMemoryLimit, orDefault(opts.JSONQueueWait, defaultJSONQueueWait))
+	}
 	s.App = fiber.New(fiber.Config{
 		AppName:               "ferry",
 		DisableStartupMessage: true,
@@ -86,10 +107,13 @@ func New(opts Options) *Server {
 		// different route (…/artifacts/ matches no download rule).
 		CaseSensitive: true,
 		StrictRouting: true,
-		// Large transfers must not hit a whole-request deadline.
-		ReadTimeout:     0,
+		// ReadTimeout covers a request's headers (and the first 8 KiB of
+		// its body); body reads then run under the stall timeout that
+		// wire.RequestBody pushes forward, so large transfers never hit a
+		// whole-request deadline.
+		ReadTimeout:     orDefault(cfg.ReadHeaderTimeout, config.DefaultReadHeaderTimeout),
 		WriteTimeout:    0,
-		IdleTimeout:     2 * time.Minute,
+		IdleTimeout:     orDefault(cfg.IdleTimeout, config.DefaultIdleTimeout),
 		ReadBufferSize:  16 << 10,
 		WriteBufferSize: 64 << 10,
 		ErrorHandler:    s.errorHandler,
@@ -108,7 +132,7 @@ func New(opts Options) *Server {
 	}
 	if !opts.Config.ArtifactsOnly {
 		routes.All.Mount(root, s.App, routes.Merge(own, opts.API), nil)
-		return s
+		return s, nil
 	}
 	// --artifacts-only: every tracking route answers upstream's 503 text,
 	// whatever its path (server-info, mounted first, excepted).
@@ -121,7 +145,14 @@ func New(opts Options) *Server {
 			})
 		}
 	}
-	return s
+	return s, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }
 
 // underMLflow reports whether rt is served below /{api,ajax-api}/{2,3}.0/mlflow/,
@@ -184,13 +215,17 @@ func (s *Server) middleware(c *fiber.Ctx) (err error) {
 	c.Set(requestIDHeader, id)
 	c.Set(VersionHeader, s.opts.FerryVersion)
 	c.Set("X-Content-Type-Options", "nosniff")
-	c.Set("X-Frame-Options", "SAMEORIGIN")
+	if s.xFrame != "" {
+		c.Set("X-Frame-Options", s.xFrame)
+	}
+	wire.SetLimits(c, &s.limits)
 	s.http.inFlight.Inc()
 	defer func() {
 		if r := recover(); r != nil {
 			s.opts.Log.ErrorContext(ctx, "panic in handler", "request_id", id, "panic", fmt.Sprint(r))
 			err = wire.Send(c, wire.Errorf(wire.InternalError, "Internal server error"))
 		}
+		wire.ReleaseBody(c)
 		s.http.inFlight.Dec()
 		if err != nil {
 			if herr := s.errorHandler(c, err); herr != nil {
@@ -201,6 +236,9 @@ func (s *Server) middleware(c *fiber.Ctx) (err error) {
 		s.observe(c, id, start, c.Route() == self)
 	}()
 
+	if s.sec.check(c) {
+		return nil
+	}
 	if ws := strings.TrimSpace(c.Get("X-MLFLOW-WORKSPACE")); ws != "" && !strings.HasSuffix(c.Path(), "/mlflow/server-info") {
 		return wire.Send(c, wire.Errorf(wire.FeatureDisabled, "Workspace APIs are not available: workspaces are not enabled on this server"))
 	}

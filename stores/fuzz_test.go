@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/ferryml/ferry/stores"
 )
@@ -17,7 +18,7 @@ var fuzzSeeds = []string{
 	"%252E%252E%252F", "%25252E%25252E%25252F", "%2e%2E/x", `..\x`, `a\b`, "%5C",
 	"a\x00b", "a#b", "a%23b", "a?b", "a%3Fb", "C:/x", `C:\x`, `\\h\s`, "//h/s",
 	"./C:/x", "./file:x", "dog%step%100%timestamp%100.png", "a\x01b", "%7F", "%%", "%2",
-	"", ".", "a//b/", "%C3%BC",
+	"", ".", "a//b/", "%C3%BC", "%FF", "a/%C3/b", "\xff",
 }
 
 // FuzzSafePath checks SafePath's promises on arbitrary input: it never
@@ -57,6 +58,9 @@ func checkCleanKey(t *testing.T, root, fn, raw, key string) {
 	}
 	if len(key) > stores.MaxKeyLength {
 		fail("longer than MaxKeyLength")
+	}
+	if !utf8.ValidString(key) {
+		fail("not valid UTF-8")
 	}
 	if strings.HasPrefix(key, "/") {
 		fail("leading slash")

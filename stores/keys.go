@@ -3,6 +3,7 @@ package stores
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // maxDecodeRounds bounds repeated percent-decoding, as upstream MLflow's
@@ -24,7 +25,8 @@ const MaxKeyLength = 1024
 //   - is absolute (POSIX "/x", Windows "C:\x", "C:/x", UNC "\\h\s"),
 //   - starts with a "file:" scheme,
 //   - has a ".." segment,
-//   - is longer than MaxKeyLength.
+//   - is longer than MaxKeyLength,
+//   - is not valid UTF-8 (no store could list it back by its name).
 //
 // Other ASCII control characters are kept escaped as %xx (lower-case hex),
 // as upstream does, so names such as "dog%step%100.png" survive. Empty and
@@ -62,6 +64,9 @@ func SafePath(raw string) (string, error) {
 func CleanKey(key string) (string, error) {
 	if len(key) > MaxKeyLength {
 		return "", invalidKey(key, "longer than 1024 bytes")
+	}
+	if !utf8.ValidString(key) {
+		return "", invalidKey(key, "not valid UTF-8")
 	}
 	if strings.ContainsAny(key, "#?") {
 		return "", invalidKey(key, "contains a URL fragment or query")

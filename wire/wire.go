@@ -1,10 +1,12 @@
 // Package wire holds MLflow's HTTP conventions shared by every Ferry
 // handler: error codes and their HTTP statuses (one table), the error JSON
-// body, the mapping from store sentinels to MLflow errors, and JSON request
-// decoding with upstream's Content-Type rules and a size cap.
+// body, the mapping from store sentinels to MLflow errors, JSON request
+// decoding with upstream's Content-Type rules and a size cap, and the
+// bounds on reading request bodies (stall timeout, JSON memory budget).
 package wire
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -148,6 +150,8 @@ func FromStore(err error) *Error {
 		return nil
 	case errors.As(err, &we):
 		return we
+	case errors.As(err, new(*BodyError)):
+		return bodyError(err)
 	case errors.Is(err, stores.ErrOutsideRoot):
 		return &Error{Code: InvalidParameterValue, Message: "Invalid path: resolved path is outside the artifact directory", Cause: err}
 	case errors.Is(err, stores.ErrInvalidKey):
@@ -204,31 +208,6 @@ func RequireJSON(c *fiber.Ctx) *Error {
 	return nil
 }
 
-// ReadBody reads a whole (JSON) request body, refusing more than limit
-// bytes. It reads from the request stream, so it works with fiber's
-// StreamRequestBody, and never buffers more than limit.
-func ReadBody(c *fiber.Ctx, limit int64) ([]byte, *Error) {
-	req := c.Request()
-	if req.IsBodyStream() {
-		if cl := int64(req.Header.ContentLength()); cl > limit {
-			return nil, Errorf(InvalidParameterValue, "Request body too large: %d bytes (limit %d).", cl, limit)
-		}
-		data, err := io.ReadAll(io.LimitReader(req.BodyStream(), limit+1))
-		if err != nil {
-			return nil, &Error{Code: BadRequest, Message: "Could not read the request body.", Cause: err}
-		}
-		if int64(len(data)) > limit {
-			return nil, Errorf(InvalidParameterValue, "Request body too large (limit %d bytes).", limit)
-		}
-		return data, nil
-	}
-	body := c.Body()
-	if int64(len(body)) > limit {
-		return nil, Errorf(InvalidParameterValue, "Request body too large (limit %d bytes).", limit)
-	}
-	return body, nil
-}
-
 // DecodeJSON reads the body and unmarshals it into v. Per upstream, an
 // absent or unparsable body decodes as {} (required-field checks then
 // report what is missing), and a JSON string holding JSON is decoded again.
@@ -242,7 +221,7 @@ func DecodeJSON(c *fiber.Ctx, v any) *Error {
 	if !utf8.Valid(data) {
 		return Errorf(InvalidParameterValue, "Invalid request body: not valid UTF-8.")
 	}
-	if len(strings.TrimSpace(string(data))) == 0 {
+	if len(bytes.TrimSpace(data)) == 0 {
 		return nil
 	}
 	var inner string

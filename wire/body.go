@@ -1,0 +1,256 @@
+package wire
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/ferryml/ferry/stores"
+)
+
+// Limits are the server-wide bounds on reading request bodies. The proxy
+// attaches them to every request with SetLimits; RequestBody and ReadBody apply
+// them.
+type Limits struct {
+	// StallTimeout ends a body read when the client sends no byte for this
+	// long (0: never). Time the server spends not reading does not count.
+	StallTimeout time.Duration
+	// JSON bounds the memory of buffered JSON bodies; nil: unbounded.
+	JSON *Budget
+}
+
+type limitsKey struct{}
+
+// SetLimits attaches l to the request; l must outlive it.
+func SetLimits(c *fiber.Ctx, l *Limits) { c.Locals(limitsKey{}, l) }
+
+func limitsOf(c *fiber.Ctx) *Limits {
+	l, _ := c.Locals(limitsKey{}).(*Limits)
+	return l
+}
+
+// BodyError is a failure to read a request body from the client: a
+// malformed chunked encoding, a connection cut, or no byte within the
+// stall timeout. It is the client's doing, so it matches
+// stores.ErrIncomplete (a store that fails on it has received an
+// incomplete upload) and maps to 400.
+type BodyError struct {
+	Err error
+	// Stalled is set when the stall timeout ended the read.
+	Stalled bool
+	// After is the stall timeout that expired.
+	After time.Duration
+}
+
+func (e *BodyError) Error() string {
+	if e.Stalled {
+		return fmt.Sprintf("request body stalled: no data for %s", e.After)
+	}
+	return "reading the request body: " + e.Err.Error()
+}
+
+// Unwrap lets errors.Is find both the cause and stores.ErrIncomplete.
+func (e *BodyError) Unwrap() []error { return []error{e.Err, stores.ErrIncomplete} }
+
+// RequestBody returns the request body as a stream that applies the stall
+// timeout and turns read failures into *BodyError. Handlers read request
+// bodies only through it (or ReadBody).
+func RequestBody(c *fiber.Ctx) io.Reader {
+	req := c.Request()
+	if !req.IsBodyStream() {
+		return bytes.NewReader(req.Body())
+	}
+	r := &bodyReader{r: req.BodyStream(), c: c}
+	if l := limitsOf(c); l != nil {
+		r.timeout = l.StallTimeout
+	}
+	return r
+}
+
+// bodyReader pushes the connection's read deadline forward before a read
+// when a quarter of the timeout has passed since it last did, so a read
+// always has at least 3/4 of it and a busy upload costs one clock read per
+// Read. After a failure every Read repeats it: a stalled body is not
+// waited for twice.
+type bodyReader struct {
+	r       io.Reader
+	c       *fiber.Ctx
+	timeout time.Duration
+	armed   time.Time
+	err     error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.timeout > 0 {
+		if now := time.Now(); now.Sub(b.armed) > b.timeout/4 {
+			if err := b.c.Context().SetReadDeadline(now.Add(b.timeout)); err == nil {
+				b.armed = now
+			}
+		}
+	}
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		be := &BodyError{Err: err}
+		var ne net.Error
+		if errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+			be.Stalled, be.After = true, b.timeout
+		}
+		b.err = be
+		err = be
+	}
+	return n, err
+}
+
+// Budget is a weighted semaphore over bytes: the memory that buffered
+// JSON bodies may hold at once across all requests.
+type Budget struct {
+	sem  *semaphore.Weighted
+	size int64
+	wait time.Duration
+}
+
+// NewBudget holds size bytes; a request waits up to wait for its share.
+func NewBudget(size int64, wait time.Duration) *Budget {
+	return &Budget{sem: semaphore.NewWeighted(size), size: size, wait: wait}
+}
+
+// smallBody is the size up to which a JSON body is read without touching
+// the budget: such bodies are bounded by the number of connections, and a
+// burst of large ones must not delay every log-metric call behind it.
+const smallBody = 64 << 10
+
+// bodyWeight is what a body of n bytes costs the budget: its bytes and,
+// about as large, what it decodes into.
+func bodyWeight(n int64) int64 { return 2 * n }
+
+// lease is what one request holds of the budget.
+type lease struct {
+	b    *Budget
+	held int64
+}
+
+type leaseKey struct{}
+
+// acquire takes n more bytes for the request, waiting up to the budget's
+// wait; it fails with a 503 the client may retry.
+func (b *Budget) acquire(c *fiber.Ctx, n int64) *Error {
+	n = min(n, b.size)
+	ctx, cancel := context.WithTimeout(c.UserContext(), b.wait)
+	defer cancel()
+	if err := b.sem.Acquire(ctx, n); err != nil {
+		return &Error{Code: TemporarilyUnavailable,
+			Message: "The server is busy with other large requests; retry later.", Cause: err}
+	}
+	if l, ok := c.Locals(leaseKey{}).(*lease); ok {
+		l.held += n
+	} else {
+		c.Locals(leaseKey{}, &lease{b: b, held: n})
+	}
+	return nil
+}
+
+// ReleaseBody returns what the request holds of the JSON budget; the proxy
+// calls it once the handler is done with the decoded body.
+func ReleaseBody(c *fiber.Ctx) {
+	if l, ok := c.Locals(leaseKey{}).(*lease); ok && l.held > 0 {
+		l.b.sem.Release(l.held)
+		l.held = 0
+	}
+}
+
+// ReadBody reads a whole (JSON) request body, refusing more than limit
+// bytes. It reads from the request stream (fiber's StreamRequestBody),
+// allocates a body of known length once, grows a chunked one step by step,
+// and charges anything above 64 KiB to the JSON budget, waiting for room.
+func ReadBody(c *fiber.Ctx, limit int64) ([]byte, *Error) {
+	req := c.Request()
+	if !req.IsBodyStream() {
+		body := req.Body()
+		if int64(len(body)) > limit {
+			return nil, Errorf(InvalidParameterValue, "Request body too large (limit %d bytes).", limit)
+		}
+		return body, nil
+	}
+	var budget *Budget
+	if l := limitsOf(c); l != nil {
+		budget = l.JSON
+	}
+	r := RequestBody(c)
+	cl := int64(req.Header.ContentLength())
+	if cl > limit {
+		return nil, Errorf(InvalidParameterValue, "Request body too large: %d bytes (limit %d).", cl, limit)
+	}
+	if cl >= 0 {
+		if budget != nil && cl > smallBody {
+			if werr := budget.acquire(c, bodyWeight(cl)); werr != nil {
+				return nil, werr
+			}
+		}
+		data := make([]byte, cl)
+		if _, err := io.ReadFull(r, data); err != nil {
+			return nil, readError(err)
+		}
+		return data, nil
+	}
+	// Chunked: grow by doubling, paying for each growth before making it.
+	data := make([]byte, 0, 4<<10)
+	charged := int64(0)
+	for {
+		if len(data) == cap(data) {
+			if int64(len(data)) > limit {
+				return nil, Errorf(InvalidParameterValue, "Request body too large (limit %d bytes).", limit)
+			}
+			next := min(int64(2*cap(data)), limit+1)
+			if budget != nil && next > smallBody {
+				// Never ask for more than the whole budget in total.
+				want := min(bodyWeight(next), budget.size)
+				if werr := budget.acquire(c, want-charged); werr != nil {
+					return nil, werr
+				}
+				charged = want
+			}
+			grown := make([]byte, len(data), next)
+			copy(grown, data)
+			data = grown
+		}
+		n, err := r.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, readError(err)
+		}
+	}
+	if int64(len(data)) > limit {
+		return nil, Errorf(InvalidParameterValue, "Request body too large (limit %d bytes).", limit)
+	}
+	return data, nil
+}
+
+func readError(err error) *Error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return &Error{Code: BadRequest, Message: "The request body ended before its announced Content-Length.", Cause: err}
+	}
+	return bodyError(err)
+}
+
+// bodyError is the answer to a *BodyError.
+func bodyError(err error) *Error {
+	var be *BodyError
+	if errors.As(err, &be) && be.Stalled {
+		return &Error{Code: BadRequest, Message: fmt.Sprintf("The request body stalled: no data for %s.", be.After), Cause: err}
+	}
+	return &Error{Code: BadRequest, Message: "Could not read the request body: malformed or cut off.", Cause: err}
+}
