@@ -25,8 +25,7 @@ func (t *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error
 	return t.tx.ExecContext(ctx, rebind(t.d, q), args...)
 }
 
-// Query runs a query; prefer Each, which cannot leak the rows.
-func (t *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+func (t *Tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	return t.tx.QueryContext(ctx, rebind(t.d, q), args...)
 }
 
@@ -34,7 +33,7 @@ func (t *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error
 // the first error of the query, a scan, the iteration or the close. It is
 // the one row loop of the domains.
 func (t *Tx) Each(ctx context.Context, q string, args []any, scan func(*sql.Rows) error) error {
-	rows, err := t.Query(ctx, q, args...)
+	rows, err := t.query(ctx, q, args...)
 	if err != nil {
 		return err
 	}

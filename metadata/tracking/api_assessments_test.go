@@ -2,6 +2,7 @@ package tracking
 
 import (
 	"context"
+	"database/sql"
 	"sort"
 	"strconv"
 	"strings"
@@ -50,19 +51,14 @@ func assessmentIDs(t *testing.T, api *API) []string {
 	var ids []string
 	err := api.db.Read(context.Background(), func(tx *metadata.Tx) error {
 		ids = nil
-		rows, err := tx.Query(context.Background(), "SELECT assessment_id FROM assessments")
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
+		return tx.Each(context.Background(), "SELECT assessment_id FROM assessments", nil, func(rows *sql.Rows) error {
 			var id string
 			if err := rows.Scan(&id); err != nil {
 				return err
 			}
 			ids = append(ids, id)
-		}
-		return rows.Err()
+			return nil
+		})
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,6 @@
 package tracking
 
 import (
-	"context"
-	"database/sql"
 	"math"
 	"os"
 	"regexp"
@@ -214,29 +212,7 @@ func (a *API) createRun(c *fiber.Ctx) error {
 		return a.send(c, nil, err)
 	}
 	ctx := c.UserContext()
-	var run *Run
-	err = a.db.Write(ctx, func(tx *metadata.Tx) error {
-		loc, err := activeExperimentLocation(ctx, tx, expID)
-		if err != nil {
-			return err
-		}
-		uri := appendURIPath(appendURIPath(loc, id), "artifacts")
-		if _, err := tx.Exec(ctx, `INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, status, start_time, end_time, source_version, lifecycle_stage, artifact_uri, experiment_id, deleted_time)
-VALUES (?, ?, 'UNKNOWN', '', '', ?, 'RUNNING', ?, NULL, '', 'active', ?, ?, NULL)`, id, runName, userID, start, uri, expID); err != nil {
-			return err
-		}
-		k := tx.Dialect().Quote("key")
-		for _, t := range tags {
-			if _, err := tx.Exec(ctx, "INSERT INTO tags ("+k+", value, run_uuid) VALUES (?, ?, ?)", t.Key, t.Value, id); err != nil {
-				return err
-			}
-		}
-		run, err = loadRun(ctx, tx, id, false)
-		if err == nil {
-			run.Inputs = &RunInputs{}
-		}
-		return err
-	})
+	run, err := a.insertRun(ctx, expID, id, runName, userID, start, tags)
 	return a.send(c, fiber.Map{"run": run}, err)
 }
 
@@ -330,30 +306,7 @@ func (a *API) updateRun(c *fiber.Ctx) error {
 		return wire.Send(c, werr)
 	}
 	ctx := c.UserContext()
-	var info *RunInfo
-	err := a.db.Write(ctx, func(tx *metadata.Tx) error {
-		if _, err := activeRun(ctx, tx, id); err != nil {
-			return err
-		}
-		if hasStatus {
-			if _, err := tx.Exec(ctx, "UPDATE runs SET status = ? WHERE run_uuid = ?", status, id); err != nil {
-				return err
-			}
-		}
-		if hasEnd {
-			if _, err := tx.Exec(ctx, "UPDATE runs SET end_time = ? WHERE run_uuid = ?", end, id); err != nil {
-				return err
-			}
-		}
-		if name != "" {
-			if err := setRunName(ctx, tx, id, name); err != nil {
-				return err
-			}
-		}
-		var err error
-		info, err = loadRunInfo(ctx, tx, id, false)
-		return err
-	})
+	info, err := a.updateRunRow(ctx, id, status, hasStatus, end, hasEnd, name)
 	return a.send(c, fiber.Map{"run_info": info}, err)
 }
 
@@ -374,32 +327,8 @@ func (a *API) setRunStage(c *fiber.Ctx, stage string) error {
 		return wire.Send(c, werr)
 	}
 	ctx := c.UserContext()
-	err := a.db.Write(ctx, func(tx *metadata.Tx) error {
-		if _, err := loadRunInfo(ctx, tx, id, true); err != nil {
-			return err
-		}
-		var deleted any
-		if stage == "deleted" {
-			deleted = a.nowMillis()
-			// 3.11: the run's evaluation assessments go with it (not restored).
-			if err := deleteRunAssessments(ctx, tx, []string{id}); err != nil {
-				return err
-			}
-		}
-		_, err := tx.Exec(ctx, "UPDATE runs SET lifecycle_stage = ?, deleted_time = ? WHERE run_uuid = ?", stage, deleted, id)
-		return err
-	})
+	err := a.moveRun(ctx, id, stage)
 	return a.send(c, fiber.Map{}, err)
-}
-
-// writeActiveRun runs fn in a write transaction on a locked, active run.
-func (a *API) writeActiveRun(ctx context.Context, id string, fn func(*metadata.Tx) error) error {
-	return a.db.Write(ctx, func(tx *metadata.Tx) error {
-		if _, err := activeRun(ctx, tx, id); err != nil {
-			return err
-		}
-		return fn(tx)
-	})
 }
 
 // setTag is POST runs/set-tag.
@@ -451,20 +380,7 @@ func (a *API) deleteTag(c *fiber.Ctx) error {
 		return wire.Send(c, werr)
 	}
 	ctx := c.UserContext()
-	err := a.writeActiveRun(ctx, id, func(tx *metadata.Tx) error {
-		res, err := tx.Exec(ctx, "DELETE FROM tags WHERE run_uuid = ? AND "+exactEq(tx.Dialect(), "key"), id, key)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return wire.Errorf(wire.ResourceDoesNotExist, "No tag with name: %s in run with id %s", key, id)
-		}
-		return nil
-	})
+	err := a.deleteRunTag(ctx, id, key)
 	return a.send(c, fiber.Map{}, err)
 }
 
@@ -676,41 +592,7 @@ func (a *API) getMetricHistory(c *fiber.Ctx) error {
 		return wire.Send(c, werr)
 	}
 	ctx := c.UserContext()
-	var (
-		metrics []Metric
-		next    string
-	)
-	err := a.db.Read(ctx, func(tx *metadata.Tx) error {
-		k, ts := tx.Dialect().Quote("key"), tx.Dialect().Quote("timestamp")
-		q := "SELECT " + k + ", value, " + ts + ", step, is_nan FROM metrics WHERE run_uuid = ? AND " + exactEq(tx.Dialect(), "key") +
-			" ORDER BY " + ts + ", step, value"
-		args := []any{id, key}
-		if limit > 0 {
-			q += " LIMIT ? OFFSET ?"
-			args = append(args, limit+1, offset)
-		}
-		skip := int64(0)
-		err := tx.Each(ctx, q, args, func(rows *sql.Rows) error {
-			m, err := scanMetric(rows)
-			if err != nil {
-				return err
-			}
-			if limit == 0 && skip < offset {
-				skip++
-				return nil
-			}
-			metrics = append(metrics, m)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if limit > 0 && int64(len(metrics)) > limit {
-			metrics = metrics[:limit]
-			next = pageToken(offset + limit)
-		}
-		return nil
-	})
+	metrics, next, err := a.metricHistory(ctx, id, key, limit, offset)
 	body := fiber.Map{}
 	if len(metrics) > 0 {
 		body["metrics"] = metrics

@@ -2,17 +2,14 @@ package tracking
 
 import (
 	"bytes"
-	"database/sql"
 	"encoding/json"
 	"io"
-	"math"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/wire"
 )
 
@@ -93,60 +90,7 @@ func (a *API) getMetricHistoryBulkInterval(c *fiber.Ctx) error {
 		return wire.Send(c, wire.Errorf(wire.InvalidParameterValue, bulkIntervalBothStepsError))
 	}
 	ctx := c.UserContext()
-	var out []MetricWithRunID
-	err := a.db.Read(ctx, func(tx *metadata.Tx) error {
-		k, ts := tx.Dialect().Quote("key"), tx.Dialect().Quote("timestamp")
-		q := "SELECT run_uuid, " + k + ", value, " + ts + ", step, is_nan FROM metrics WHERE run_uuid = ? AND " + exactEq(tx.Dialect(), "key") +
-			" ORDER BY step, " + ts + ", value"
-		// Every run's history, ordered as the final answer wants it.
-		hist := make(map[string][]MetricWithRunID, len(runIDs))
-		for _, id := range runIDs {
-			if _, done := hist[id]; done {
-				continue
-			}
-			var ms []MetricWithRunID
-			err := tx.Each(ctx, q, []any{id, key}, func(rows *sql.Rows) error {
-				var run string
-				var m Metric
-				var v float64
-				var isNaN bool
-				var stamp *int64
-				if err := rows.Scan(&run, &m.Key, &v, &stamp, &m.Step, &isNaN); err != nil {
-					return err
-				}
-				if run != id { // MySQL's collation matches other cases
-					return nil
-				}
-				mv := MetricWithRunID{Key: m.Key, Value: jsonFloat(v), Step: m.Step, RunID: run}
-				if isNaN {
-					mv.Value = jsonFloat(math.NaN())
-				}
-				if stamp != nil {
-					mv.Timestamp = *stamp
-				}
-				ms = append(ms, mv)
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			hist[id] = ms
-		}
-		steps := sampledSteps(runIDs, hist, start, end, hasStart && hasEnd, int(maxResults))
-		for _, id := range runIDs {
-			n := 0
-			for _, m := range hist[id] {
-				if n == maxHistoryPerRunInterval {
-					break
-				}
-				if steps[m.Step] {
-					out = append(out, m)
-					n++
-				}
-			}
-		}
-		return nil
-	})
+	out, err := a.metricHistoryBulkInterval(ctx, runIDs, key, start, end, hasStart, hasEnd, maxResults)
 	body := fiber.Map{}
 	if len(out) > 0 {
 		body["metrics"] = out
@@ -245,30 +189,7 @@ func (a *API) logModel(c *fiber.Ctx) error {
 		return wire.Send(c, malformed)
 	}
 	ctx := c.UserContext()
-	err = a.writeActiveRun(ctx, id, func(tx *metadata.Tx) error {
-		var prev string
-		err := tx.QueryRow(ctx, "SELECT value FROM tags WHERE run_uuid = ? AND "+exactEq(tx.Dialect(), "key"), id, logModelHistoryTag).Scan(&prev)
-		value := "[" + entry + "]"
-		switch {
-		case isNoRows(err):
-		case err != nil:
-			return err
-		default:
-			old, perr := pyDumps([]byte(prev))
-			if perr != nil || !strings.HasPrefix(old, "[") {
-				return wire.Errorf(wire.InvalidParameterValue, "The run's '%s' tag is not a JSON list; cannot append to it.", logModelHistoryTag)
-			}
-			if old == "[]" {
-				value = "[" + entry + "]"
-			} else {
-				value = old[:len(old)-1] + ", " + entry + "]"
-			}
-		}
-		if runeLen(value) > maxTagValueLen {
-			return exceedsLength(logModelHistoryTag, maxTagValueLen)
-		}
-		return upsertKeyValue(ctx, tx, "tags", "run_uuid", id, logModelHistoryTag, value)
-	})
+	err = a.appendLogModelHistory(ctx, id, entry)
 	return a.send(c, fiber.Map{}, err)
 }
 

@@ -6,5 +6,7 @@
 // Files: api*.go are the HTTP layer (request decoding, validation with
 // upstream's messages, response shapes); store_*.go are the queries (the SQL
 // each operation runs inside a metadata.Tx); entities.go holds the JSON
-// entities both share. See ../NOTES.md for what the domain still lacks.
+// entities both share. api_search.go and api_artifacts.go still run their
+// queries beside the handlers (see ../NOTES.md, which also lists what the
+// domain lacks).
 package tracking

@@ -170,3 +170,123 @@ func experimentByName(ctx context.Context, tx *metadata.Tx, name string) (*Exper
 }
 
 func isNoRows(err error) bool { return errors.Is(err, errNoRows) }
+
+// lockExperiment reads an experiment's lifecycle stage inside a write
+// transaction, locking its row on PostgreSQL and MySQL.
+func lockExperiment(ctx context.Context, tx *metadata.Tx, id int64) (string, error) {
+	q := "SELECT lifecycle_stage FROM experiments WHERE workspace = 'default' AND experiment_id = ?"
+	if tx.Dialect() != schema.SQLite {
+		q += " FOR UPDATE"
+	}
+	var stage *string
+	if err := tx.QueryRow(ctx, q, id).Scan(&stage); err != nil {
+		if isNoRows(err) {
+			return "", experimentNotFound(id)
+		}
+		return "", err
+	}
+	if stage == nil {
+		return "", nil
+	}
+	return *stage, nil
+}
+
+// upsertKeyValue inserts or replaces (owner, key) -> value in a tag table
+// keyed by (key, <ownerCol>).
+func upsertKeyValue(ctx context.Context, tx *metadata.Tx, table, ownerCol string, owner any, key, value string) error {
+	k := tx.Dialect().Quote("key")
+	var q string
+	switch tx.Dialect() {
+	case schema.MySQL:
+		q = "INSERT INTO " + table + " (" + k + ", value, " + ownerCol + ") VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE value = VALUES(value)"
+	default:
+		q = "INSERT INTO " + table + " (" + k + ", value, " + ownerCol + ") VALUES (?, ?, ?) ON CONFLICT (" + k + ", " + ownerCol + ") DO UPDATE SET value = excluded.value"
+	}
+	_, err := tx.Exec(ctx, q, key, value, owner)
+	return err
+}
+
+// renameExperiment gives the active experiment id a new name.
+func (a *API) renameExperiment(ctx context.Context, id int64, name string) error {
+	return a.db.Write(ctx, func(tx *metadata.Tx) error {
+		stage, err := lockExperiment(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if stage != "active" {
+			return wire.Errorf(wire.InvalidState, "Cannot rename a non-active experiment.")
+		}
+		_, err = tx.Exec(ctx, "UPDATE experiments SET name = ?, last_update_time = ? WHERE experiment_id = ?", name, a.nowMillis(), id)
+		return err
+	})
+}
+
+// moveExperiment moves experiment id, which must be in stage from, and all its runs to stage to; deleting drops the assessments of its runs.
+func (a *API) moveExperiment(ctx context.Context, id int64, from, to string) error {
+	return a.db.Write(ctx, func(tx *metadata.Tx) error {
+		stage, err := lockExperiment(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if stage != from {
+			return experimentNotFound(id)
+		}
+		now := a.nowMillis()
+		if _, err := tx.Exec(ctx, "UPDATE experiments SET lifecycle_stage = ?, last_update_time = ? WHERE experiment_id = ?", to, now, id); err != nil {
+			return err
+		}
+		var deleted any
+		if to == "deleted" {
+			deleted = now
+			// As upstream's _mark_run_deleted for every run of the
+			// experiment (also those already deleted): their assessments go.
+			runIDs, err := experimentRunIDs(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			if err := deleteRunAssessments(ctx, tx, runIDs); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(ctx, "UPDATE runs SET lifecycle_stage = ?, deleted_time = ? WHERE experiment_id = ?", to, deleted, id)
+		return err
+	})
+}
+
+// setExperimentTagRow upserts a tag of the active experiment id.
+func (a *API) setExperimentTagRow(ctx context.Context, id int64, key, value string) error {
+	return a.db.Write(ctx, func(tx *metadata.Tx) error {
+		stage, err := lockExperiment(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if stage != "active" {
+			return experimentNotActive(id, stage)
+		}
+		return upsertKeyValue(ctx, tx, "experiment_tags", "experiment_id", id, key, value)
+	})
+}
+
+// deleteExperimentTagRow deletes a tag of the active experiment id.
+func (a *API) deleteExperimentTagRow(ctx context.Context, id int64, key string) error {
+	return a.db.Write(ctx, func(tx *metadata.Tx) error {
+		stage, err := lockExperiment(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if stage != "active" {
+			return experimentNotActive(id, stage)
+		}
+		res, err := tx.Exec(ctx, "DELETE FROM experiment_tags WHERE experiment_id = ? AND "+exactEq(tx.Dialect(), "key"), id, key)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			if err != nil {
+				return err
+			}
+			return wire.Errorf(wire.ResourceDoesNotExist, "No tag with name: %s in experiment with id %d", key, id)
+		}
+		return nil
+	})
+}

@@ -357,3 +357,135 @@ func greaterMetric(s1, t1 int64, v1 float64, s2, t2 int64, v2 float64) bool {
 	}
 	return v1 > v2
 }
+
+// writeActiveRun runs fn in a write transaction on a locked, active run.
+func (a *API) writeActiveRun(ctx context.Context, id string, fn func(*metadata.Tx) error) error {
+	return a.db.Write(ctx, func(tx *metadata.Tx) error {
+		if _, err := activeRun(ctx, tx, id); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
+// insertRun creates run id in the active experiment expID with its tags and returns it.
+func (a *API) insertRun(ctx context.Context, expID int64, id, runName, userID string, start int64, tags []KeyValue) (*Run, error) {
+	var run *Run
+	err := a.db.Write(ctx, func(tx *metadata.Tx) error {
+		loc, err := activeExperimentLocation(ctx, tx, expID)
+		if err != nil {
+			return err
+		}
+		uri := appendURIPath(appendURIPath(loc, id), "artifacts")
+		if _, err := tx.Exec(ctx, `INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, status, start_time, end_time, source_version, lifecycle_stage, artifact_uri, experiment_id, deleted_time)
+VALUES (?, ?, 'UNKNOWN', '', '', ?, 'RUNNING', ?, NULL, '', 'active', ?, ?, NULL)`, id, runName, userID, start, uri, expID); err != nil {
+			return err
+		}
+		k := tx.Dialect().Quote("key")
+		for _, t := range tags {
+			if _, err := tx.Exec(ctx, "INSERT INTO tags ("+k+", value, run_uuid) VALUES (?, ?, ?)", t.Key, t.Value, id); err != nil {
+				return err
+			}
+		}
+		run, err = loadRun(ctx, tx, id, false)
+		if err == nil {
+			run.Inputs = &RunInputs{}
+		}
+		return err
+	})
+	return run, err
+}
+
+// updateRunRow sets what runs/update names of the active run id and returns its info.
+func (a *API) updateRunRow(ctx context.Context, id string, status string, hasStatus bool, end int64, hasEnd bool, name string) (*RunInfo, error) {
+	var info *RunInfo
+	err := a.db.Write(ctx, func(tx *metadata.Tx) error {
+		if _, err := activeRun(ctx, tx, id); err != nil {
+			return err
+		}
+		if hasStatus {
+			if _, err := tx.Exec(ctx, "UPDATE runs SET status = ? WHERE run_uuid = ?", status, id); err != nil {
+				return err
+			}
+		}
+		if hasEnd {
+			if _, err := tx.Exec(ctx, "UPDATE runs SET end_time = ? WHERE run_uuid = ?", end, id); err != nil {
+				return err
+			}
+		}
+		if name != "" {
+			if err := setRunName(ctx, tx, id, name); err != nil {
+				return err
+			}
+		}
+		var err error
+		info, err = loadRunInfo(ctx, tx, id, false)
+		return err
+	})
+	return info, err
+}
+
+// moveRun sets run id's lifecycle stage; deleting it drops its assessments.
+func (a *API) moveRun(ctx context.Context, id, stage string) error {
+	return a.db.Write(ctx, func(tx *metadata.Tx) error {
+		if _, err := loadRunInfo(ctx, tx, id, true); err != nil {
+			return err
+		}
+		var deleted any
+		if stage == "deleted" {
+			deleted = a.nowMillis()
+			// 3.11: the run's evaluation assessments go with it (not restored).
+			if err := deleteRunAssessments(ctx, tx, []string{id}); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(ctx, "UPDATE runs SET lifecycle_stage = ?, deleted_time = ? WHERE run_uuid = ?", stage, deleted, id)
+		return err
+	})
+}
+
+// deleteRunTag deletes tag key of the active run id.
+func (a *API) deleteRunTag(ctx context.Context, id, key string) error {
+	return a.writeActiveRun(ctx, id, func(tx *metadata.Tx) error {
+		res, err := tx.Exec(ctx, "DELETE FROM tags WHERE run_uuid = ? AND "+exactEq(tx.Dialect(), "key"), id, key)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return wire.Errorf(wire.ResourceDoesNotExist, "No tag with name: %s in run with id %s", key, id)
+		}
+		return nil
+	})
+}
+
+// appendLogModelHistory appends entry to the active run id's mlflow.log-model.history tag.
+func (a *API) appendLogModelHistory(ctx context.Context, id, entry string) error {
+	return a.writeActiveRun(ctx, id, func(tx *metadata.Tx) error {
+		var prev string
+		err := tx.QueryRow(ctx, "SELECT value FROM tags WHERE run_uuid = ? AND "+exactEq(tx.Dialect(), "key"), id, logModelHistoryTag).Scan(&prev)
+		value := "[" + entry + "]"
+		switch {
+		case isNoRows(err):
+		case err != nil:
+			return err
+		default:
+			old, perr := pyDumps([]byte(prev))
+			if perr != nil || !strings.HasPrefix(old, "[") {
+				return wire.Errorf(wire.InvalidParameterValue, "The run's '%s' tag is not a JSON list; cannot append to it.", logModelHistoryTag)
+			}
+			if old == "[]" {
+				value = "[" + entry + "]"
+			} else {
+				value = old[:len(old)-1] + ", " + entry + "]"
+			}
+		}
+		if runeLen(value) > maxTagValueLen {
+			return exceedsLength(logModelHistoryTag, maxTagValueLen)
+		}
+		return upsertKeyValue(ctx, tx, "tags", "run_uuid", id, logModelHistoryTag, value)
+	})
+}
