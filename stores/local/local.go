@@ -123,13 +123,24 @@ func (s *Store) rootFor(create bool) (*os.Root, error) {
 	}
 	r, err := os.OpenRoot(s.dir)
 	if err != nil {
-		if !create && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) {
+		if !create && missingDir(s.dir, err) {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("local store %s: %w", s.dir, classify(err))
 	}
 	s.root.Store(r)
 	return r, nil
+}
+
+// missingDir reports whether opening dir failed with err because there is
+// no directory there: nothing, a missing parent, or a file (os.OpenRoot
+// says so with an error of its own, so Stat tells).
+func missingDir(dir string, err error) bool {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return true
+	}
+	fi, serr := os.Stat(dir)
+	return errors.Is(serr, fs.ErrNotExist) || errors.Is(serr, syscall.ENOTDIR) || (serr == nil && !fi.IsDir())
 }
 
 // DriverName implements stores.Driver.
