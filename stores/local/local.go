@@ -18,6 +18,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -681,7 +682,11 @@ func (w *writeBehind) Write(p []byte) (int, error) {
 // RemoveStaleTemps removes, anywhere under the store, the temporary files
 // of uploads (names starting with TempPrefix) last modified more than
 // maxAge ago, and returns how many it removed. Such files are what a crash
-// (kill -9, power loss) leaves of the uploads it cut off. A live upload
+// (kill -9, power loss) leaves of the uploads it cut off. Directories left
+// empty by the removal are removed too (up to, not including, the root),
+// as a failed Put removes the directories it made: they would list as
+// empty artifact directories. An upload elsewhere that is about to use
+// such a directory retries its creation (createTemp). A live upload
 // writes its file at least once per copy buffer, so with maxAge longer
 // than any upload's pause between writes only dead files are old enough:
 // servers sharing the directory (replicas on one NFS export) may all sweep
@@ -694,6 +699,7 @@ func (s *Store) RemoveStaleTemps(ctx context.Context, maxAge time.Duration) (int
 	}
 	cutoff := time.Now().Add(-maxAge)
 	removed := 0
+	emptied := map[string]bool{} // directories a temp file was removed from
 	var firstErr error
 	keep := func(err error) {
 		if firstErr == nil {
@@ -725,8 +731,20 @@ func (s *Store) RemoveStaleTemps(ctx context.Context, maxAge time.Duration) (int
 			return nil
 		}
 		removed++
+		emptied[path.Dir(p)] = true
 		return nil
 	})
+	// Deepest first; Remove fails on a directory that is not empty, which
+	// ends the climb.
+	dirs := make([]string, 0, len(emptied))
+	for d := range emptied {
+		dirs = append(dirs, d)
+	}
+	sort.Slice(dirs, func(i, j int) bool { return strings.Count(dirs[i], "/") > strings.Count(dirs[j], "/") })
+	for _, d := range dirs {
+		for ; d != "." && d != "" && root.Remove(d) == nil; d = path.Dir(d) {
+		}
+	}
 	if walkErr != nil {
 		return removed, walkErr
 	}

@@ -144,6 +144,10 @@ func TestRemoveStaleTemps(t *testing.T) {
 	}
 	write(filepath.Join(dir, local.TempPrefix+"old1"), old)
 	write(filepath.Join(dir, "x", "y", local.TempPrefix+"old2"), old)
+	write(filepath.Join(dir, "crashed", "deep", local.TempPrefix+"old4"), old) // alone: its directories go too
+	if err := os.Mkdir(filepath.Join(dir, "empty"), 0o755); err != nil {       // empty, but no temp file was in it: kept
+		t.Fatal(err)
+	}
 	write(filepath.Join(dir, "x", local.TempPrefix+"young"), time.Now())
 	write(filepath.Join(dir, "x", "not"+local.TempPrefix+"old"), old) // not a temp file name
 	write(filepath.Join(outside, local.TempPrefix+"old3"), old)
@@ -152,13 +156,13 @@ func TestRemoveStaleTemps(t *testing.T) {
 	}
 
 	n, err := s.RemoveStaleTemps(ctx, time.Hour)
-	if err != nil || n != 2 {
-		t.Fatalf("RemoveStaleTemps = %d, %v; want 2, nil", n, err)
+	if err != nil || n != 3 {
+		t.Fatalf("RemoveStaleTemps = %d, %v; want 3, nil", n, err)
 	}
 	got := diskFiles(t, dir)
 	want := map[string]string{
 		"a.txt": "a.txt", "x/y/b.bin": "x/y/b.bin", "x/" + local.TempPrefix + "young": "partial",
-		"x/not" + local.TempPrefix + "old": "partial", "link": "->" + outside,
+		"x/not" + local.TempPrefix + "old": "partial", "link": "->" + outside, "empty/": "", "x/y/": "",
 	}
 	for k, v := range want {
 		if got[k] != v {
@@ -166,7 +170,7 @@ func TestRemoveStaleTemps(t *testing.T) {
 		}
 	}
 	for k := range got {
-		if strings.Contains(k, "old1") || strings.Contains(k, "old2") {
+		if strings.Contains(k, "old1") || strings.Contains(k, "old2") || strings.HasPrefix(k, "crashed") {
 			t.Errorf("stale temp file %s kept", k)
 		}
 	}
