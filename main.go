@@ -17,6 +17,7 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -166,6 +167,9 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 			return fmt.Errorf("artifacts destination %q: %w", redactURI(cfg.ArtifactsDestination), err)
 		}
 		artifacts = s
+		if cfg.TempFileMaxAge > 0 {
+			go sweepStaleTemps(ctx, s, cfg.TempFileMaxAge, log)
+		}
 	}
 
 	// --artifacts-only serves no tracking routes and, as upstream 3.11,
@@ -182,8 +186,8 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 			ServeArtifacts:      cfg.ServeArtifacts,
 			Log:                 log,
 			Artifacts:           artifacts,
-			OpenStore: func(ctx context.Context, uri string) (stores.Store, error) {
-				return opener.Open(ctx, uri)
+			OpenStore: func(ctx context.Context, uri string) (stores.Store, func(), error) {
+				return opener.Acquire(ctx, uri)
 			},
 		})
 		api = trackingAPI.Handlers()
@@ -236,6 +240,25 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 	}
 	log.Info("ferry stopped")
 	return nil
+}
+
+// sweepStaleTemps removes what uploads cut off by a crash left in a local
+// artifacts destination (stores/local RemoveStaleTemps) and logs how many.
+// It runs beside the server: a large tree takes a while to walk, and only
+// files older than maxAge are touched, so live uploads are safe.
+func sweepStaleTemps(ctx context.Context, s *stores.Instrumented, maxAge time.Duration, log *slog.Logger) {
+	sw, ok := s.Unwrap().(interface {
+		RemoveStaleTemps(context.Context, time.Duration) (int, error)
+	})
+	if !ok {
+		return
+	}
+	n, err := sw.RemoveStaleTemps(ctx, maxAge)
+	if err != nil {
+		log.Warn("stale upload temp files: sweep incomplete", "removed", n, "older_than", maxAge.String(), "err", err)
+		return
+	}
+	log.Info("stale upload temp files removed", "removed", n, "older_than", maxAge.String())
 }
 
 // redactURI drops credentials from a URI before it is logged.

@@ -42,8 +42,14 @@ const (
 	// bodies may hold at once (see Config.JSONMemoryLimit).
 	DefaultJSONMemoryLimit = 128 << 20
 	// MinJSONMemoryLimit is twice the largest JSON body Ferry accepts
-	// (proxy/wire.MaxJSONBody, 32 MiB), so one such body always fits.
+	// (wire.MaxJSONBody, 32 MiB), so one such body always fits.
 	MinJSONMemoryLimit = 64 << 20
+	// DefaultTempFileMaxAge is how old (since its last write) an upload's
+	// temporary file in a local destination must be before the sweep at
+	// start removes it. Each write of an upload refreshes its file's
+	// modification time, so the age is the longest an upload may go
+	// without writing; a day is far beyond any live upload.
+	DefaultTempFileMaxAge = 24 * time.Hour
 	// ProxiedArtifactRoot is the default artifact root when artifacts are
 	// served: runs get mlflow-artifacts:/<exp>/<run>/artifacts.
 	ProxiedArtifactRoot = "mlflow-artifacts:/"
@@ -62,6 +68,7 @@ type Config struct {
 	StaticPrefix         string
 	Workers              int // accepted for compatibility; Ferry serves with goroutines
 	ShutdownTimeout      time.Duration
+	TempFileMaxAge       time.Duration // 0: no sweep of stale upload temp files at start
 	PresignedDownloadTTL time.Duration
 	LogLevel             string
 	LogFormat            string
@@ -123,6 +130,7 @@ var envNames = map[string][]string{
 	"static-prefix":         {"MLFLOW_STATIC_PREFIX", "_MLFLOW_STATIC_PREFIX"},
 	"workers":               {"MLFLOW_WORKERS"},
 	"shutdown-timeout":      {"FERRY_SHUTDOWN_TIMEOUT"},
+	"temp-file-max-age":     {"FERRY_TEMP_FILE_MAX_AGE"},
 	"log-level":             {"FERRY_LOG_LEVEL"},
 	"log-format":            {"FERRY_LOG_FORMAT"},
 
@@ -162,6 +170,7 @@ func BindFlags(fs *pflag.FlagSet) *Flags {
 	fs.StringVar(&c.StaticPrefix, "static-prefix", "", "A prefix for every route (/api, /ajax-api, /health, /version), e.g. /mlflow. Must start with / and not end with /. [env MLFLOW_STATIC_PREFIX]")
 	fs.IntVarP(&c.Workers, "workers", "w", DefaultWorkers, "Accepted for compatibility with mlflow server. Ferry is one process that serves every request on its own goroutine and uses all cores, so there is nothing to fork; the value only has to be positive. [env MLFLOW_WORKERS]")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "How long SIGTERM waits for in-flight requests and transfers before closing connections. [env FERRY_SHUTDOWN_TIMEOUT]")
+	fs.DurationVar(&c.TempFileMaxAge, "temp-file-max-age", DefaultTempFileMaxAge, "At start, remove the temporary files of uploads cut off by a crash from a local --artifacts-destination once they were last written this long ago (safe for several servers sharing one NFS folder when longer than any upload's pause between writes); 0 disables. [env FERRY_TEMP_FILE_MAX_AGE]")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error. [env FERRY_LOG_LEVEL]")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text. [env FERRY_LOG_FORMAT]")
 	fs.StringVar(&f.allowedHosts, "allowed-hosts", "", "Comma-separated Host header values to accept (fnmatch patterns with *; '*' accepts any), against DNS rebinding. Default: localhost, loopback, private and unspecified addresses and the --host address, with any port. [env MLFLOW_SERVER_ALLOWED_HOSTS]")
@@ -266,6 +275,9 @@ func (c *Config) Validate() []error {
 	}
 	if c.ShutdownTimeout < 0 {
 		problems = append(problems, fmt.Errorf("--shutdown-timeout %s must not be negative", c.ShutdownTimeout))
+	}
+	if c.TempFileMaxAge < 0 {
+		problems = append(problems, fmt.Errorf("--temp-file-max-age %s must not be negative", c.TempFileMaxAge))
 	}
 	if c.ServeArtifacts && c.ArtifactsDestination == "" {
 		problems = append(problems, errors.New("--artifacts-destination must not be empty when serving artifacts"))

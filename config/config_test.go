@@ -29,7 +29,7 @@ func TestDefaultsMatchMlflowServer(t *testing.T) {
 	want := Config{
 		Host: "127.0.0.1", Port: 5000, BackendStoreURI: "sqlite:///mlflow.db", RegistryStoreURI: "sqlite:///mlflow.db",
 		DefaultArtifactRoot: "mlflow-artifacts:/", ServeArtifacts: true, ArtifactsDestination: "./mlartifacts",
-		Workers: 4, ShutdownTimeout: 30 * time.Second, PresignedDownloadTTL: 300 * time.Second,
+		Workers: 4, ShutdownTimeout: 30 * time.Second, TempFileMaxAge: 24 * time.Hour, PresignedDownloadTTL: 300 * time.Second,
 		LogLevel: "info", LogFormat: "json",
 		Security:          Security{XFrameOptions: "SAMEORIGIN"},
 		ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, BodyStallTimeout: time.Minute,

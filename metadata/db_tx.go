@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ferryml/ferry/metadata/schema"
+	"github.com/ferryml/ferry/wire"
 )
 
 // Tx is a transaction with Ferry's placeholder convention: queries are
@@ -17,15 +18,42 @@ type Tx struct {
 	d  schema.Dialect
 }
 
+// maxBindArgs is the most arguments one statement may bind: SQLite's
+// SQLITE_MAX_VARIABLE_NUMBER (32,766 since 3.32, the build mattn/go-sqlite3
+// ships). PostgreSQL's protocol and MySQL's prepared statements take
+// 65,535; Ferry holds all three to the smallest, so a request is answered
+// alike on every database.
+const maxBindArgs = 32766
+
+// tooManyArgs refuses a statement with more arguments than maxBindArgs,
+// as a client error: only a request can make a statement that long (a
+// search over tens of thousands of experiment ids or filter values; Ferry's
+// own batches stay far below). Upstream has no limit of its own and
+// answers such a search with the database's error, a 500.
+func tooManyArgs(n int) error {
+	if n <= maxBindArgs {
+		return nil
+	}
+	return wire.Errorf(wire.InvalidParameterValue,
+		"The request needs %d values in one database query, more than the %d a query can hold. "+
+			"Ask for fewer experiment ids, run ids, datasets or filter values at a time.", n, maxBindArgs)
+}
+
 // Dialect is the database family the transaction runs on.
 func (t *Tx) Dialect() schema.Dialect { return t.d }
 
 // Exec runs a statement.
 func (t *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if err := tooManyArgs(len(args)); err != nil {
+		return nil, err
+	}
 	return t.tx.ExecContext(ctx, rebind(t.d, q), args...)
 }
 
 func (t *Tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if err := tooManyArgs(len(args)); err != nil {
+		return nil, err
+	}
 	return t.tx.QueryContext(ctx, rebind(t.d, q), args...)
 }
 

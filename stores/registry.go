@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // Constructor builds a store for a parsed destination URI. Plain local
@@ -96,33 +98,201 @@ func ParseURI(uri string) (*url.URL, error) {
 	return u, nil
 }
 
-// Opener opens stores by URI, instrumented, and keeps one per URI: a
-// cloud client is expensive to build and safe to share. The tracking API
-// uses it for experiments whose artifact root is not the proxy's
-// destination.
+// Scoper is implemented by drivers whose stores can serve a directory
+// below their root while sharing their clients and connections (an S3
+// store for s3://bucket serves s3://bucket/a/b as Scope("a/b")). The
+// scoped store is cheap to make and owns nothing: closing it, if it is an
+// io.Closer at all, must not close the parent. dir is the URI path without
+// its leading and trailing slashes, as the driver would take it from a
+// full URI.
+type Scoper interface {
+	Scope(dir string) (Store, error)
+}
+
+// maxSharedStores bounds how many per-authority stores (one S3 client per
+// bucket, ...) an Opener keeps for Acquire; the least recently used one
+// beyond it is closed once no request uses it.
+const maxSharedStores = 64
+
+// Opener opens stores by URI, instrumented, in two ways:
+//
+//   - Open keeps one store per URI until Close: for the few long-lived
+//     stores the server is configured with (the artifacts destination).
+//   - Acquire gives a store for one request, with a release function: for
+//     the artifact roots of runs and models, whose number has no bound.
+//     A URI with an authority (s3://bucket/...) is served by a Scoper
+//     view of one shared store per authority, kept in a bounded LRU; any
+//     other URI (local paths) by a store opened for the request and closed
+//     on release. So no per-run store outlives its request, and listing
+//     10,000 runs holds no more descriptors or clients than listing one.
 type Opener struct {
 	metrics *Metrics
 	log     *slog.Logger
 	mu      sync.Mutex
 	open    map[string]*Instrumented
+	shared  *simplelru.LRU[string, *sharedStore]
+	// noScope holds the schemes whose driver turned out not to be a
+	// Scoper: Acquire opens their stores per request.
+	noScope map[string]bool
+	closing sync.WaitGroup // closes of evicted shared stores in progress
+	closed  bool
+}
+
+// sharedStore is one per-authority store and how many requests use it.
+type sharedStore struct {
+	store   Store
+	name    string
+	refs    int  // under Opener.mu
+	evicted bool // under Opener.mu: out of the LRU; close at refs 0
+	closed  bool // under Opener.mu: closeShared ran
 }
 
 // NewOpener returns an Opener whose stores report to m and log to log.
 func NewOpener(m *Metrics, log *slog.Logger) *Opener {
-	return &Opener{metrics: m, log: log, open: map[string]*Instrumented{}}
+	o := &Opener{metrics: m, log: log, open: map[string]*Instrumented{}, noScope: map[string]bool{}}
+	// The callback runs under o.mu (every LRU call does).
+	o.shared, _ = simplelru.NewLRU(maxSharedStores, func(_ string, e *sharedStore) {
+		e.evicted = true
+		if e.refs == 0 {
+			o.closeShared(e)
+		}
+	})
+	return o
 }
 
-// Open returns the instrumented store for uri, building it on first use.
-// Failures are not cached, so a backend that was down is retried.
+// Open returns the instrumented store for uri, building it on first use
+// and keeping it until Close. Failures are not cached, so a backend that
+// was down is retried.
 func (o *Opener) Open(ctx context.Context, uri string) (*Instrumented, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.closed {
+		return nil, errOpenerClosed
+	}
 	if s, ok := o.open[uri]; ok {
 		return s, nil
 	}
-	s, err := Open(ctx, uri)
+	s, name, err := o.build(ctx, uri)
 	if err != nil {
 		return nil, err
+	}
+	in := Instrument(s, name, o.metrics, o.log)
+	o.open[uri] = in
+	return in, nil
+}
+
+var errOpenerClosed = errors.New("stores: opener closed")
+
+// Acquire returns the instrumented store for uri for the duration of one
+// request. Call release (exactly once; later calls do nothing) when done
+// with the store and everything read from it.
+func (o *Opener) Acquire(ctx context.Context, uri string) (s *Instrumented, release func(), err error) {
+	u, err := ParseURI(uri)
+	if err != nil {
+		return nil, nil, err
+	}
+	if u.Host != "" {
+		base := (&url.URL{Scheme: u.Scheme, User: u.User, Host: u.Host, RawQuery: u.RawQuery}).String()
+		e, err := o.acquireShared(ctx, u.Scheme, base)
+		if err != nil {
+			return nil, nil, err
+		}
+		if e != nil {
+			var once sync.Once
+			release := func() { once.Do(func() { o.releaseShared(e) }) }
+			scoped, err := e.store.(Scoper).Scope(strings.Trim(u.Path, "/"))
+			if err != nil {
+				release()
+				return nil, nil, err
+			}
+			return Instrument(scoped, e.name, o.metrics, o.log), release, nil
+		}
+	}
+	st, name, err := o.build(ctx, uri)
+	if err != nil {
+		return nil, nil, err
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			if c, ok := st.(io.Closer); ok {
+				if err := c.Close(); err != nil {
+					o.log.Warn("closing a per-request store", "store", name, "err", err)
+				}
+			}
+		})
+	}
+	return Instrument(st, name, o.metrics, o.log), release, nil
+}
+
+// acquireShared returns the shared store for the authority base, counted
+// as in use, or nil when the scheme's driver is not a Scoper.
+func (o *Opener) acquireShared(ctx context.Context, scheme, base string) (*sharedStore, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return nil, errOpenerClosed
+	}
+	if o.noScope[scheme] {
+		return nil, nil
+	}
+	e, ok := o.shared.Get(base)
+	if !ok {
+		// Drivers with an authority build their clients without a request
+		// (stores/s3: New makes none), so this holds the lock briefly.
+		s, name, err := o.build(ctx, base)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := s.(Scoper); !ok {
+			o.noScope[scheme] = true
+			o.closeLater(s)
+			return nil, nil
+		}
+		e = &sharedStore{store: s, name: name}
+		o.shared.Add(base, e)
+	}
+	e.refs++
+	return e, nil
+}
+
+func (o *Opener) releaseShared(e *sharedStore) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if e.refs--; e.refs == 0 && e.evicted {
+		o.closeShared(e)
+	}
+}
+
+// closeShared closes a shared store once (o.mu held).
+func (o *Opener) closeShared(e *sharedStore) {
+	if !e.closed {
+		e.closed = true
+		o.closeLater(e.store)
+	}
+}
+
+// closeLater closes s in the background (an S3 store's Close may make a
+// last attempt at aborts, which must not hold o.mu). Close waits for it.
+func (o *Opener) closeLater(s Store) {
+	c, ok := s.(io.Closer)
+	if !ok {
+		return
+	}
+	o.closing.Add(1)
+	go func() {
+		defer o.closing.Done()
+		if err := c.Close(); err != nil {
+			o.log.Warn("closing an unused store", "err", err)
+		}
+	}()
+}
+
+// build opens the driver for uri and names it, with its logger set.
+func (o *Opener) build(ctx context.Context, uri string) (Store, string, error) {
+	s, err := Open(ctx, uri)
+	if err != nil {
+		return nil, "", err
 	}
 	name := "store"
 	if d, ok := s.(Driver); ok {
@@ -131,17 +301,15 @@ func (o *Opener) Open(ctx context.Context, uri string) (*Instrumented, error) {
 	if l, ok := s.(interface{ SetLogger(*slog.Logger) }); ok {
 		l.SetLogger(o.log.With("store", name))
 	}
-	in := Instrument(s, name, o.metrics, o.log)
-	o.open[uri] = in
-	return in, nil
+	return s, name, nil
 }
 
-// Close closes every store opened so far whose driver is an io.Closer
-// (the S3 driver stops its background retries of failed aborts). Call it
-// once the server has stopped.
+// Close closes every store opened with Open, and every shared store of
+// Acquire, whose driver is an io.Closer (the S3 driver stops its
+// background retries of failed aborts). Call it once the server has
+// stopped: a store still acquired is closed all the same.
 func (o *Opener) Close() error {
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	var errs []error
 	for uri, s := range o.open {
 		if c, ok := s.Unwrap().(io.Closer); ok {
@@ -149,5 +317,13 @@ func (o *Opener) Close() error {
 		}
 		delete(o.open, uri)
 	}
+	busy := o.shared.Values()
+	o.shared.Purge() // closes the unused ones (the eviction callback)
+	for _, e := range busy {
+		o.closeShared(e) // and those still acquired; a no-op for the rest
+	}
+	o.closed = true
+	o.mu.Unlock()
+	o.closing.Wait()
 	return errors.Join(errs...)
 }

@@ -27,8 +27,11 @@ type APIConfig struct {
 	// through it.
 	Artifacts *stores.Instrumented
 	// OpenStore opens the store of a non-proxied artifact root (s3://…, a
-	// local path); nil refuses such listings with NOT_IMPLEMENTED.
-	OpenStore func(ctx context.Context, uri string) (stores.Store, error)
+	// local path) for one request; the API calls release when done with
+	// it. It must not create anything (listing a root that does not exist
+	// finds nothing). nil refuses such listings with NOT_IMPLEMENTED.
+	// stores.Opener.Acquire is the production implementation.
+	OpenStore func(ctx context.Context, uri string) (s stores.Store, release func(), err error)
 }
 
 // API serves MLflow's tracking REST API from a DB.

@@ -125,10 +125,11 @@ func (a *API) sendListing(c *fiber.Ctx, root, rel string) error {
 		if a.cfg.OpenStore == nil {
 			return a.send(c, nil, wire.Errorf(wire.NotImplemented, "Listing artifacts of %s is not supported by this server", root))
 		}
-		s, err := a.cfg.OpenStore(ctx, root)
+		s, release, err := a.cfg.OpenStore(ctx, root)
 		if err != nil {
 			return a.send(c, nil, wire.FromStore(err))
 		}
+		defer release()
 		store = s
 	}
 	var files []artifactFile

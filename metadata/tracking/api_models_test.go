@@ -178,7 +178,7 @@ func TestArtifactsList(t *testing.T) {
 	}
 	t.Cleanup(func() { db.Close() })
 	api := NewAPI(db, APIConfig{DefaultArtifactRoot: "mlflow-artifacts:/", ServeArtifacts: true, Log: quiet,
-		Artifacts: dest, OpenStore: stores.Open})
+		Artifacts: dest, OpenStore: testOpener(t)})
 	api.now = func() time.Time { return time.UnixMilli(1700000000123) }
 	c := &apiClient{domaintest.NewClient(t, api.Handlers())}
 

@@ -272,7 +272,7 @@ func TestLoggedModelArtifacts(t *testing.T) {
 			t.Fatal(err)
 		}
 		dest := stores.Instrument(raw, "local", stores.NewMetrics(prometheus.NewRegistry()), quiet)
-		api := NewAPI(db, APIConfig{DefaultArtifactRoot: "mlflow-artifacts:/", ServeArtifacts: true, Log: quiet, Artifacts: dest, OpenStore: stores.Open})
+		api := NewAPI(db, APIConfig{DefaultArtifactRoot: "mlflow-artifacts:/", ServeArtifacts: true, Log: quiet, Artifacts: dest, OpenStore: testOpener(t)})
 		api.now = func() time.Time { return time.UnixMilli(1700000000123) }
 		c := &apiClient{domaintest.NewClient(t, api.Handlers())}
 		exp := c.mustPost("/experiments/create", `{"name": "e"}`)["experiment_id"].(string)

@@ -18,11 +18,14 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -54,9 +57,18 @@ const copyBufferSize = 1 << 20
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
 
 // Store is a local directory used as an artifact store.
+//
+// The directory need not exist: reads of a missing root find nothing (an
+// empty listing, not found), and the first Put creates it. So a store
+// opened only to read — a listing of a run whose experiment points at some
+// local folder — never creates anything on disk.
 type Store struct {
-	dir  string
-	root *os.Root
+	dir string
+	// root is the handle every access goes through; nil until the
+	// directory exists (see rootFor). Once set it stays until Close.
+	root   atomic.Pointer[os.Root]
+	rootMu sync.Mutex // serialises opening (and closing) root
+	closed bool       // under rootMu
 
 	mu sync.Mutex
 	// uploading counts the uploads in progress in each directory (and
@@ -66,9 +78,11 @@ type Store struct {
 
 var _ stores.Store = (*Store)(nil)
 
-// New opens (creating if needed) the directory dir as a store. A relative
-// dir is resolved against the working directory now, so later chdirs do not
-// move the store.
+// New opens the directory dir as a store without creating it: a missing
+// directory reads as empty and is created by the first Put. A relative dir
+// is resolved against the working directory now, so later chdirs do not
+// move the store. New holds one file descriptor while the directory
+// exists; Close releases it.
 func New(dir string) (*Store, error) {
 	if dir == "" {
 		return nil, fmt.Errorf("local store: empty path: %w", stores.ErrInvalidKey)
@@ -77,14 +91,57 @@ func New(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local store %s: %w", dir, err)
 	}
-	if err := os.MkdirAll(abs, 0o755); err != nil {
-		return nil, fmt.Errorf("local store %s: %w", abs, classify(err))
+	s := &Store{dir: abs, uploading: map[string]int{}}
+	if _, err := s.rootFor(false); err != nil {
+		return nil, err
 	}
-	root, err := os.OpenRoot(abs)
+	return s, nil
+}
+
+// errClosed is what a closed store answers.
+var errClosed = errors.New("local store: closed")
+
+// rootFor returns the root handle, opening the directory on first use. A
+// missing directory (or a missing parent, or a file in its place) gives
+// nil, nil for a read; for a write (create true) the directory and its
+// parents are made first.
+func (s *Store) rootFor(create bool) (*os.Root, error) {
+	if r := s.root.Load(); r != nil {
+		return r, nil
+	}
+	s.rootMu.Lock()
+	defer s.rootMu.Unlock()
+	if s.closed {
+		return nil, errClosed
+	}
+	if r := s.root.Load(); r != nil {
+		return r, nil
+	}
+	if create {
+		if err := os.MkdirAll(s.dir, 0o755); err != nil {
+			return nil, fmt.Errorf("local store %s: %w", s.dir, classify(err))
+		}
+	}
+	r, err := os.OpenRoot(s.dir)
 	if err != nil {
-		return nil, fmt.Errorf("local store %s: %w", abs, classify(err))
+		if !create && missingDir(s.dir, err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("local store %s: %w", s.dir, classify(err))
 	}
-	return &Store{dir: abs, root: root, uploading: map[string]int{}}, nil
+	s.root.Store(r)
+	return r, nil
+}
+
+// missingDir reports whether opening dir failed with err because there is
+// no directory there: nothing, a missing parent, or a file (os.OpenRoot
+// says so with an error of its own, so Stat tells).
+func missingDir(dir string, err error) bool {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return true
+	}
+	fi, serr := os.Stat(dir)
+	return errors.Is(serr, fs.ErrNotExist) || errors.Is(serr, syscall.ENOTDIR) || (serr == nil && !fi.IsDir())
 }
 
 // DriverName implements stores.Driver.
@@ -93,8 +150,17 @@ func (s *Store) DriverName() string { return "local" }
 // Dir is the absolute directory behind the store.
 func (s *Store) Dir() string { return s.dir }
 
-// Close releases the root directory handle.
-func (s *Store) Close() error { return s.root.Close() }
+// Close releases the root directory handle. The store must not be used
+// afterwards (it answers errors, and never reopens the directory).
+func (s *Store) Close() error {
+	s.rootMu.Lock()
+	defer s.rootMu.Unlock()
+	s.closed = true
+	if r := s.root.Swap(nil); r != nil {
+		return r.Close()
+	}
+	return nil
+}
 
 // name turns a clean key into an os.Root name ("" is the root itself).
 func name(key string) string {
@@ -109,7 +175,14 @@ func (s *Store) Stat(_ context.Context, key string) (stores.Entry, error) {
 	if reserved(key) {
 		return stores.Entry{}, fmt.Errorf("stat %q: %w", key, stores.ErrNotFound)
 	}
-	fi, err := s.root.Stat(name(key))
+	root, err := s.rootFor(false)
+	if err != nil {
+		return stores.Entry{}, err
+	}
+	if root == nil {
+		return stores.Entry{}, fmt.Errorf("stat %q: %w", key, stores.ErrNotFound)
+	}
+	fi, err := root.Stat(name(key))
 	if err != nil {
 		return stores.Entry{}, s.fail("stat", key, err)
 	}
@@ -121,7 +194,11 @@ func (s *Store) List(_ context.Context, dir string, page stores.ListPage) (store
 	if reserved(dir) {
 		return stores.Listing{}, nil
 	}
-	f, err := s.root.Open(name(dir))
+	root, err := s.rootFor(false)
+	if err != nil || root == nil {
+		return stores.Listing{}, err // a missing root lists as empty
+	}
+	f, err := root.Open(name(dir))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			return stores.Listing{}, nil
@@ -156,7 +233,7 @@ func (s *Store) List(_ context.Context, dir string, page stores.ListPage) (store
 		}
 		// Stat through the root follows symlinks only while they stay inside
 		// it; an entry that escapes, or vanished meanwhile, is not listed.
-		fi, err := s.root.Stat(key)
+		fi, err := root.Stat(key)
 		if err != nil {
 			continue
 		}
@@ -174,7 +251,14 @@ func (s *Store) Open(_ context.Context, key string, offset, length int64) (io.Re
 	if reserved(key) {
 		return nil, stores.Entry{}, fmt.Errorf("open %q: %w", key, stores.ErrNotFound)
 	}
-	f, err := s.root.Open(key)
+	root, err := s.rootFor(false)
+	if err != nil {
+		return nil, stores.Entry{}, err
+	}
+	if root == nil {
+		return nil, stores.Entry{}, fmt.Errorf("open %q: %w", key, stores.ErrNotFound)
+	}
+	f, err := root.Open(key)
 	if err != nil {
 		return nil, stores.Entry{}, s.fail("open", key, err)
 	}
@@ -231,6 +315,10 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (e
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("put %q: %w", key, err)
 	}
+	root, err := s.rootFor(true)
+	if err != nil {
+		return err
+	}
 	s.beginUpload(dir)
 	var (
 		f         *os.File
@@ -241,11 +329,11 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (e
 	defer func() {
 		if !committed && f != nil {
 			f.Close()
-			s.root.Remove(tmp)
+			root.Remove(tmp)
 		}
-		s.endUpload(dir, created, committed)
+		s.endUpload(root, dir, created, committed)
 	}()
-	f, tmp, created, err = s.createTemp(dir)
+	f, tmp, created, err = s.createTemp(root, dir)
 	if err != nil {
 		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("put %q: %w: a parent is an object, not a directory (%w)", key, stores.ErrInvalidKey, err)
@@ -268,23 +356,23 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (e
 	if err := f.Close(); err != nil {
 		return s.fail("close", key, err)
 	}
-	if fi, err := s.root.Lstat(key); err == nil {
+	if fi, err := root.Lstat(key); err == nil {
 		if fi.IsDir() {
 			return fmt.Errorf("put %s: %w", key, stores.ErrIsDir)
 		}
 		// Renaming would only replace the link, but a key that resolves
 		// outside the root is refused by every method alike.
 		if fi.Mode()&fs.ModeSymlink != 0 {
-			if _, err := s.root.Stat(key); err != nil && (isRootEscape(err) || s.escapes(key)) {
+			if _, err := root.Stat(key); err != nil && (isRootEscape(err) || s.escapes(key)) {
 				return fmt.Errorf("put %q: %w", key, stores.ErrOutsideRoot)
 			}
 		}
 	}
-	if err := s.root.Rename(tmp, key); err != nil {
+	if err := root.Rename(tmp, key); err != nil {
 		return s.fail("rename", key, err)
 	}
 	committed = true
-	return s.syncDir(dir)
+	return s.syncDir(root, dir)
 }
 
 // beginUpload marks dir and its parents as used by an upload in progress,
@@ -300,7 +388,7 @@ func (s *Store) beginUpload(dir string) {
 // endUpload undoes beginUpload. After a failed upload it removes the
 // directories the upload created (deepest first) while they are empty and
 // no other upload uses them, so a failed Put leaves nothing in listings.
-func (s *Store) endUpload(dir string, created []string, committed bool) {
+func (s *Store) endUpload(root *os.Root, dir string, created []string, committed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for p := dir; p != ""; p, _ = splitKey(p) {
@@ -315,8 +403,8 @@ func (s *Store) endUpload(dir string, created []string, committed bool) {
 		if s.uploading[d] > 0 {
 			return
 		}
-		fi, err := s.root.Lstat(d)
-		if err != nil || !fi.IsDir() || s.root.Remove(d) != nil {
+		fi, err := root.Lstat(d)
+		if err != nil || !fi.IsDir() || root.Remove(d) != nil {
 			return
 		}
 	}
@@ -325,14 +413,14 @@ func (s *Store) endUpload(dir string, created []string, committed bool) {
 // createTemp creates the temporary file of an upload into dir, making dir
 // first if needed. created lists the directories it found missing, deepest
 // first, also when it fails.
-func (s *Store) createTemp(dir string) (f *os.File, tmp string, created []string, err error) {
+func (s *Store) createTemp(root *os.Root, dir string) (f *os.File, tmp string, created []string, err error) {
 	for attempt := 1; ; attempt++ {
 		var made []string
-		made, err = s.mkdirs(dir)
+		made, err = mkdirs(root, dir)
 		created = append(created, made...)
 		if err == nil {
 			tmp = stores.JoinKey(dir, TempPrefix+randomSuffix())
-			f, err = s.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+			f, err = root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 			if err == nil {
 				return f, tmp, created, nil
 			}
@@ -351,23 +439,23 @@ func (s *Store) createTemp(dir string) (f *os.File, tmp string, created []string
 
 // mkdirs makes dir and its missing parents and returns the ones it found
 // missing, deepest first (also when MkdirAll fails midway).
-func (s *Store) mkdirs(dir string) ([]string, error) {
+func mkdirs(root *os.Root, dir string) ([]string, error) {
 	if dir == "" {
 		return nil, nil
 	}
 	var missing []string
 	for p := dir; p != ""; p, _ = splitKey(p) {
-		if _, err := s.root.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+		if _, err := root.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
 			break
 		}
 		missing = append(missing, p)
 	}
-	return missing, s.root.MkdirAll(dir, 0o755)
+	return missing, root.MkdirAll(dir, 0o755)
 }
 
 // syncDir makes a rename in dir durable.
-func (s *Store) syncDir(dir string) error {
-	d, err := s.root.Open(name(dir))
+func (s *Store) syncDir(root *os.Root, dir string) error {
+	d, err := root.Open(name(dir))
 	if err != nil {
 		return s.fail("sync dir", dir, err)
 	}
@@ -381,13 +469,17 @@ func (s *Store) syncDir(dir string) error {
 // Delete implements stores.Store. Deleting the root empties it but keeps
 // the directory.
 func (s *Store) Delete(_ context.Context, key string) error {
+	root, err := s.rootFor(false)
+	if err != nil || root == nil {
+		return err // nothing to delete in a missing root
+	}
 	if key == "" {
-		names, err := s.readRoot()
+		names, err := s.readRoot(root)
 		if err != nil {
 			return err
 		}
 		for _, n := range names {
-			if err := s.root.RemoveAll(n); err != nil {
+			if err := root.RemoveAll(n); err != nil {
 				return s.fail("delete", n, err)
 			}
 		}
@@ -397,14 +489,14 @@ func (s *Store) Delete(_ context.Context, key string) error {
 		return nil // never an object; uploads in progress are not for clients
 	}
 	// ENOTDIR: a parent is an object, so key does not exist either.
-	if err := s.root.RemoveAll(key); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+	if err := root.RemoveAll(key); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 		return s.fail("delete", key, err)
 	}
 	return nil
 }
 
-func (s *Store) readRoot() ([]string, error) {
-	f, err := s.root.Open(".")
+func (s *Store) readRoot(root *os.Root) ([]string, error) {
+	f, err := root.Open(".")
 	if err != nil {
 		return nil, s.fail("delete", "", err)
 	}
@@ -585,4 +677,76 @@ func (w *writeBehind) Write(p []byte) (int, error) {
 		w.flushed = w.written
 	}
 	return n, err
+}
+
+// RemoveStaleTemps removes, anywhere under the store, the temporary files
+// of uploads (names starting with TempPrefix) last modified more than
+// maxAge ago, and returns how many it removed. Such files are what a crash
+// (kill -9, power loss) leaves of the uploads it cut off. Directories left
+// empty by the removal are removed too (up to, not including, the root),
+// as a failed Put removes the directories it made: they would list as
+// empty artifact directories. An upload elsewhere that is about to use
+// such a directory retries its creation (createTemp). A live upload
+// writes its file at least once per copy buffer, so with maxAge longer
+// than any upload's pause between writes only dead files are old enough:
+// servers sharing the directory (replicas on one NFS export) may all sweep
+// at any time. Symlinks are not followed; a directory that cannot be read
+// is skipped, and the first such error is returned with the count.
+func (s *Store) RemoveStaleTemps(ctx context.Context, maxAge time.Duration) (int, error) {
+	root, err := s.rootFor(false)
+	if err != nil || root == nil {
+		return 0, err
+	}
+	cutoff := time.Now().Add(-maxAge)
+	removed := 0
+	emptied := map[string]bool{} // directories a temp file was removed from
+	var firstErr error
+	keep := func(err error) {
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	walkErr := fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			keep(err)
+			if d != nil && d.IsDir() && p != "." {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() || !d.Type().IsRegular() || !strings.HasPrefix(d.Name(), TempPrefix) {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil || !fi.ModTime().Before(cutoff) {
+			return nil // gone meanwhile, or young: maybe a live upload
+		}
+		if err := root.Remove(p); err != nil {
+			if !errors.Is(err, fs.ErrNotExist) { // another server swept it first
+				keep(err)
+			}
+			return nil
+		}
+		removed++
+		emptied[path.Dir(p)] = true
+		return nil
+	})
+	// Deepest first; Remove fails on a directory that is not empty, which
+	// ends the climb.
+	dirs := make([]string, 0, len(emptied))
+	for d := range emptied {
+		dirs = append(dirs, d)
+	}
+	sort.Slice(dirs, func(i, j int) bool { return strings.Count(dirs[i], "/") > strings.Count(dirs[j], "/") })
+	for _, d := range dirs {
+		for ; d != "." && d != "" && root.Remove(d) == nil; d = path.Dir(d) {
+		}
+	}
+	if walkErr != nil {
+		return removed, walkErr
+	}
+	return removed, firstErr
 }

@@ -77,6 +77,9 @@ type Store struct {
 	// presign signs presigned URLs for FERRY_S3_PRESIGN_ENDPOINT_URL
 	// (presign.go); nil without one: client signs them.
 	presign *presigner
+	// scoped marks a view made by Scope: it shares everything above with
+	// its parent and owns nothing, so its Close does nothing.
+	scoped bool
 }
 
 var (
@@ -85,6 +88,7 @@ var (
 	_ stores.Presigner   = (*Store)(nil)
 	_ stores.Multiparter = (*Store)(nil)
 	_ io.Closer          = (*Store)(nil)
+	_ stores.Scoper      = (*Store)(nil)
 )
 
 // New builds a store from cfg. It makes no request: a bucket that is
@@ -254,10 +258,24 @@ func (s *Store) SetLogger(l *slog.Logger) {
 
 // Close stops the background retry of failed aborts, after one last short
 // attempt for the uploads still queued (each one left is logged). The
-// store must not be used afterwards. It always returns nil.
+// store, and every store Scope made from it, must not be used afterwards.
+// Closing a scoped store does nothing. It always returns nil.
 func (s *Store) Close() error {
-	s.janitor.close()
+	if !s.scoped {
+		s.janitor.close()
+	}
 	return nil
+}
+
+// Scope implements stores.Scoper: the store for the key prefix dir below
+// this store's prefix (s3://bucket/p scoped to "a/b" is s3://bucket/p/a/b),
+// sharing this store's HTTP client and connections, part buffers, abort
+// janitor and presigner, so that it costs one small allocation.
+func (s *Store) Scope(dir string) (stores.Store, error) {
+	c := *s
+	c.cfg.Prefix = stores.JoinKey(s.cfg.Prefix, dir)
+	c.scoped = true
+	return &c, nil
 }
 
 // DriverName implements stores.Driver.
