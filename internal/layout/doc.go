@@ -8,5 +8,7 @@
 //     and tracing) imports no other domain;
 //   - wire imports nothing of Ferry's but stores;
 //   - stores/... imports nothing of Ferry's outside stores/;
-//   - routes imports nothing of Ferry's but wire (and what wire imports).
+//   - routes imports nothing of Ferry's but wire (and what wire imports);
+//   - inside a domain, the HTTP layer (api*.go) opens no transaction and
+//     names no metadata.Tx: queries live in store_*.go.
 package layout

@@ -7,7 +7,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/stores"
 	"github.com/ferryml/ferry/wire"
 )
@@ -91,12 +90,7 @@ func (a *API) listArtifacts(c *fiber.Ctx) error {
 		return wire.Send(c, werr)
 	}
 	ctx := c.UserContext()
-	var ri *RunInfo
-	err := a.db.Read(ctx, func(tx *metadata.Tx) error {
-		var err error
-		ri, err = loadRunInfo(ctx, tx, id, false)
-		return err
-	})
+	ri, err := a.runInfo(ctx, id)
 	if err != nil {
 		return a.send(c, nil, err)
 	}
@@ -180,18 +174,7 @@ func (a *API) listLoggedModelArtifacts(c *fiber.Ctx) error {
 		return wire.Send(c, werr)
 	}
 	ctx := c.UserContext()
-	var m *LoggedModel
-	err := a.db.Read(ctx, func(tx *metadata.Tx) error {
-		var (
-			err   error
-			stage string
-		)
-		m, stage, err = scanLoggedModel(tx.QueryRow(ctx, "SELECT "+loggedModelColumns+" FROM logged_models WHERE model_id = ?", id))
-		if isNoRows(err) || (err == nil && (m.Info.ModelID != id || stage == "deleted")) {
-			return loggedModelNotFound(id)
-		}
-		return err
-	})
+	m, err := a.activeLoggedModel(ctx, id)
 	if err != nil {
 		return a.send(c, nil, err)
 	}

@@ -5,7 +5,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/wire"
 )
 
@@ -70,12 +69,7 @@ func (a *API) getExperiment(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	var exp *Experiment
-	err := a.db.Read(c.UserContext(), func(tx *metadata.Tx) error {
-		var err error
-		exp, err = loadExperiment(c.UserContext(), tx, "experiment_id = ?", id)
-		return err
-	})
+	exp, err := a.experimentByID(c.UserContext(), id)
 	if isNoRows(err) {
 		return wire.Send(c, wire.Errorf(wire.ResourceDoesNotExist, "No Experiment with id=%d exists", id))
 	}
@@ -96,12 +90,7 @@ func (a *API) getExperimentByName(c *fiber.Ctx) error {
 	if werr := checkText("experiment_name", name); werr != nil {
 		return wire.Send(c, werr)
 	}
-	var exp *Experiment
-	err := a.db.Read(c.UserContext(), func(tx *metadata.Tx) error {
-		var err error
-		exp, err = experimentByName(c.UserContext(), tx, name)
-		return err
-	})
+	exp, err := a.experimentNamed(c.UserContext(), name)
 	if isNoRows(err) {
 		return wire.Send(c, wire.Errorf(wire.ResourceDoesNotExist, "Could not find experiment with name '%s'", name))
 	}

@@ -3,7 +3,6 @@ package tracking
 import (
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/wire"
 )
 
@@ -140,21 +139,7 @@ func (a *API) logInputs(c *fiber.Ctx) error {
 		return wire.Send(c, werr)
 	}
 	ctx := c.UserContext()
-	err := a.db.Write(ctx, func(tx *metadata.Tx) error {
-		ri, err := activeRun(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		if err := logDatasetInputs(ctx, tx, ri, datasets); err != nil {
-			return err
-		}
-		for _, m := range models {
-			if err := upsertInput(ctx, tx, "RUN_INPUT", id, "MODEL_INPUT", m.ModelID, 0); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := a.addRunInputs(ctx, id, datasets, models)
 	return a.send(c, fiber.Map{}, err)
 }
 
@@ -176,13 +161,6 @@ func (a *API) logOutputs(c *fiber.Ctx) error {
 		return wire.Send(c, werr)
 	}
 	ctx := c.UserContext()
-	err := a.writeActiveRun(ctx, id, func(tx *metadata.Tx) error {
-		for _, m := range models {
-			if err := upsertInput(ctx, tx, "RUN_OUTPUT", id, "MODEL_OUTPUT", m.ModelID, m.Step); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := a.addRunOutputs(ctx, id, models)
 	return a.send(c, fiber.Map{}, err)
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/metadata/search"
 	"github.com/ferryml/ferry/wire"
 )
@@ -166,12 +165,7 @@ func (a *API) getLoggedModel(c *fiber.Ctx) error {
 	}
 	allow := strings.EqualFold(c.Query("allow_deleted"), "true")
 	ctx := c.UserContext()
-	var m *LoggedModel
-	err := a.db.Read(ctx, func(tx *metadata.Tx) error {
-		var err error
-		m, err = loadLoggedModel(ctx, tx, id, allow)
-		return err
-	})
+	m, err := a.loggedModel(ctx, id, allow)
 	return a.send(c, fiber.Map{"model": m}, err)
 }
 
@@ -227,9 +221,7 @@ func (a *API) setLoggedModelTags(c *fiber.Ctx) error {
 	}
 	id := c.Params("model_id")
 	ctx := c.UserContext()
-	err := a.writeLoggedModel(ctx, id, func(tx *metadata.Tx, exp int64) error {
-		return upsertModelKV(ctx, tx, "logged_model_tags", "tag_key", "tag_value", id, exp, tags)
-	})
+	err := a.setLoggedModelTagRows(ctx, id, tags)
 	return a.send(c, fiber.Map{}, err)
 }
 
@@ -256,9 +248,7 @@ func (a *API) logLoggedModelParams(c *fiber.Ctx) error {
 		return wire.Send(c, werr)
 	}
 	ctx := c.UserContext()
-	err := a.writeLoggedModel(ctx, id, func(tx *metadata.Tx, exp int64) error {
-		return upsertModelKV(ctx, tx, "logged_model_params", "param_key", "param_value", id, exp, ps)
-	})
+	err := a.setLoggedModelParamRows(ctx, id, ps)
 	return a.send(c, fiber.Map{}, err)
 }
 

@@ -10,7 +10,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/wire"
 )
 
@@ -236,12 +235,7 @@ func (a *API) getRun(c *fiber.Ctx) error {
 		return wire.Send(c, werr)
 	}
 	ctx := c.UserContext()
-	var run *Run
-	err := a.db.Read(ctx, func(tx *metadata.Tx) error {
-		var err error
-		run, err = loadRun(ctx, tx, id, true)
-		return err
-	})
+	run, err := a.runByID(ctx, id)
 	return a.send(c, fiber.Map{"run": run}, err)
 }
 
@@ -359,9 +353,7 @@ func (a *API) setTag(c *fiber.Ctx) error {
 		}
 	}
 	ctx := c.UserContext()
-	err := a.writeActiveRun(ctx, id, func(tx *metadata.Tx) error {
-		return setTags(ctx, tx, id, []KeyValue{tag})
-	})
+	err := a.setRunTag(ctx, id, tag)
 	return a.send(c, fiber.Map{}, err)
 }
 
@@ -407,9 +399,7 @@ func (a *API) logParam(c *fiber.Ctx) error {
 		return wire.Send(c, werr)
 	}
 	ctx := c.UserContext()
-	err := a.writeActiveRun(ctx, id, func(tx *metadata.Tx) error {
-		return logParams(ctx, tx, id, []KeyValue{param}, true)
-	})
+	err := a.logRunParam(ctx, id, param)
 	return a.send(c, fiber.Map{}, err)
 }
 
@@ -431,16 +421,7 @@ func (a *API) logMetric(c *fiber.Ctx) error {
 		return wire.Send(c, werr)
 	}
 	ctx := c.UserContext()
-	err := a.db.Write(ctx, func(tx *metadata.Tx) error {
-		ri, err := activeRun(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		if err := logMetrics(ctx, tx, id, []metricIn{m}); err != nil {
-			return err
-		}
-		return logModelMetrics(ctx, tx, ri, []metricIn{m})
-	})
+	err := a.logRunMetric(ctx, id, m)
 	return a.send(c, fiber.Map{}, err)
 }
 
@@ -535,26 +516,7 @@ func (a *API) logBatch(c *fiber.Ctx) error {
 		}
 	}
 	ctx := c.UserContext()
-	err := a.db.Write(ctx, func(tx *metadata.Tx) error {
-		ri, err := activeRun(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		if len(ps) > 0 {
-			if err := logParams(ctx, tx, id, ps, false); err != nil {
-				return err
-			}
-		}
-		if len(metrics) > 0 {
-			if err := logMetrics(ctx, tx, id, metrics); err != nil {
-				return err
-			}
-			if err := logModelMetrics(ctx, tx, ri, metrics); err != nil {
-				return err
-			}
-		}
-		return setTags(ctx, tx, id, tags)
-	})
+	err := a.logRunBatch(ctx, id, ps, metrics, tags)
 	return a.send(c, fiber.Map{}, err)
 }
 

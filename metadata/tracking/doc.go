@@ -4,9 +4,9 @@
 // server its handlers, keyed by the route table (package routes).
 //
 // Files: api*.go are the HTTP layer (request decoding, validation with
-// upstream's messages, response shapes); store_*.go are the queries (the SQL
-// each operation runs inside a metadata.Tx); entities.go holds the JSON
-// entities both share. api_search.go and api_artifacts.go still run their
-// queries beside the handlers (see ../NOTES.md, which also lists what the
-// domain lacks).
+// upstream's messages, response shapes); they never open a transaction.
+// store_*.go are the queries: each operation is one (*API) method that runs
+// its SQL in one metadata.Tx (insertRun, metricHistory, searchRunRows, ...),
+// built from helpers that take the Tx. entities.go holds the JSON entities
+// both share. See ../NOTES.md for what the domain still lacks.
 package tracking

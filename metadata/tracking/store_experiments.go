@@ -290,3 +290,25 @@ func (a *API) deleteExperimentTagRow(ctx context.Context, id int64, key string) 
 		return nil
 	})
 }
+
+// experimentByID reads experiment id with its tags.
+func (a *API) experimentByID(ctx context.Context, id int64) (*Experiment, error) {
+	var exp *Experiment
+	err := a.db.Read(ctx, func(tx *metadata.Tx) error {
+		var err error
+		exp, err = loadExperiment(ctx, tx, "experiment_id = ?", id)
+		return err
+	})
+	return exp, err
+}
+
+// experimentNamed reads the experiment called name, deleted ones included.
+func (a *API) experimentNamed(ctx context.Context, name string) (*Experiment, error) {
+	var exp *Experiment
+	err := a.db.Read(ctx, func(tx *metadata.Tx) error {
+		var err error
+		exp, err = experimentByName(ctx, tx, name)
+		return err
+	})
+	return exp, err
+}

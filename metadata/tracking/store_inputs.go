@@ -98,3 +98,34 @@ func upsertInput(ctx context.Context, tx *metadata.Tx, srcType, srcID, dstType, 
 		u, srcType, srcID, dstType, dstID, step)
 	return err
 }
+
+// addRunInputs links datasets and logged models to the active run id as its inputs.
+func (a *API) addRunInputs(ctx context.Context, id string, datasets []datasetIn, models []ModelOutput) error {
+	return a.db.Write(ctx, func(tx *metadata.Tx) error {
+		ri, err := activeRun(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if err := logDatasetInputs(ctx, tx, ri, datasets); err != nil {
+			return err
+		}
+		for _, m := range models {
+			if err := upsertInput(ctx, tx, "RUN_INPUT", id, "MODEL_INPUT", m.ModelID, 0); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// addRunOutputs links logged models to the active run id as its outputs.
+func (a *API) addRunOutputs(ctx context.Context, id string, models []ModelOutput) error {
+	return a.writeActiveRun(ctx, id, func(tx *metadata.Tx) error {
+		for _, m := range models {
+			if err := upsertInput(ctx, tx, "RUN_OUTPUT", id, "MODEL_OUTPUT", m.ModelID, m.Step); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

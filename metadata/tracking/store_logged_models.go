@@ -210,3 +210,45 @@ func (a *API) searchLoggedModelRows(ctx context.Context, q search.LoggedModelsQu
 	})
 	return models, next, err
 }
+
+// activeLoggedModel reads logged model id, which must exist and not be deleted, without its params, tags and metrics.
+func (a *API) activeLoggedModel(ctx context.Context, id string) (*LoggedModel, error) {
+	var m *LoggedModel
+	err := a.db.Read(ctx, func(tx *metadata.Tx) error {
+		var (
+			err   error
+			stage string
+		)
+		m, stage, err = scanLoggedModel(tx.QueryRow(ctx, "SELECT "+loggedModelColumns+" FROM logged_models WHERE model_id = ?", id))
+		if isNoRows(err) || (err == nil && (m.Info.ModelID != id || stage == "deleted")) {
+			return loggedModelNotFound(id)
+		}
+		return err
+	})
+	return m, err
+}
+
+// loggedModel reads logged model id (deleted ones only with allow).
+func (a *API) loggedModel(ctx context.Context, id string, allow bool) (*LoggedModel, error) {
+	var m *LoggedModel
+	err := a.db.Read(ctx, func(tx *metadata.Tx) error {
+		var err error
+		m, err = loadLoggedModel(ctx, tx, id, allow)
+		return err
+	})
+	return m, err
+}
+
+// setLoggedModelTagRows upserts tags of logged model id.
+func (a *API) setLoggedModelTagRows(ctx context.Context, id string, tags []KeyValue) error {
+	return a.writeLoggedModel(ctx, id, func(tx *metadata.Tx, exp int64) error {
+		return upsertModelKV(ctx, tx, "logged_model_tags", "tag_key", "tag_value", id, exp, tags)
+	})
+}
+
+// setLoggedModelParamRows upserts params of logged model id.
+func (a *API) setLoggedModelParamRows(ctx context.Context, id string, ps []KeyValue) error {
+	return a.writeLoggedModel(ctx, id, func(tx *metadata.Tx, exp int64) error {
+		return upsertModelKV(ctx, tx, "logged_model_params", "param_key", "param_value", id, exp, ps)
+	})
+}

@@ -489,3 +489,77 @@ func (a *API) appendLogModelHistory(ctx context.Context, id, entry string) error
 		return upsertKeyValue(ctx, tx, "tags", "run_uuid", id, logModelHistoryTag, value)
 	})
 }
+
+// runInfo reads the info of run id (any lifecycle stage).
+func (a *API) runInfo(ctx context.Context, id string) (*RunInfo, error) {
+	var ri *RunInfo
+	err := a.db.Read(ctx, func(tx *metadata.Tx) error {
+		var err error
+		ri, err = loadRunInfo(ctx, tx, id, false)
+		return err
+	})
+	return ri, err
+}
+
+// runByID reads run id with its data, inputs and outputs.
+func (a *API) runByID(ctx context.Context, id string) (*Run, error) {
+	var run *Run
+	err := a.db.Read(ctx, func(tx *metadata.Tx) error {
+		var err error
+		run, err = loadRun(ctx, tx, id, true)
+		return err
+	})
+	return run, err
+}
+
+// setRunTag upserts a tag of the active run id.
+func (a *API) setRunTag(ctx context.Context, id string, tag KeyValue) error {
+	return a.writeActiveRun(ctx, id, func(tx *metadata.Tx) error {
+		return setTags(ctx, tx, id, []KeyValue{tag})
+	})
+}
+
+// logRunParam logs a param of the active run id (a changed value is refused).
+func (a *API) logRunParam(ctx context.Context, id string, param KeyValue) error {
+	return a.writeActiveRun(ctx, id, func(tx *metadata.Tx) error {
+		return logParams(ctx, tx, id, []KeyValue{param}, true)
+	})
+}
+
+// logRunMetric logs a metric of the active run id, and on the logged model it names.
+func (a *API) logRunMetric(ctx context.Context, id string, m metricIn) error {
+	return a.db.Write(ctx, func(tx *metadata.Tx) error {
+		ri, err := activeRun(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if err := logMetrics(ctx, tx, id, []metricIn{m}); err != nil {
+			return err
+		}
+		return logModelMetrics(ctx, tx, ri, []metricIn{m})
+	})
+}
+
+// logRunBatch logs params, metrics and tags of the active run id in one transaction.
+func (a *API) logRunBatch(ctx context.Context, id string, ps []KeyValue, metrics []metricIn, tags []KeyValue) error {
+	return a.db.Write(ctx, func(tx *metadata.Tx) error {
+		ri, err := activeRun(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if len(ps) > 0 {
+			if err := logParams(ctx, tx, id, ps, false); err != nil {
+				return err
+			}
+		}
+		if len(metrics) > 0 {
+			if err := logMetrics(ctx, tx, id, metrics); err != nil {
+				return err
+			}
+			if err := logModelMetrics(ctx, tx, ri, metrics); err != nil {
+				return err
+			}
+		}
+		return setTags(ctx, tx, id, tags)
+	})
+}
