@@ -182,29 +182,54 @@ func (cn *conn) retire() {
 	}
 }
 
-// acquire returns the current client, connecting if there is none.
-func (s *Store) acquire() (*conn, error) {
+// acquire returns the current client, connecting if there is none;
+// fresh reports a new connection.
+func (s *Store) acquire() (cn *conn, fresh bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cur == nil {
+		fresh = true
 		c, err := hdfs.NewClient(s.opts)
 		if err != nil {
-			return nil, fmt.Errorf("hdfs: connect to %s: %w", strings.Join(s.cfg.Addresses, ","), classify(err))
+			return nil, false, fmt.Errorf("hdfs: connect to %s: %w", strings.Join(s.cfg.Addresses, ","), classify(err))
 		}
 		// The client caches the server defaults on first use without a
 		// lock, and every block transfer reads them: fetch them before
 		// the client is shared.
 		if _, err := c.ServerDefaults(); err != nil {
 			c.Close()
-			return nil, fmt.Errorf("hdfs: connect to %s: %w", strings.Join(s.cfg.Addresses, ","), classify(err))
+			return nil, false, fmt.Errorf("hdfs: connect to %s: %w", strings.Join(s.cfg.Addresses, ","), classify(err))
 		}
 		s.cur = &conn{c: c}
 	}
-	cn := s.cur
+	cn = s.cur
 	cn.mu.Lock()
 	cn.users++
 	cn.mu.Unlock()
-	return cn, nil
+	return cn, fresh, nil
+}
+
+// acquireFor runs start with a client and returns that client, still
+// acquired, for the caller to release. start must not have consumed
+// anything it cannot repeat: when a client that was already connected
+// fails it with ErrUnavailable (the namenode restarted since, and the
+// client does not notice a dead connection until it uses it), start runs
+// once more on a new connection.
+func (s *Store) acquireFor(start func(c *hdfs.Client) error) (*conn, error) {
+	for {
+		cn, fresh, err := s.acquire()
+		if err != nil {
+			return nil, err
+		}
+		err = classify(start(cn.c))
+		if err == nil {
+			return cn, nil
+		}
+		s.release(cn, err)
+		if fresh || !errors.Is(err, stores.ErrUnavailable) {
+			return nil, err
+		}
+	}
 }
 
 // release ends a use of cn; an err that says the cluster was unreachable
@@ -229,15 +254,15 @@ func (s *Store) release(cn *conn, err error) {
 	}
 }
 
-// do runs fn with a client and classifies its error.
+// do runs fn, which must be safe to repeat, with a client (see
+// acquireFor) and classifies its error.
 func (s *Store) do(fn func(c *hdfs.Client) error) error {
-	cn, err := s.acquire()
+	cn, err := s.acquireFor(fn)
 	if err != nil {
 		return err
 	}
-	err = classify(fn(cn.c))
-	s.release(cn, err)
-	return err
+	s.release(cn, nil)
+	return nil
 }
 
 // dial connects with a timeout and bounds every later read and write.
@@ -383,14 +408,12 @@ func (s *Store) Open(_ context.Context, key string, offset, length int64) (io.Re
 	if reserved(key) {
 		return nil, stores.Entry{}, fmt.Errorf("open %q: %w", key, stores.ErrNotFound)
 	}
-	cn, err := s.acquire()
+	var f *hdfs.FileReader
+	cn, err := s.acquireFor(func(c *hdfs.Client) (err error) {
+		f, err = c.Open(s.hdfsPath(key))
+		return err
+	})
 	if err != nil {
-		return nil, stores.Entry{}, fmt.Errorf("open %q: %w", key, err)
-	}
-	f, err := cn.c.Open(s.hdfsPath(key))
-	if err != nil {
-		err = classify(err)
-		s.release(cn, err)
 		return nil, stores.Entry{}, fmt.Errorf("open %q: %w", key, err)
 	}
 	e := entry(key, f.Stat())
@@ -458,17 +481,17 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (e
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("put %q: %w", key, err)
 	}
-	cn, err := s.acquire()
+	tmp := path.Join(s.cfg.Root, UploadDir, randomName())
+	var w *hdfs.FileWriter
+	cn, err := s.acquireFor(func(c *hdfs.Client) (err error) {
+		w, err = s.createTemp(c, tmp)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("put %q: %w", key, err)
 	}
 	defer func() { s.release(cn, err) }()
 	c := cn.c
-	tmp := path.Join(s.cfg.Root, UploadDir, randomName())
-	w, err := s.createTemp(c, tmp)
-	if err != nil {
-		return fmt.Errorf("put %q: %w", key, err)
-	}
 	committed := false
 	defer func() {
 		if !committed {
