@@ -3,6 +3,7 @@ package hdfs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -88,13 +89,20 @@ func classify(err error) error {
 	if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, io.ErrClosedPipe) || errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) {
-		return errors.Join(stores.ErrUnavailable, err)
+		return unavailable(err)
 	}
 	msg := err.Error()
 	for _, m := range transferFailures {
 		if strings.Contains(msg, m) {
-			return errors.Join(stores.ErrUnavailable, err)
+			return unavailable(err)
 		}
 	}
 	return err
+}
+
+// unavailable keeps err's text but not its chain: an io.ErrUnexpectedEOF
+// from a namenode or datanode that went away must not read as a client's
+// truncated upload (which the wire layer answers with 400).
+func unavailable(err error) error {
+	return fmt.Errorf("%w: %s", stores.ErrUnavailable, err.Error())
 }

@@ -499,11 +499,15 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (e
 		}
 	}()
 
+	body := &bodyReader{r: stores.ContextReader(ctx, r)}
 	bufp := copyBuffers.Get().(*[]byte)
-	n, err := io.CopyBuffer(w, stores.ContextReader(ctx, r), *bufp)
+	n, err := io.CopyBuffer(w, body, *bufp)
 	copyBuffers.Put(bufp)
 	if err != nil {
-		return fmt.Errorf("put %q after %d bytes: %w", key, n, classify(err))
+		if body.err == nil { // the cluster failed, not the client's body
+			err = classify(err)
+		}
+		return fmt.Errorf("put %q after %d bytes: %w", key, n, err)
 	}
 	if size >= 0 && n != size {
 		return fmt.Errorf("put %q: got %d of %d bytes: %w", key, n, size, stores.ErrIncomplete)
@@ -518,6 +522,21 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (e
 	}
 	committed = true
 	return nil
+}
+
+// bodyReader remembers the error of the upload body, so Put tells a
+// client that went away from a cluster that did.
+type bodyReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
 }
 
 // createTemp creates the temporary file, making the uploads directory
