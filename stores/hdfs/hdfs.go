@@ -68,15 +68,22 @@ const (
 	ioTimeout = 60 * time.Second
 	// defaultPageSize is the listing page size when the caller sets none.
 	defaultPageSize = 1000
-	// copyBufferSize is the size of the writes handed to the client, which
-	// cuts them into 64 KiB packets.
-	copyBufferSize = 256 << 10
+	// uploadBufferSize is the size of the writes handed to the client: one
+	// 64 KiB packet. The client appends each write to a buffer it cuts
+	// packets from, which larger writes only make grow.
+	uploadBufferSize = 64 << 10
+	// downloadBufferSize is the size of the reads asked of the client
+	// when the HTTP layer lets the reader copy (see reader.WriteTo).
+	downloadBufferSize = 256 << 10
 	// commitAttempts bounds retries of the final rename when a concurrent
 	// Delete removes the target's new parent between mkdir and rename.
 	commitAttempts = 3
 )
 
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
+var (
+	uploadBuffers   = sync.Pool{New: func() any { b := make([]byte, uploadBufferSize); return &b }}
+	downloadBuffers = sync.Pool{New: func() any { b := make([]byte, downloadBufferSize); return &b }}
+)
 
 // Store is an HDFS directory used as an artifact store.
 type Store struct {
@@ -456,6 +463,15 @@ func (r *reader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteTo copies through a large buffer: the client reads a whole
+// 64 KiB packet per call when asked for that much, while the HTTP layer
+// would otherwise ask 4 KiB at a time.
+func (r *reader) WriteTo(w io.Writer) (int64, error) {
+	bufp := downloadBuffers.Get().(*[]byte)
+	defer downloadBuffers.Put(bufp)
+	return io.CopyBuffer(w, struct{ io.Reader }{r}, *bufp)
+}
+
 func (r *reader) Close() error {
 	var err error
 	r.once.Do(func() {
@@ -500,9 +516,9 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (e
 	}()
 
 	body := &bodyReader{r: stores.ContextReader(ctx, r)}
-	bufp := copyBuffers.Get().(*[]byte)
+	bufp := uploadBuffers.Get().(*[]byte)
 	n, err := io.CopyBuffer(w, body, *bufp)
-	copyBuffers.Put(bufp)
+	uploadBuffers.Put(bufp)
 	if err != nil {
 		if body.err == nil { // the cluster failed, not the client's body
 			err = classify(err)
