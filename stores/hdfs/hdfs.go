@@ -465,11 +465,12 @@ func (r *reader) Read(p []byte) (int, error) {
 
 // WriteTo copies through a large buffer: the client reads a whole
 // 64 KiB packet per call when asked for that much, while the HTTP layer
-// would otherwise ask 4 KiB at a time.
+// would otherwise ask 4 to 32 KiB at a time (its own buffers, or w's
+// ReadFrom, which both sides' wrappers here hide), one syscall each.
 func (r *reader) WriteTo(w io.Writer) (int64, error) {
 	bufp := downloadBuffers.Get().(*[]byte)
 	defer downloadBuffers.Put(bufp)
-	return io.CopyBuffer(w, struct{ io.Reader }{r}, *bufp)
+	return io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{r}, *bufp)
 }
 
 func (r *reader) Close() error {
