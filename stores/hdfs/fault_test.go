@@ -173,3 +173,58 @@ func TestDoubleRestartedWhileIdle(t *testing.T) {
 		}
 	}
 }
+
+// TestNoMultipartNoPresign: HDFS has neither, so the capability routes
+// answer upstream's 501 and clients fall back to plain PUT and GET.
+func TestNoMultipartNoPresign(t *testing.T) {
+	d := startDouble(t)
+	base := startProxy(t, newStore(t, d.NamenodeAddr))
+	mpu := strings.Replace(base, "/artifacts/", "/mpu/create/", 1) + "run/model.bin"
+	req, _ := http.NewRequest(http.MethodPost, mpu, strings.NewReader(`{"path": "model.bin", "num_parts": 3}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotImplemented || !strings.Contains(string(b), "Multipart upload is not supported") {
+		t.Errorf("mpu/create = %d %s; want 501 as upstream", resp.StatusCode, b)
+	}
+	presigned := strings.Replace(base, "/artifacts/", "/presigned/", 1) + "run/model.bin"
+	if code, b := request(t, http.MethodGet, presigned, nil, 0); code != http.StatusNotImplemented {
+		t.Errorf("presigned download = %d %s; want 501", code, b)
+	}
+}
+
+// TestListCursorAfterRestart: a listing continued after a namenode
+// restart (its kept directory reader died with the connection) starts
+// afresh and still returns the right page.
+func TestListCursorAfterRestart(t *testing.T) {
+	d := startDouble(t)
+	s := newStore(t, d.NamenodeAddr)
+	ctx := t.Context()
+	for i := range 5 {
+		if err := s.Put(ctx, fmt.Sprintf("l/%d", i), strings.NewReader("x"), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := s.List(ctx, "l", stores.ListPage{Limit: 2})
+	if err != nil || first.NextAfter != "l/1" {
+		t.Fatalf("first page = %+v, %v", first, err)
+	}
+	if err := d.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	second, err := s.List(ctx, "l", stores.ListPage{Limit: 2, After: first.NextAfter})
+	if err != nil || len(second.Entries) != 2 || second.Entries[0].Key != "l/2" || second.NextAfter != "l/3" {
+		t.Fatalf("second page after the restart = %+v, %v", second, err)
+	}
+	third, err := s.List(ctx, "l", stores.ListPage{Limit: 2, After: second.NextAfter})
+	if err != nil || len(third.Entries) != 1 || third.Entries[0].Key != "l/4" || third.NextAfter != "" {
+		t.Fatalf("third page = %+v, %v", third, err)
+	}
+}

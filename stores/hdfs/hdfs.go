@@ -91,8 +91,9 @@ type Store struct {
 	opts hdfs.ClientOptions
 	log  *slog.Logger
 
-	mu  sync.Mutex
-	cur *conn
+	mu      sync.Mutex
+	cur     *conn
+	cursors map[cursorKey]*cursor // see list.go
 }
 
 var _ stores.Store = (*Store)(nil)
@@ -161,7 +162,12 @@ func (s *Store) Close() error {
 	s.mu.Lock()
 	cn := s.cur
 	s.cur = nil
+	cursors := s.cursors
+	s.cursors = nil
 	s.mu.Unlock()
+	for _, c := range cursors {
+		s.dropCursor(c, nil)
+	}
 	if cn != nil {
 		cn.retire()
 	}
@@ -344,64 +350,6 @@ func (s *Store) Stat(_ context.Context, key string) (stores.Entry, error) {
 		return stores.Entry{}, fmt.Errorf("stat %q: %w", key, err)
 	}
 	return entry(key, fi), nil
-}
-
-// List implements stores.Store. The namenode returns children in byte
-// order, which is key order; a page after page.After re-reads the
-// directory from its start, since the client does not expose
-// getListing's startAfter.
-func (s *Store) List(_ context.Context, dir string, page stores.ListPage) (stores.Listing, error) {
-	if err := checkKey("list", dir); err != nil {
-		return stores.Listing{}, err
-	}
-	if reserved(dir) {
-		return stores.Listing{}, nil
-	}
-	limit := page.Limit
-	if limit <= 0 || limit > defaultPageSize {
-		limit = defaultPageSize
-	}
-	var out stores.Listing
-	err := s.do(func(c *hdfs.Client) error {
-		f, err := c.Open(s.hdfsPath(dir))
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if !f.Stat().IsDir() {
-			return nil // a file lists as empty, as MLflow's list_artifacts has it
-		}
-		for {
-			batch, err := f.Readdir(defaultPageSize)
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			for _, fi := range batch {
-				key := stores.JoinKey(dir, fi.Name())
-				if reserved(key) || (page.After != "" && key <= page.After) {
-					continue
-				}
-				if len(out.Entries) == limit {
-					out.NextAfter = out.Entries[limit-1].Key
-					return nil
-				}
-				out.Entries = append(out.Entries, entry(key, fi))
-			}
-			if len(batch) < defaultPageSize {
-				return nil
-			}
-		}
-	})
-	if errors.Is(err, stores.ErrNotFound) {
-		return stores.Listing{}, nil
-	}
-	if err != nil {
-		return stores.Listing{}, fmt.Errorf("list %q: %w", dir, err)
-	}
-	return out, nil
 }
 
 // Open implements stores.Store.
