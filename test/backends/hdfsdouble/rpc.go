@@ -44,7 +44,6 @@ const (
 	exBeingCreated     = "org.apache.hadoop.hdfs.protocol.AlreadyBeingCreatedException"
 	exLeaseExpired     = "org.apache.hadoop.hdfs.server.namenode.LeaseExpiredException"
 	exNoSuchMethod     = "org.apache.hadoop.ipc.RpcNoSuchMethodException"
-	exUnsupportedAuth  = "org.apache.hadoop.security.AccessControlException"
 	exInvalidRPCHeader = "org.apache.hadoop.ipc.IpcException"
 )
 
