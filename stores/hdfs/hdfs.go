@@ -91,9 +91,11 @@ type Store struct {
 	opts hdfs.ClientOptions
 	log  *slog.Logger
 
-	mu      sync.Mutex
-	cur     *conn
-	cursors map[cursorKey]*cursor // see list.go
+	mu  sync.Mutex // guards cur; held while connecting
+	cur *conn
+
+	cursorsMu sync.Mutex
+	cursors   map[cursorKey]*cursor // see list.go
 }
 
 var _ stores.Store = (*Store)(nil)
@@ -157,13 +159,16 @@ func (s *Store) SetLogger(l *slog.Logger) { s.log = l }
 // Config is the configuration the store was built from.
 func (s *Store) Config() Config { return s.cfg }
 
-// Close closes the namenode connection.
+// Close closes the namenode connection and the directory readers kept
+// between listing pages.
 func (s *Store) Close() error {
+	s.cursorsMu.Lock()
+	cursors := s.cursors
+	s.cursors = nil
+	s.cursorsMu.Unlock()
 	s.mu.Lock()
 	cn := s.cur
 	s.cur = nil
-	cursors := s.cursors
-	s.cursors = nil
 	s.mu.Unlock()
 	for _, c := range cursors {
 		s.dropCursor(c, nil)

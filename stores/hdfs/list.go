@@ -64,7 +64,7 @@ func (s *Store) takeCursor(dir, after string) *cursor {
 		return nil
 	}
 	var expired []*cursor
-	s.mu.Lock()
+	s.cursorsMu.Lock()
 	for k, c := range s.cursors {
 		if time.Since(c.at) > cursorTTL {
 			expired = append(expired, c)
@@ -73,7 +73,7 @@ func (s *Store) takeCursor(dir, after string) *cursor {
 	}
 	c := s.cursors[cursorKey{dir, after}]
 	delete(s.cursors, cursorKey{dir, after})
-	s.mu.Unlock()
+	s.cursorsMu.Unlock()
 	for _, e := range expired {
 		s.dropCursor(e, nil)
 	}
@@ -85,7 +85,7 @@ func (s *Store) takeCursor(dir, after string) *cursor {
 func (s *Store) keepCursor(dir, after string, c *cursor) {
 	c.at = time.Now()
 	var drop []*cursor
-	s.mu.Lock()
+	s.cursorsMu.Lock()
 	if s.cursors == nil {
 		s.cursors = map[cursorKey]*cursor{}
 	}
@@ -106,7 +106,7 @@ func (s *Store) keepCursor(dir, after string, c *cursor) {
 		delete(s.cursors, oldest)
 	}
 	s.cursors[k] = c
-	s.mu.Unlock()
+	s.cursorsMu.Unlock()
 	for _, d := range drop {
 		s.dropCursor(d, nil)
 	}
