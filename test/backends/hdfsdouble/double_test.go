@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -288,5 +289,65 @@ func TestRefusesWhatItDoesNotImplement(t *testing.T) {
 	proto.Unmarshal(msgs[0], h.Interface())
 	if getEnum(h, "status") != "FATAL" || !strings.Contains(getString(h, "errorMsg"), "SASL") {
 		t.Errorf("SASL connection: %s %q", getEnum(h, "status"), getString(h, "errorMsg"))
+	}
+}
+
+// TestDatanodeChecksums: WRITE_BLOCK packets are checked against their
+// CRC32C sums; a corrupted packet is refused with ERROR_CHECKSUM and its
+// data is not stored.
+func TestDatanodeChecksums(t *testing.T) {
+	s, _ := startDouble(t, Options{})
+	for _, corrupt := range []bool{false, true} {
+		conn, err := net.Dial("tcp", s.DatanodeAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := uint64(4242)
+		if corrupt {
+			id++
+		}
+		op := build("hadoop.hdfs.OpWriteBlockProto", fields{
+			"header": fields{"baseHeader": fields{"block": fields{"poolId": poolID, "blockId": id, "generationStamp": uint64(generationStamp)}}, "clientName": "raw"},
+			"stage":  "PIPELINE_SETUP_CREATE", "pipelineSize": uint32(0), "minBytesRcvd": uint64(0), "maxBytesRcvd": uint64(0),
+			"latestGenerationStamp": uint64(0),
+			"requestedChecksum":     fields{"type": "CHECKSUM_CRC32C", "bytesPerChecksum": uint32(chunkSize)},
+		})
+		b, _ := proto.Marshal(op)
+		conn.Write(append(binary.AppendUvarint([]byte{0, dataTransferVersion, opWriteBlock}, uint64(len(b))), b...))
+		r := bufio.NewReader(conn)
+		resp, err := readDelimited(r, "hadoop.hdfs.BlockOpResponseProto")
+		if err != nil || getEnum(resp, "status") != "SUCCESS" {
+			t.Fatalf("WRITE_BLOCK setup: %v %v", resp, err)
+		}
+		data := randomData(1000)
+		sums := make([]byte, 8)
+		binary.BigEndian.PutUint32(sums, crc32.Checksum(data[:512], castagnoli))
+		binary.BigEndian.PutUint32(sums[4:], crc32.Checksum(data[512:], castagnoli))
+		if corrupt {
+			data[700] ^= 1
+		}
+		if err := writeDataPacket(conn, 0, 1, false, sums, data); err != nil {
+			t.Fatal(err)
+		}
+		a, err := readDelimited(r, "hadoop.hdfs.PipelineAckProto")
+		if err != nil {
+			t.Fatal(err)
+		}
+		status := a.Get(fieldOf(a, "reply")).List().Get(0).Enum()
+		want := "SUCCESS"
+		if corrupt {
+			want = "ERROR_CHECKSUM"
+		}
+		if got := string(fieldOf(a, "reply").Enum().Values().ByNumber(status).Name()); got != want {
+			t.Errorf("corrupt=%v: ack %s; want %s", corrupt, got, want)
+		}
+		conn.Close()
+		fi, err := os.Stat(s.nn.blockPath(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wantSize := int64(1000); corrupt && fi.Size() != 0 || !corrupt && fi.Size() != wantSize {
+			t.Errorf("corrupt=%v: block holds %d bytes", corrupt, fi.Size())
+		}
 	}
 }
