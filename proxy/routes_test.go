@@ -164,3 +164,26 @@ func TestArtifactsOnlyGatesEveryTrackingPath(t *testing.T) {
 		t.Errorf("server-info under --artifacts-only: %d %s", a.status, a.text)
 	}
 }
+
+// TestProxyServesItsRoutes: every route the table gives package proxy is
+// mounted with a handler (none answers the table's 501).
+func TestProxyServesItsRoutes(t *testing.T) {
+	t.Parallel()
+	app := appFor(t, &config.Config{}, nil)
+	n := 0
+	for _, rt := range routes.All {
+		if rt.Provider != routes.Proxy {
+			continue
+		}
+		for _, u := range rt.URLs("") {
+			path := strings.NewReplacer("<path:artifact_path>", "a/b.txt").Replace(u)
+			if a := call(t, app, rt.Method, path); a.status == 501 && strings.Contains(a.text, "Ferry does not implement") {
+				t.Errorf("%s %s: the 501 of an unserved route", rt.Method, path)
+			}
+			n++
+		}
+	}
+	if n < 10 {
+		t.Fatalf("only %d proxy routes in the table", n)
+	}
+}

@@ -133,15 +133,14 @@ type Handlers map[string]fiber.Handler
 
 // Mount registers the routes of t that keep accepts (all when keep is nil)
 // on prefixed (the router below the static prefix), or on root for Root
-// routes: served routes
-// get their handler from hs, not implemented ones the 501. Routes outside
-// Ferry are not registered, so they answer 404 like unknown paths. A GET
+// routes: served routes get their handler from hs, not implemented ones
+// the 501. Routes outside Ferry are not registered, so they answer 404 like
+// unknown paths. Static rules are registered before dynamic ones, and a GET
 // rule also answers HEAD, as Flask's do.
 //
-// It panics on a handler for a route the table does not mark as served by
-// provider p: a programming error a test finds before a server starts.
-// A served route without a handler (a test server with only some domains)
-// answers 501.
+// It panics on a handler for a route the table does not mark as served: a
+// programming error a test finds before a server starts. A served route
+// without a handler (a test server with only some domains) answers 501.
 func (t Table) Mount(prefixed, root fiber.Router, hs Handlers, keep func(Route) bool) {
 	if keep == nil {
 		keep = func(Route) bool { return true }
