@@ -82,6 +82,8 @@ type Store struct {
 	// svc is the service client of a token credential (user-delegation
 	// keys); nil otherwise.
 	svc *service.Client
+	// markers speeds up listing pages after the first (List).
+	markers markerMemo
 }
 
 // SigningStore is a Store whose credential can sign SAS URLs: it
@@ -309,9 +311,13 @@ func (s *Store) hasChildren(ctx context.Context, key string) (bool, error) {
 // before "a.txt" although "a/" sorts after it. So a page reads on past its
 // last entry just far enough to be sure that no directory whose key
 // belongs in the page is still to come (listBound), as the S3 driver does.
-// A later page starts listing at the previous page's last key (StartFrom,
-// inclusive; entries up to it are skipped here, so a service that ignores
-// StartFrom gives the same pages, only slower).
+//
+// Every wanted entry of a page after key K has an Azure name at or after
+// prefix+K. A later page therefore starts at the continuation marker of
+// the batch in which the previous page found K (markers, remembered per
+// page), or else at StartFrom = prefix+K; entries up to K are skipped
+// here, so a service that ignores StartFrom (Azurite) gives the same
+// pages, only slower.
 func (s *Store) List(ctx context.Context, dir string, page stores.ListPage) (stores.Listing, error) {
 	limit := page.Limit
 	if limit <= 0 || limit > defaultPageSize {
@@ -319,22 +325,31 @@ func (s *Store) List(ctx context.Context, dir string, page stores.ListPage) (sto
 	}
 	prefix := s.dirPrefix(dir)
 	opts := &container.ListBlobsHierarchyOptions{
-		Include:    container.ListBlobsInclude{Metadata: true},
-		MaxResults: ptr(int32(5000)),
+		Include:    container.ListBlobsInclude{Metadata: s.cfg.Scheme == "abfss"},
+		MaxResults: ptr(int32(min(2*limit+16, 5000))),
 	}
 	if prefix != "" {
 		opts.Prefix = &prefix
 	}
 	if page.After != "" {
-		opts.StartFrom = ptr(s.blobName(page.After))
+		if m, ok := s.markers.get(dir, page.After); ok {
+			opts.Marker = &m
+		} else {
+			opts.StartFrom = ptr(s.blobName(page.After))
+		}
 	}
 	type item struct {
 		name  string // the Azure name: blob name, or prefix ending in "/"
 		entry stores.Entry
 	}
-	var got []stores.Entry
-	seen := map[string]bool{}
-	bound := ""
+	type batch struct{ marker, first string }
+	var (
+		got     []stores.Entry
+		batches []batch
+		seen    = map[string]bool{}
+		bound   string
+		marker  = deref(opts.Marker)
+	)
 	pager := s.cont.NewListBlobsHierarchyPager("/", opts)
 	for done := false; !done && pager.More(); {
 		resp, err := pager.NextPage(ctx)
@@ -365,6 +380,10 @@ func (s *Store) List(ctx context.Context, dir string, page stores.ListPage) (sto
 			}
 		}
 		sort.Slice(items, func(i, j int) bool { return items[i].name < items[j].name })
+		if len(items) > 0 {
+			batches = append(batches, batch{marker, items[0].name})
+		}
+		marker = deref(resp.NextMarker)
 		for _, it := range items {
 			if bound != "" && it.name > bound {
 				done = true
@@ -393,8 +412,47 @@ func (s *Store) List(ctx context.Context, dir string, page stores.ListPage) (sto
 	if len(got) > limit {
 		out.Entries = got[:limit]
 		out.NextAfter = got[limit-1].Key
+		// The last batch that starts at or before the next page's first
+		// possible name; "" (from the start) when none was seen.
+		from := s.blobName(out.NextAfter)
+		for i := len(batches) - 1; i >= 0; i-- {
+			if batches[i].first <= from {
+				if batches[i].marker != "" {
+					s.markers.put(dir, out.NextAfter, batches[i].marker)
+				}
+				break
+			}
+		}
 	}
 	return out, nil
+}
+
+// markerMemo remembers, for the last pages handed out, the continuation
+// marker from which the next page can be listed (see List). It is
+// bounded: when full it forgets everything and starts again, which only
+// costs later pages a longer listing.
+type markerMemo struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+// maxMarkers bounds markerMemo.
+const maxMarkers = 4096
+
+func (mm *markerMemo) get(dir, after string) (string, bool) {
+	mm.mu.Lock()
+	defer mm.mu.Unlock()
+	v, ok := mm.m[dir+"\x00"+after]
+	return v, ok
+}
+
+func (mm *markerMemo) put(dir, after, marker string) {
+	mm.mu.Lock()
+	defer mm.mu.Unlock()
+	if mm.m == nil || len(mm.m) >= maxMarkers {
+		mm.m = map[string]string{}
+	}
+	mm.m[dir+"\x00"+after] = marker
 }
 
 // listBound is the Azure name past which no entry can still sort (by
@@ -552,7 +610,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		}()
 	}
 	prefix := s.dirPrefix(key)
-	opts := &container.ListBlobsFlatOptions{Include: container.ListBlobsInclude{Metadata: true}, MaxResults: ptr(int32(5000))}
+	opts := &container.ListBlobsFlatOptions{Include: container.ListBlobsInclude{Metadata: s.cfg.Scheme == "abfss"}, MaxResults: ptr(int32(5000))}
 	if prefix != "" {
 		opts.Prefix = &prefix
 	}
