@@ -180,9 +180,6 @@ func newStore(cfg Config, wrap func(http.RoundTripper) http.RoundTripper) (store
 		s.cont, err = container.NewClientWithNoCredential(contURL+"?"+cfg.SASToken, opts)
 	default:
 		dopts := &azidentity.DefaultAzureCredentialOptions{ClientOptions: copts}
-		if cfg.tokenAuthority != "" {
-			dopts.ClientOptions.Cloud.ActiveDirectoryAuthorityHost = cfg.tokenAuthority
-		}
 		cred, cerr := azidentity.NewDefaultAzureCredential(dopts)
 		if cerr != nil {
 			return nil, fmt.Errorf("azure store: DefaultAzureCredential: %w", cerr)

@@ -82,10 +82,8 @@ type Config struct {
 	// PartURLTTL is the lifetime of presigned block URLs.
 	PartURLTTL time.Duration
 
-	// tokenAuthority is azidentity's authority host, and dial the
-	// transport's dialer; tests only.
-	tokenAuthority string
-	dial           dialer
+	// dial replaces the transport's dialer; tests only.
+	dial dialer
 }
 
 // ConfigFromEnv builds the configuration for the wasbs:// or abfss:// URI
