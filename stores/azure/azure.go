@@ -616,9 +616,7 @@ list:
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
-			if ctx.Err() == nil || first == nil {
-				setErr(s.fail("list for delete", key, err))
-			}
+			setErr(s.fail("list for delete", key, err)) // kept only if no blob failed first
 			break
 		}
 		for _, b := range page.Segment.BlobItems {
