@@ -532,12 +532,14 @@ func (s *Store) get(ctx context.Context, key string, rng blob.HTTPRange) (io.Rea
 			}
 		}
 	} else if ranged && rng.Offset > 0 {
-		// A whole blob where a range was asked: the offset is past its
-		// end (Azurite answers so; Azure answers 416).
+		// A range was asked and none came back: the offset cannot be
+		// served.
 		resp.Body.Close()
 		return nil, e, fmt.Errorf("open %s at %d of %d: %w", key, rng.Offset, e.Size, stores.ErrInvalidRange)
 	}
 	if rng.Offset > 0 && rng.Offset >= e.Size {
+		// An offset at the end: Azurite answers 206 with no bytes, Azure
+		// 416; the store contract says invalid range either way.
 		resp.Body.Close()
 		return nil, e, fmt.Errorf("open %s at %d of %d: %w", key, rng.Offset, e.Size, stores.ErrInvalidRange)
 	}
