@@ -16,16 +16,18 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
 	"github.com/ferryml/ferry/config"
 	"github.com/ferryml/ferry/metadata"
+	"github.com/ferryml/ferry/metadata/tracking"
 	"github.com/ferryml/ferry/proxy"
+	"github.com/ferryml/ferry/routes"
 	"github.com/ferryml/ferry/stores"
 	_ "github.com/ferryml/ferry/stores/azure" // registers wasbs:// and abfss://
 	_ "github.com/ferryml/ferry/stores/hdfs"  // registers hdfs:// and viewfs://
@@ -61,7 +63,7 @@ func rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCommand(), versionCommand(), dbCommand())
+	root.AddCommand(serverCommand(), versionCommand(), dbCommand(), routesCommand())
 	return root
 }
 
@@ -80,6 +82,24 @@ func dbCommand() *cobra.Command {
 		},
 	})
 	return db
+}
+
+func routesCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "routes",
+		Short: "List every route upstream MLflow serves and whether Ferry serves it (served, 501 or 404)",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(w, "AREA\tMETHOD\tPATH\tFERRY")
+			for _, rt := range routes.All {
+				for _, u := range rt.URLs("") {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", rt.Area, rt.Method, u, rt.Status())
+				}
+			}
+			w.Flush()
+		},
+	}
 }
 
 func versionCommand() *cobra.Command {
@@ -156,14 +176,14 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 
 	// --artifacts-only serves no tracking routes and, as upstream 3.11,
 	// does not touch the backend store at all.
-	var tracking func(fiber.Router)
+	var api routes.Handlers
 	if !cfg.ArtifactsOnly {
 		db, err := metadata.Open(ctx, cfg.BackendStoreURI, log)
 		if err != nil {
 			return fmt.Errorf("backend store %s: %w", redactURI(cfg.BackendStoreURI), err)
 		}
 		defer db.Close()
-		api := metadata.NewAPI(db, metadata.APIConfig{
+		trackingAPI := tracking.NewAPI(db, tracking.APIConfig{
 			DefaultArtifactRoot: cfg.DefaultArtifactRoot,
 			ServeArtifacts:      cfg.ServeArtifacts,
 			Log:                 log,
@@ -172,7 +192,7 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 				return opener.Acquire(ctx, uri)
 			},
 		})
-		tracking = api.Register
+		api = trackingAPI.Handlers()
 	}
 
 	baseCtx, cancelAll := context.WithCancel(context.Background())
@@ -180,7 +200,7 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 	srv, err := proxy.New(proxy.Options{
 		Config:       cfg,
 		Artifacts:    artifacts,
-		Tracking:     tracking,
+		API:          api,
 		Registry:     reg,
 		Gatherer:     reg,
 		Log:          log,

@@ -42,7 +42,7 @@ const (
 	// bodies may hold at once (see Config.JSONMemoryLimit).
 	DefaultJSONMemoryLimit = 128 << 20
 	// MinJSONMemoryLimit is twice the largest JSON body Ferry accepts
-	// (proxy/wire.MaxJSONBody, 32 MiB), so one such body always fits.
+	// (wire.MaxJSONBody, 32 MiB), so one such body always fits.
 	MinJSONMemoryLimit = 64 << 20
 	// DefaultTempFileMaxAge is how old (since its last write) an upload's
 	// temporary file in a local destination must be before the sweep at

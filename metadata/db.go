@@ -1,10 +1,14 @@
-// Package metadata is Ferry's tracking service: MLflow's tracking REST API
-// (experiments, runs, params, metrics, tags, logged models) over upstream
-// MLflow's own SQL schema on SQLite, PostgreSQL or MySQL/MariaDB.
+// Package metadata is the core of Ferry's tracking side, over upstream
+// MLflow's own SQL schema on SQLite, PostgreSQL or MySQL/MariaDB: the
+// database handle (DB: Open, Upgrade, reader and writer pools), transactions
+// with one placeholder convention (DB.Read, DB.Write, Tx), and the one place
+// driver errors are classified (WireError, IsUniqueViolation).
 //
-// Layout: db*.go open and guard the database; schema/ owns the DDL and
-// migrations; dburi/ parses backend-store URIs; store_*.go are the SQL
-// operations; api_*.go are the fiber handlers; search/ parses filters.
+// Layout: db*.go are this core; schema/ owns upstream's DDL and migrations;
+// dburi/ parses backend-store URIs; search/ parses MLflow's filter grammar
+// into SQL. Each domain is a package beside them (tracking/ today; the model
+// registry and tracing next) that imports the core and never another
+// domain; the core imports no domain (internal/layout's test checks both).
 // See NOTES.md for the state of the work.
 package metadata
 

@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/mattn/go-sqlite3"
 
-	"github.com/ferryml/ferry/proxy/wire"
+	"github.com/ferryml/ferry/wire"
 )
 
 // dbErrKind is what Ferry needs to know about a driver error.
@@ -25,7 +25,7 @@ const (
 )
 
 // classify inspects a driver error once per dialect; nothing else in
-// metadata looks at driver errors.
+// Ferry looks at driver errors.
 func classify(err error) dbErrKind {
 	var se sqlite3.Error
 	if errors.As(err, &se) {
@@ -81,7 +81,7 @@ func classify(err error) dbErrKind {
 // TEMPORARILY_UNAVAILABLE, constraint and data errors BAD_REQUEST,
 // anything else INTERNAL_ERROR. Messages stay generic: the driver text
 // goes to the log through Cause.
-func dbError(err error) *wire.Error {
+func WireError(err error) *wire.Error {
 	if err == nil {
 		return nil
 	}
@@ -106,3 +106,8 @@ func dbError(err error) *wire.Error {
 func (db *DB) unavailable(err error) error {
 	return &wire.Error{Code: wire.TemporarilyUnavailable, Message: "The database is unavailable.", Cause: err}
 }
+
+// IsUniqueViolation reports whether err is a unique or primary-key
+// violation, the one driver condition domains branch on (a name taken by a
+// concurrent create).
+func IsUniqueViolation(err error) bool { return classify(err) == dbErrUnique }

@@ -29,8 +29,8 @@ func TestOpenCreatesEmptyDatabase(t *testing.T) {
 			}
 			defer db.Close()
 			var rev string
-			if err := db.read(ctx, func(tx *tx) error {
-				return tx.queryRow(ctx, "SELECT version_num FROM alembic_version").Scan(&rev)
+			if err := db.Read(ctx, func(tx *Tx) error {
+				return tx.QueryRow(ctx, "SELECT version_num FROM alembic_version").Scan(&rev)
 			}); err != nil || rev != schema.Head {
 				t.Fatalf("revision = %q, %v", rev, err)
 			}
@@ -147,13 +147,13 @@ func TestSQLiteConcurrentWrites(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < 20; i++ {
 				name := fmt.Sprintf("e-%d-%d", w, i)
-				errs <- db.write(ctx, func(tx *tx) error {
-					_, err := tx.exec(ctx, "INSERT INTO experiments (name, lifecycle_stage, workspace) VALUES (?, 'active', 'default')", name)
+				errs <- db.Write(ctx, func(tx *Tx) error {
+					_, err := tx.Exec(ctx, "INSERT INTO experiments (name, lifecycle_stage, workspace) VALUES (?, 'active', 'default')", name)
 					return err
 				})
-				errs <- db.read(ctx, func(tx *tx) error {
+				errs <- db.Read(ctx, func(tx *Tx) error {
 					var n int
-					return tx.queryRow(ctx, "SELECT COUNT(*) FROM experiments").Scan(&n)
+					return tx.QueryRow(ctx, "SELECT COUNT(*) FROM experiments").Scan(&n)
 				})
 			}
 		}(w)

@@ -7,13 +7,13 @@ import (
 	"strings"
 
 	"github.com/ferryml/ferry/metadata/schema"
-	"github.com/ferryml/ferry/proxy/wire"
+	"github.com/ferryml/ferry/wire"
 )
 
-// tx is a transaction with Ferry's placeholder convention: queries are
+// Tx is a transaction with Ferry's placeholder convention: queries are
 // written with '?' and rebound to $n for PostgreSQL. Queries are constant
-// text from this package; user input only ever travels as arguments.
-type tx struct {
+// text of the domain packages; user input only ever travels as arguments.
+type Tx struct {
 	tx *sql.Tx
 	d  schema.Dialect
 }
@@ -39,24 +39,28 @@ func tooManyArgs(n int) error {
 			"Ask for fewer experiment ids, run ids, datasets or filter values at a time.", n, maxBindArgs)
 }
 
-func (t *tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+// Dialect is the database family the transaction runs on.
+func (t *Tx) Dialect() schema.Dialect { return t.d }
+
+// Exec runs a statement.
+func (t *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	if err := tooManyArgs(len(args)); err != nil {
 		return nil, err
 	}
 	return t.tx.ExecContext(ctx, rebind(t.d, q), args...)
 }
 
-func (t *tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+func (t *Tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	if err := tooManyArgs(len(args)); err != nil {
 		return nil, err
 	}
 	return t.tx.QueryContext(ctx, rebind(t.d, q), args...)
 }
 
-// each runs q and calls scan for every row; it closes the rows and returns
+// Each runs q and calls scan for every row; it closes the rows and returns
 // the first error of the query, a scan, the iteration or the close. It is
-// the one row loop of the package.
-func (t *tx) each(ctx context.Context, q string, args []any, scan func(*sql.Rows) error) error {
+// the one row loop of the domains.
+func (t *Tx) Each(ctx context.Context, q string, args []any, scan func(*sql.Rows) error) error {
 	rows, err := t.query(ctx, q, args...)
 	if err != nil {
 		return err
@@ -73,12 +77,13 @@ func (t *tx) each(ctx context.Context, q string, args []any, scan func(*sql.Rows
 	return rows.Close()
 }
 
-func (t *tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+// QueryRow runs a query expected to return at most one row.
+func (t *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	return t.tx.QueryRowContext(ctx, rebind(t.d, q), args...)
 }
 
-// placeholders is "?, ?, ..." with n marks.
-func placeholders(n int) string {
+// Placeholders is "?, ?, ..." with n marks.
+func Placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
@@ -102,10 +107,10 @@ func rebind(d schema.Dialect, q string) string {
 	return b.String()
 }
 
-// write runs fn in a read-write transaction, committed when fn returns
+// Write runs fn in a read-write transaction, committed when fn returns
 // nil. On SQLite writes are serialised by a mutex and the one-connection
 // writer pool (BEGIN IMMEDIATE), so SQLITE_BUSY cannot reach a client.
-func (db *DB) write(ctx context.Context, fn func(*tx) error) error {
+func (db *DB) Write(ctx context.Context, fn func(*Tx) error) error {
 	if db.dialect == schema.SQLite {
 		db.writeMu.Lock()
 		defer db.writeMu.Unlock()
@@ -113,8 +118,8 @@ func (db *DB) write(ctx context.Context, fn func(*tx) error) error {
 	return db.run(ctx, db.writer, nil, fn)
 }
 
-// read runs fn in a read-only transaction (a consistent snapshot).
-func (db *DB) read(ctx context.Context, fn func(*tx) error) error {
+// Read runs fn in a read-only transaction (a consistent snapshot).
+func (db *DB) Read(ctx context.Context, fn func(*Tx) error) error {
 	opts := &sql.TxOptions{ReadOnly: true}
 	if db.dialect == schema.SQLite {
 		opts = nil // the reader pool is query_only already; mattn rejects ReadOnly with _txlock
@@ -122,17 +127,17 @@ func (db *DB) read(ctx context.Context, fn func(*tx) error) error {
 	return db.run(ctx, db.reader, opts, fn)
 }
 
-func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(*tx) error) error {
+func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(*Tx) error) error {
 	t, err := pool.BeginTx(ctx, opts)
 	if err != nil {
-		return dbError(err)
+		return WireError(err)
 	}
-	if err := fn(&tx{tx: t, d: db.dialect}); err != nil {
+	if err := fn(&Tx{tx: t, d: db.dialect}); err != nil {
 		_ = t.Rollback()
-		return dbError(err)
+		return WireError(err)
 	}
 	if err := t.Commit(); err != nil {
-		return dbError(err)
+		return WireError(err)
 	}
 	return nil
 }

@@ -12,8 +12,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ferryml/ferry/proxy/wire"
 	"github.com/ferryml/ferry/stores"
+	"github.com/ferryml/ferry/wire"
 )
 
 // NotSupportedMessage is upstream's exact text; the MLflow client matches

@@ -9,8 +9,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/ferryml/ferry/proxy/wire"
 	"github.com/ferryml/ferry/stores"
+	"github.com/ferryml/ferry/wire"
 )
 
 // NotSupportedMessage is upstream's exact text for stores without presign.

@@ -11,44 +11,51 @@ import (
 
 	"github.com/ferryml/ferry/multipart"
 	"github.com/ferryml/ferry/presign"
-	"github.com/ferryml/ferry/proxy/wire"
+	"github.com/ferryml/ferry/routes"
 	"github.com/ferryml/ferry/stores"
+	"github.com/ferryml/ferry/wire"
 )
 
-// artifactRoute is one mlflow-artifacts route: its fiber path, the Flask
-// rule upstream names in its 503 text, and the handler.
-type artifactRoute struct {
-	method, path, rule string
-	handler            fiber.Handler
-}
-
-// registerArtifacts adds every mlflow-artifacts route under base
-// ("/api/2.0" or "/ajax-api/2.0") on r.
-func (s *Server) registerArtifacts(r fiber.Router, base string) {
-	routes := []artifactRoute{
-		{fiber.MethodGet, "/mlflow-artifacts/artifacts", "/mlflow-artifacts/artifacts", s.list},
-		{fiber.MethodGet, "/mlflow-artifacts/artifacts/*", "/mlflow-artifacts/artifacts/<path:artifact_path>", s.download},
-		{fiber.MethodPut, "/mlflow-artifacts/artifacts/*", "/mlflow-artifacts/artifacts/<path:artifact_path>", s.upload},
-		{fiber.MethodDelete, "/mlflow-artifacts/artifacts/*", "/mlflow-artifacts/artifacts/<path:artifact_path>", s.delete},
-		{fiber.MethodPost, "/mlflow-artifacts/mpu/create/*", "/mlflow-artifacts/mpu/create/<path:artifact_path>", s.mpuCreate},
-		{fiber.MethodPost, "/mlflow-artifacts/mpu/complete/*", "/mlflow-artifacts/mpu/complete/<path:artifact_path>", s.mpuComplete},
-		{fiber.MethodPost, "/mlflow-artifacts/mpu/abort/*", "/mlflow-artifacts/mpu/abort/<path:artifact_path>", s.mpuAbort},
-		{fiber.MethodGet, "/mlflow-artifacts/presigned/*", "/mlflow-artifacts/presigned/<path:artifact_path>", s.presigned},
+// artifactHandlers are the handlers of the mlflow-artifacts routes, keyed
+// as the route table keys them. Without --serve-artifacts each answers
+// upstream's 503 text naming its Flask rule.
+func (s *Server) artifactHandlers() routes.Handlers {
+	byKey := map[string]fiber.Handler{
+		"GET /2.0/mlflow-artifacts/artifacts":                          s.list,
+		"GET /2.0/mlflow-artifacts/artifacts/<path:artifact_path>":     s.download,
+		"PUT /2.0/mlflow-artifacts/artifacts/<path:artifact_path>":     s.upload,
+		"DELETE /2.0/mlflow-artifacts/artifacts/<path:artifact_path>":  s.delete,
+		"POST /2.0/mlflow-artifacts/mpu/create/<path:artifact_path>":   s.mpuCreate,
+		"POST /2.0/mlflow-artifacts/mpu/complete/<path:artifact_path>": s.mpuComplete,
+		"POST /2.0/mlflow-artifacts/mpu/abort/<path:artifact_path>":    s.mpuAbort,
+		"GET /2.0/mlflow-artifacts/presigned/<path:artifact_path>":     s.presigned,
 	}
-	for _, rt := range routes {
-		rule := s.opts.Config.StaticPrefix + base + rt.rule
-		h := rt.handler
-		if !s.opts.Config.ServeArtifacts || s.opts.Artifacts == nil {
-			h = func(c *fiber.Ctx) error {
-				return gateResponse(c, rule, "running with `--no-serve-artifacts`. To enable artifacts server functionality, run `mlflow server` with `--serve-artifacts`")
-			}
-		} else if strings.HasSuffix(rt.path, "/*") {
+	hs := routes.Handlers{}
+	for _, rt := range routes.All {
+		h, ok := byKey[rt.Key()]
+		if !ok {
+			continue
+		}
+		switch {
+		case !s.opts.Config.ServeArtifacts || s.opts.Artifacts == nil:
+			h = gateHandler(rt.URLs(s.opts.Config.StaticPrefix), "running with `--no-serve-artifacts`. To enable artifacts server functionality, run `mlflow server` with `--serve-artifacts`")
+		case strings.HasSuffix(rt.Path, "<path:artifact_path>"):
 			h = requirePath(h)
 		}
-		r.Add(rt.method, base+rt.path, h)
-		if rt.method == fiber.MethodGet {
-			r.Add(fiber.MethodHead, base+rt.path, h) // as Flask does for every GET rule
+		hs[rt.Key()] = h
+	}
+	return hs
+}
+
+// gateHandler answers upstream's 503 text for a disabled route; urls are
+// its /api and /ajax-api rules, and the text names the one requested.
+func gateHandler(urls []string, why string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		rule := urls[0]
+		if len(urls) > 1 && strings.Contains(c.Path(), "/ajax-api/") {
+			rule = urls[1]
 		}
+		return gateResponse(c, rule, why)
 	}
 }
 

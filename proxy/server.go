@@ -24,8 +24,9 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/ferryml/ferry/config"
-	"github.com/ferryml/ferry/proxy/wire"
+	"github.com/ferryml/ferry/routes"
 	"github.com/ferryml/ferry/stores"
+	"github.com/ferryml/ferry/wire"
 )
 
 // MLflowVersion is the upstream MLflow version whose REST API Ferry
@@ -41,9 +42,10 @@ type Options struct {
 	// Artifacts is the --artifacts-destination store; nil when artifacts
 	// are not served.
 	Artifacts *stores.Instrumented
-	// Tracking registers the tracking and registry API on the prefixed
-	// router; routes it leaves out answer 501 NOT_IMPLEMENTED.
-	Tracking func(r fiber.Router)
+	// API holds the handlers of the tracking-side domains, keyed by
+	// routes.Route.Key; routes of the table without a handler answer 501
+	// NOT_IMPLEMENTED, paths outside the table 404 ENDPOINT_NOT_FOUND.
+	API routes.Handlers
 	// StoreType is what server-info reports ("SqlStore").
 	StoreType string
 	// Registry and Gatherer expose /metrics.
@@ -117,16 +119,32 @@ func New(opts Options) (*Server, error) {
 		ErrorHandler:    s.errorHandler,
 	})
 	s.App.Use(s.middleware)
-	s.App.Get("/metrics", s.metricsHandler())
 
 	root := s.App.Group(opts.Config.StaticPrefix)
-	root.Get("/health", func(c *fiber.Ctx) error { return c.SendString("OK") })
-	root.Get("/version", func(c *fiber.Ctx) error { return c.SendString(MLflowVersion) })
-	for _, api := range []string{"/api", "/ajax-api"} {
-		root.Get(api+"/3.0/mlflow/server-info", s.serverInfo)
-		s.registerArtifacts(root, api+"/2.0")
+	own := routes.Handlers{
+		"GET /health":                 func(c *fiber.Ctx) error { return c.SendString("OK") },
+		"GET /version":                func(c *fiber.Ctx) error { return c.SendString(MLflowVersion) },
+		"GET /3.0/mlflow/server-info": s.serverInfo,
+		"GET /metrics":                s.metricsHandler(),
 	}
-	s.registerTracking(root)
+	for k, h := range s.artifactHandlers() {
+		own[k] = h
+	}
+	if !opts.Config.ArtifactsOnly {
+		routes.All.Mount(root, s.App, routes.Merge(own, opts.API), nil)
+		return s, nil
+	}
+	// --artifacts-only: every tracking route answers upstream's 503 text,
+	// whatever its path (server-info, mounted first, excepted).
+	routes.All.Mount(root, s.App, own, func(rt routes.Route) bool { return rt.Area == "server" || !underMLflow(rt) })
+	prefix := opts.Config.StaticPrefix
+	for _, api := range []string{"/api", "/ajax-api"} {
+		for _, v := range []string{"/2.0/mlflow", "/3.0/mlflow"} {
+			root.All(api+v+"/*", func(c *fiber.Ctx) error {
+				return gateResponse(c, prefix+strings.TrimPrefix(c.Path(), prefix), "running in `--artifacts-only` mode. To enable tracking server functionality, run `mlflow server` without `--artifacts-only`")
+			})
+		}
+	}
 	return s, nil
 }
 
@@ -137,33 +155,11 @@ func orDefault(d, def time.Duration) time.Duration {
 	return def
 }
 
-// registerTracking mounts the tracking API, behind the artifacts-only gate,
-// and a 501 for every tracking route it does not implement.
-func (s *Server) registerTracking(root fiber.Router) {
-	prefix := s.opts.Config.StaticPrefix
-	if s.opts.Config.ArtifactsOnly {
-		for _, api := range []string{"/api", "/ajax-api"} {
-			for _, v := range []string{"/2.0/mlflow", "/3.0/mlflow"} {
-				root.All(api+v+"/*", func(c *fiber.Ctx) error {
-					return gateResponse(c, prefix+strings.TrimPrefix(c.Path(), prefix), "running in `--artifacts-only` mode. To enable tracking server functionality, run `mlflow server` without `--artifacts-only`")
-				})
-			}
-		}
-		return
-	}
-	if s.opts.Tracking != nil {
-		s.opts.Tracking(root)
-	}
-	// Whatever the tracking API does not serve (yet) answers 501 in
-	// MLflow's error shape, so clients fail fast instead of retrying.
-	for _, api := range []string{"/api", "/ajax-api"} {
-		for _, v := range []string{"/2.0/mlflow", "/3.0/mlflow"} {
-			root.All(api+v+"/*", func(c *fiber.Ctx) error {
-				return wire.Send(c, wire.Errorf(wire.NotImplemented,
-					"Ferry does not implement %s %s yet.", c.Method(), c.Path()))
-			})
-		}
-	}
+// underMLflow reports whether rt is served below /{api,ajax-api}/{2,3}.0/mlflow/,
+// the paths the --artifacts-only gate covers.
+func underMLflow(rt routes.Route) bool {
+	return (rt.Mount == routes.APIAndAjax || rt.Mount == routes.Ajax) &&
+		(strings.HasPrefix(rt.Path, "/2.0/mlflow/") || strings.HasPrefix(rt.Path, "/3.0/mlflow/"))
 }
 
 // gateResponse is upstream's plain-text 503 for a disabled route.

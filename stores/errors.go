@@ -4,7 +4,7 @@ import "errors"
 
 // Sentinel errors shared by every driver. Each driver converts its SDK's
 // errors into these in exactly one function, so callers never compare error
-// strings; proxy/wire maps them onto MLflow error codes.
+// strings; wire maps them onto MLflow error codes.
 var (
 	// ErrNotFound: the key does not exist.
 	ErrNotFound = errors.New("not found")

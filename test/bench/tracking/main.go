@@ -52,6 +52,8 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/ferryml/ferry/metadata"
+	"github.com/ferryml/ferry/metadata/tracking"
+	"github.com/ferryml/ferry/routes"
 )
 
 var keepDB bool
@@ -239,9 +241,9 @@ func run(kind string, calls, nRuns, points, reps int) error {
 		return err
 	}
 	defer db.Close()
-	api := metadata.NewAPI(db, metadata.APIConfig{DefaultArtifactRoot: "mlflow-artifacts:/", ServeArtifacts: true, Log: quiet})
+	api := tracking.NewAPI(db, tracking.APIConfig{DefaultArtifactRoot: "mlflow-artifacts:/", ServeArtifacts: true, Log: quiet})
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	api.Register(app)
+	routes.All.Mount(app, app, api.Handlers(), nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

@@ -1,0 +1,86 @@
+// Package domaintest holds the test helpers the metadata domain packages
+// (tracking, later registry and tracing) share: a loop over the three
+// database backends with a freshly opened database each, and a request
+// helper for handler tests that serves a domain through the route table.
+package domaintest
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/ferryml/ferry/metadata"
+	"github.com/ferryml/ferry/metadata/internal/testdb"
+	"github.com/ferryml/ferry/routes"
+)
+
+// Quiet discards logs.
+var Quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// ForEachBackend runs fn as a parallel subtest (named after the backend)
+// on SQLite, PostgreSQL and MariaDB, each with a fresh database opened by
+// metadata.Open (upstream's head schema) and closed when the subtest ends.
+// A backend that cannot be reached fails the test (see testdb).
+func ForEachBackend(t *testing.T, fn func(t *testing.T, db *metadata.DB)) {
+	t.Helper()
+	for _, b := range testdb.All(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			db, err := metadata.Open(context.Background(), b.URI, Quiet)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			fn(t, db)
+		})
+	}
+}
+
+// Client sends requests to a fiber app in-process (no network).
+type Client struct {
+	T   *testing.T
+	App *fiber.App
+}
+
+// NewClient serves hs through the route table, as the server does (no
+// static prefix), with the server's streaming request bodies.
+func NewClient(t *testing.T, hs routes.Handlers) *Client {
+	app := fiber.New(fiber.Config{StreamRequestBody: true, DisableStartupMessage: true})
+	routes.All.Mount(app, app, hs, nil)
+	return &Client{T: t, App: app}
+}
+
+// Raw sends a request and returns the status and the body as text;
+// contentType "" sends none.
+func (c *Client) Raw(method, path, contentType, body string) (int, string) {
+	c.T.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.App.Test(req, 30000)
+	if err != nil {
+		c.T.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw)
+}
+
+// Do is Raw for a JSON answer: it decodes the body into a map and fails
+// the test on a non-JSON body.
+func (c *Client) Do(method, path, contentType, body string) (int, map[string]any) {
+	c.T.Helper()
+	st, raw := c.Raw(method, path, contentType, body)
+	out := map[string]any{}
+	if err := json.Unmarshal([]byte(raw), &out); err != nil {
+		c.T.Fatalf("%s %s: non-JSON body %q", method, path, raw)
+	}
+	return st, out
+}

@@ -1,0 +1,5 @@
+package tracking
+
+import "github.com/ferryml/ferry/metadata/internal/domaintest"
+
+var quiet = domaintest.Quiet
