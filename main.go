@@ -26,6 +26,7 @@ import (
 	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/proxy"
 	"github.com/ferryml/ferry/stores"
+	_ "github.com/ferryml/ferry/stores/gcs"   // registers gs://
 	_ "github.com/ferryml/ferry/stores/local" // registers file:// and plain paths
 	_ "github.com/ferryml/ferry/stores/s3"    // registers s3://
 )
