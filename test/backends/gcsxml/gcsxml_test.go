@@ -154,7 +154,9 @@ func TestMultipart(t *testing.T) {
 	base := srv.URL + "/" + bucket + "/mpu/big%20file.bin"
 	initiate := func() string {
 		code, b, _ := do(t, http.MethodPost, base+"?uploads", nil)
-		var r struct{ UploadID string `xml:"UploadId"` }
+		var r struct {
+			UploadID string `xml:"UploadId"`
+		}
 		if code != http.StatusOK || xml.Unmarshal(b, &r) != nil || r.UploadID == "" {
 			t.Fatalf("initiate: %d %s", code, b)
 		}
