@@ -9,6 +9,7 @@ import (
 	"github.com/ferryml/ferry/stores"
 	"github.com/ferryml/ferry/stores/storetest"
 	"github.com/ferryml/ferry/test/backends/gcssrv"
+	"github.com/ferryml/ferry/test/backends/gcsxml"
 )
 
 // testPrefix is the name prefix every test store writes under; objects
@@ -63,6 +64,49 @@ func TestConformance(t *testing.T) {
 		}
 		if _, ok := s.(*SigningStore); ok {
 			t.Fatal("an anonymous client must not offer presigning")
+		}
+		return instrument(s)
+	})
+}
+
+// signedConfig is a store configuration for bucket behind xs (gcsxml in
+// front of fake-gcs-server) with the service-account key file of acct,
+// whose tokens xs issues and requires.
+func signedConfig(t *testing.T, xs *gcsxml.Server, acct *gcsxml.Account, bucket string) Config {
+	return Config{
+		Bucket: bucket, Prefix: testPrefix, EmulatorHost: xs.Host, CredentialsFile: acct.CredentialsFile(t),
+		UploadChunkSize: DefaultUploadChunkSize, Timeout: DefaultTimeout,
+	}
+}
+
+// TestConformanceSigned runs the shared suite through gcsxml with a
+// service-account key: every request carries a token the server checks,
+// and the Presign and Multipart subtests run against URLs whose V4
+// signatures the server verifies.
+func TestConformanceSigned(t *testing.T) {
+	srv := gcssrv.Start(t)
+	xs := gcsxml.Start(t, srv.Endpoint)
+	xs.RequireAuth.Store(true)
+	acct := xs.NewAccount(t, "ferry")
+	// The subtests run in parallel, after this function returns: check
+	// once they are done.
+	t.Cleanup(func() {
+		if xs.SignedOK.Load() == 0 {
+			t.Error("no signed request reached the server")
+		}
+		if n := xs.OpenUploads(); n != 0 {
+			t.Errorf("%d multipart uploads left open", n)
+		}
+	})
+	storetest.Run(t, func(t *testing.T) stores.Store {
+		bucket := srv.Bucket(t)
+		plantNeighbours(t, srv, bucket)
+		s, err := New(t.Context(), signedConfig(t, xs, acct, bucket))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := s.(*SigningStore); !ok {
+			t.Fatal("a service-account key must allow presigning")
 		}
 		return instrument(s)
 	})
