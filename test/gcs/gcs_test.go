@@ -186,8 +186,14 @@ func TestWrongCredentials(t *testing.T) {
 			c, b, _ := do(t, http.MethodPut, f.url("artifacts", "0/r/new.txt"), bytes.NewReader([]byte("new")), nil)
 			return c, b
 		}},
-		{"download", func() (int, []byte) { c, b, _ := do(t, http.MethodGet, f.url("artifacts", "0/r/existing.txt"), nil, nil); return c, b }},
-		{"list", func() (int, []byte) { c, b, _ := do(t, http.MethodGet, f.Base+"/api/2.0/mlflow-artifacts/artifacts?path=0/r", nil, nil); return c, b }},
+		{"download", func() (int, []byte) {
+			c, b, _ := do(t, http.MethodGet, f.url("artifacts", "0/r/existing.txt"), nil, nil)
+			return c, b
+		}},
+		{"list", func() (int, []byte) {
+			c, b, _ := do(t, http.MethodGet, f.Base+"/api/2.0/mlflow-artifacts/artifacts?path=0/r", nil, nil)
+			return c, b
+		}},
 		{"delete", func() (int, []byte) {
 			c, b, _ := do(t, http.MethodDelete, f.url("artifacts", "0/r/existing.txt"), nil, nil)
 			return c, b
