@@ -94,7 +94,7 @@ func BindFlags(fs *pflag.FlagSet) *Flags {
 	fs.StringVar(&c.DefaultArtifactRoot, "default-artifact-root", "", "Root under which new experiments store artifacts; defaults to mlflow-artifacts:/ when serving artifacts. [env MLFLOW_DEFAULT_ARTIFACT_ROOT]")
 	fs.BoolVar(&c.ServeArtifacts, "serve-artifacts", true, "Serve the mlflow-artifacts routes, proxying uploads, downloads and listings to --artifacts-destination. [env MLFLOW_SERVE_ARTIFACTS]")
 	fs.BoolVar(&f.noServe, "no-serve-artifacts", false, "Disable the mlflow-artifacts routes (they answer 503).")
-	fs.StringVar(&c.ArtifactsDestination, "artifacts-destination", DefaultArtifactsDestination, "Where proxied artifacts are stored: a local path, file://, s3://... [env MLFLOW_ARTIFACTS_DESTINATION]")
+	fs.StringVar(&c.ArtifactsDestination, "artifacts-destination", DefaultArtifactsDestination, "Where proxied artifacts are stored: a local path, file://, s3://bucket/prefix, gs://bucket/prefix (GOOGLE_APPLICATION_CREDENTIALS, STORAGE_EMULATOR_HOST, MLFLOW_GCS_UPLOAD_CHUNK_SIZE; see the README) [env MLFLOW_ARTIFACTS_DESTINATION]")
 	fs.BoolVar(&c.ArtifactsOnly, "artifacts-only", false, "Serve only the artifact routes; tracking and registry routes answer 503. [env MLFLOW_ARTIFACTS_ONLY]")
 	fs.StringVar(&c.StaticPrefix, "static-prefix", "", "A prefix for every route (/api, /ajax-api, /health, /version), e.g. /mlflow. Must start with / and not end with /. [env MLFLOW_STATIC_PREFIX]")
 	fs.IntVarP(&c.Workers, "workers", "w", DefaultWorkers, "Accepted for compatibility with mlflow server. Ferry is one process that serves every request on its own goroutine and uses all cores, so there is nothing to fork; the value only has to be positive. [env MLFLOW_WORKERS]")
