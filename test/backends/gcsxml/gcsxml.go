@@ -85,6 +85,8 @@ type Server struct {
 
 	// Counters for tests.
 	SignedOK, SignedRefused, PartBytes atomic.Int64
+	// Stats, when set, answers GET /_gcsxml/stats (cmd/gcsxml).
+	Stats func(http.ResponseWriter)
 }
 
 type upload struct {
@@ -101,12 +103,24 @@ type part struct {
 // (http://host:port) and stops it when the test ends.
 func Start(t testing.TB, upstream string) *Server {
 	t.Helper()
-	u, err := url.Parse(upstream)
+	s, stop, err := Listen(upstream, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(stop)
+	return s
+}
+
+// Listen starts a server in front of the fake-gcs-server at upstream on
+// a free 127.0.0.1 port, keeping parts in dir, and returns it with the
+// function that stops it (for cmd/gcsxml, outside go test).
+func Listen(upstream, dir string) (*Server, func(), error) {
+	u, err := url.Parse(upstream)
+	if err != nil {
+		return nil, nil, err
+	}
 	s := &Server{
-		upstream: u, dir: t.TempDir(),
+		upstream: u, dir: dir,
 		accounts: map[string]*Account{}, tokens: map[string]string{}, uploads: map[string]*upload{},
 	}
 	s.proxy = &httputil.ReverseProxy{
@@ -119,14 +133,13 @@ func Start(t testing.TB, upstream string) *Server {
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	s.Host = l.Addr().String()
 	s.URL = "http://" + s.Host
 	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	go hs.Serve(l)
-	t.Cleanup(func() { hs.Close() })
-	return s
+	return s, func() { hs.Close() }, nil
 }
 
 // bufPool gives the reverse proxy 256 KiB copy buffers.
@@ -145,15 +158,24 @@ func (s *Server) now() time.Time { return time.Now().Add(time.Duration(s.clock.L
 // NewAccount registers a service account with a fresh 2048-bit key.
 func (s *Server) NewAccount(t testing.TB, name string) *Account {
 	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	a, err := s.AddAccount(name)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return a
+}
+
+// AddAccount is NewAccount outside a test.
+func (s *Server) AddAccount(name string) (*Account, error) {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
 	}
 	a := &Account{Email: name + "@ferry-test.iam.gserviceaccount.com", Key: k, srv: s}
 	s.mu.Lock()
 	s.accounts[a.Email] = a
 	s.mu.Unlock()
-	return a
+	return a, nil
 }
 
 // Unregistered is an account with the given e-mail whose key the server
@@ -185,16 +207,21 @@ func (a *Account) PEM() string {
 // this server, and returns its path (for GOOGLE_APPLICATION_CREDENTIALS).
 func (a *Account) CredentialsFile(t testing.TB) string {
 	t.Helper()
+	p := filepath.Join(t.TempDir(), "sa.json")
+	if err := a.WriteCredentials(p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// WriteCredentials writes the account's key file to path.
+func (a *Account) WriteCredentials(path string) error {
 	b, _ := json.MarshalIndent(map[string]string{
 		"type": "service_account", "project_id": "ferry-test", "private_key_id": "k1",
 		"private_key": a.PEM(), "client_email": a.Email, "client_id": "1",
 		"token_uri": a.srv.URL + "/token",
 	}, "", "  ")
-	p := filepath.Join(t.TempDir(), "sa.json")
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return os.WriteFile(path, b, 0o600)
 }
 
 // OpenUploads is the number of multipart uploads neither completed nor
@@ -209,6 +236,9 @@ func (s *Server) OpenUploads() int {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	switch {
+	case r.URL.Path == "/_gcsxml/stats" && s.Stats != nil:
+		s.Stats(w)
+		return
 	case r.URL.Path == "/token" && r.Method == http.MethodPost:
 		s.serveToken(w, r)
 		return
