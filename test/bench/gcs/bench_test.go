@@ -20,7 +20,9 @@
 //
 // fake-gcs-server keeps every object whole in its own memory while it
 // writes it, so the absolute figures are the emulator's, not GCS's; both
-// sides of each ratio pay the same.
+// sides of each ratio pay the same. At 1 GiB it slows down badly (6 GiB
+// RSS, minutes per upload on a loaded 2-core machine): use
+// FERRY_BENCH_SIZE=268435456 there.
 package gcsbench
 
 import (
