@@ -147,7 +147,10 @@ func newStore(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("gcs store: %w", err)
 		}
 	}
-	client, err := storage.NewClient(ctx, option.WithHTTPClient(s.hc), option.WithEndpoint(endpoint))
+	// s.hc carries the credentials; WithoutAuthentication keeps
+	// storage.NewClient from running its own ADC search (which probes
+	// the metadata server and caches "not on GCE" for the process).
+	client, err := storage.NewClient(ctx, option.WithHTTPClient(s.hc), option.WithEndpoint(endpoint), option.WithoutAuthentication())
 	if err != nil {
 		return nil, fmt.Errorf("gcs store: %w", err)
 	}

@@ -86,6 +86,10 @@ func TestClassify(t *testing.T) {
 // the metadata server hold no key, so URLs are signed through IAM
 // signBlob as that account; gcsxml verifies the result like any signed
 // URL. The full presign and multipart round trip works that way.
+//
+// Google's metadata package decides "on GCE" once per process: no test in
+// this package may search for ADC before this one (newStore never does
+// with an emulator and no key file, nor does storage.NewClient as called).
 func TestSignBlobFromMetadataServer(t *testing.T) {
 	srv := gcssrv.Start(t)
 	xs := gcsxml.Start(t, srv.Endpoint)
