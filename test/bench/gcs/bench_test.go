@@ -8,8 +8,9 @@
 //	FERRY_BENCH=1 go test -run TestGCSBench -v -timeout 30m ./test/bench/gcs/
 //
 // The direct upload is the Go library's own Writer with its defaults (a
-// resumable upload in 16 MiB chunks, the same chunk ferry uses by
-// default), fed from the file; the direct download is its Reader.
+// resumable upload in 16 MiB chunks; ferry's default is 8 MiB, set
+// MLFLOW_GCS_UPLOAD_CHUNK_SIZE through FERRY_BENCH_ENV to compare at
+// equal chunks), fed from the file; the direct download is its Reader.
 // FERRY_BENCH_SIZE (bytes, default 1 GiB) changes the file size; each
 // transfer runs FERRY_BENCH_ROUNDS times (default 3), direct and proxied
 // back to back, the order alternating; best and median times, per-round
