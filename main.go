@@ -30,6 +30,7 @@ import (
 	"github.com/ferryml/ferry/routes"
 	"github.com/ferryml/ferry/stores"
 	_ "github.com/ferryml/ferry/stores/azure" // registers wasbs:// and abfss://
+	_ "github.com/ferryml/ferry/stores/gcs"   // registers gs://
 	_ "github.com/ferryml/ferry/stores/hdfs"  // registers hdfs:// and viewfs://
 	_ "github.com/ferryml/ferry/stores/local" // registers file:// and plain paths
 	_ "github.com/ferryml/ferry/stores/s3"    // registers s3://

@@ -26,6 +26,7 @@ step "test backends"
 test/backends/install.sh
 test/backends/s3.sh install
 test/backends/azure.sh install
+test/backends/gcs.sh install
 test/backends/databases.sh
 
 step "build ferry"
