@@ -143,7 +143,7 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 	if cfg.ServeArtifacts {
 		s, err := opener.Open(ctx, cfg.ArtifactsDestination)
 		if err != nil {
-			return fmt.Errorf("artifacts destination %q: %w", redactURI(cfg.ArtifactsDestination), err)
+			return fmt.Errorf("artifacts destination %q: %w", stores.RedactURI(cfg.ArtifactsDestination), err)
 		}
 		artifacts = s
 	}
@@ -154,7 +154,7 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 	if !cfg.ArtifactsOnly {
 		db, err := metadata.Open(ctx, cfg.BackendStoreURI, log)
 		if err != nil {
-			return fmt.Errorf("backend store %s: %w", redactURI(cfg.BackendStoreURI), err)
+			return fmt.Errorf("backend store %s: %w", stores.RedactURI(cfg.BackendStoreURI), err)
 		}
 		defer db.Close()
 		api := metadata.NewAPI(db, metadata.APIConfig{
@@ -188,8 +188,8 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 	}
 	log.Info("ferry listening", "addr", ln.Addr().String(), "version", ferryVersion(),
 		"mlflow_api", proxy.MLflowVersion, "serve_artifacts", cfg.ServeArtifacts,
-		"artifacts_destination", redactURI(cfg.ArtifactsDestination), "artifacts_only", cfg.ArtifactsOnly,
-		"static_prefix", cfg.StaticPrefix, "default_artifact_root", redactURI(cfg.DefaultArtifactRoot))
+		"artifacts_destination", stores.RedactURI(cfg.ArtifactsDestination), "artifacts_only", cfg.ArtifactsOnly,
+		"static_prefix", cfg.StaticPrefix, "default_artifact_root", stores.RedactURI(cfg.DefaultArtifactRoot))
 
 	sigCtx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -213,18 +213,4 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 	}
 	log.Info("ferry stopped")
 	return nil
-}
-
-// redactURI drops credentials from a URI before it is logged.
-func redactURI(uri string) string {
-	scheme, rest, ok := strings.Cut(uri, "://")
-	if !ok {
-		return uri
-	}
-	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		if slash := strings.Index(rest, "/"); slash < 0 || at < slash {
-			return scheme + "://***@" + rest[at+1:]
-		}
-	}
-	return uri
 }
