@@ -28,6 +28,7 @@ import (
 	"github.com/ferryml/ferry/stores"
 	_ "github.com/ferryml/ferry/stores/local" // registers file:// and plain paths
 	_ "github.com/ferryml/ferry/stores/s3"    // registers s3://
+	_ "github.com/ferryml/ferry/stores/sftp"  // registers sftp://
 )
 
 // version is Ferry's own version, set at build time with

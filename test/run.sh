@@ -25,6 +25,7 @@ go vet ./...
 step "test backends"
 test/backends/install.sh
 test/backends/s3.sh install
+test/backends/sftp.sh install
 test/backends/databases.sh
 
 step "build ferry"
