@@ -26,6 +26,7 @@ import (
 	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/proxy"
 	"github.com/ferryml/ferry/stores"
+	_ "github.com/ferryml/ferry/stores/ftp"   // registers ftp://
 	_ "github.com/ferryml/ferry/stores/local" // registers file:// and plain paths
 	_ "github.com/ferryml/ferry/stores/s3"    // registers s3://
 	_ "github.com/ferryml/ferry/stores/sftp"  // registers sftp://
