@@ -20,6 +20,7 @@ package ftp
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -141,15 +142,29 @@ func (s *Store) dial(ctx context.Context) (*conn, error) {
 		ftp.DialWithShutTimeout(s.cfg.Timeout),
 		ftp.DialWithForceListHidden(s.listHidden),
 		// The first dial is the control connection; later ones are data
-		// connections, which outlive ctx.
+		// connections, which outlive ctx. With a dial function of its
+		// own the library leaves TLS on data connections (and on an
+		// implicit-TLS control connection) to it.
 		ftp.DialWithDialFunc(func(network, address string) (net.Conn, error) {
 			if first {
 				first = false
 				c, err := nd.DialContext(ctx, network, address)
+				if err != nil {
+					return nil, err
+				}
 				raw = c
+				if s.cfg.TLS == TLSImplicit {
+					return tls.Client(c, s.cfg.TLSConfig), nil
+				}
+				return c, nil
+			}
+			c, err := nd.Dial(network, address)
+			if err != nil || s.cfg.TLS == TLSOff {
 				return c, err
 			}
-			return nd.Dial(network, address)
+			// The handshake starts on the first read or write: some
+			// servers (proftpd, pure-ftpd) hang on an early one.
+			return &tlsData{Conn: tls.Client(c, s.cfg.TLSConfig)}, nil
 		}),
 	}
 	switch s.cfg.TLS {
@@ -167,6 +182,30 @@ func (s *Store) dial(ctx context.Context) (*conn, error) {
 		return nil, fmt.Errorf("login as %q: %w", s.cfg.User, err)
 	}
 	return &conn{sc: sc, raw: raw}, nil
+}
+
+// tlsData is a TLS data connection whose Close, after an upload, waits
+// for the server to close its side. TLS 1.3 servers send session tickets
+// after the handshake; an uploading client never reads them, and closing
+// a socket with unread data sends a reset, which makes the server fail
+// the transfer (vsftpd: "426 Failure reading network stream").
+type tlsData struct {
+	*tls.Conn
+	read bool
+}
+
+func (d *tlsData) Read(p []byte) (int, error) {
+	d.read = true
+	return d.Conn.Read(p)
+}
+
+func (d *tlsData) Close() error {
+	if !d.read {
+		_ = d.Conn.CloseWrite()
+		_ = d.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, _ = io.Copy(io.Discard, io.LimitReader(d.Conn, 1<<20))
+	}
+	return d.Conn.Close()
 }
 
 // DriverName implements stores.Driver.

@@ -31,8 +31,22 @@ func instrument(s stores.Store) stores.Store {
 
 func TestConformance(t *testing.T) {
 	srv := ftpsrv.Start(t)
-	cfg := config(t, srv, srv.Root)
-	storetest.Run(t, func(t *testing.T) stores.Store {
+	conformance(t, srv, config(t, srv, srv.Root), storetest.Options{})
+}
+
+// TestConformanceFTPS runs the suite over explicit FTPS (AUTH TLS, PROT P),
+// with vsftpd requiring data connections to resume the TLS session.
+func TestConformanceFTPS(t *testing.T) {
+	srv := ftpsrv.Start(t)
+	t.Setenv(ftp.EnvTLS, "explicit")
+	t.Setenv(ftp.EnvTLSCAFile, srv.CAFile)
+	// Under the race detector crypto/tls's pooled record buffers are
+	// reallocated (see raceEnabled): the live heap is checked instead.
+	conformance(t, srv, config(t, srv, srv.Root), storetest.Options{PerPacketGarbage: raceEnabled})
+}
+
+func conformance(t *testing.T, srv *ftpsrv.Server, cfg ftp.Config, opts storetest.Options) {
+	storetest.RunWithOptions(t, func(t *testing.T) stores.Store {
 		c := cfg
 		c.Root = srv.Root + "/" + strings.ReplaceAll(t.Name(), "/", "_")
 		s, err := ftp.New(context.Background(), c)
@@ -41,5 +55,5 @@ func TestConformance(t *testing.T) {
 		}
 		t.Cleanup(func() { s.Close() })
 		return instrument(s)
-	})
+	}, opts)
 }

@@ -127,9 +127,9 @@ func Start(t testing.TB) *Server {
 		// Plain FTP and explicit FTPS on the same port.
 		"force_local_logins_ssl=NO",
 		"force_local_data_ssl=NO",
-		// Go's TLS client resumes the control session on data
-		// connections only with TLS 1.2 session tickets; not required.
-		"require_ssl_reuse=NO",
+		// vsftpd's default, kept: data connections must resume the
+		// control connection's TLS session (the driver's session cache).
+		"require_ssl_reuse=YES",
 		"ssl_ciphers=HIGH",
 		"",
 	}, "\n")
