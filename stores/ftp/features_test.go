@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferryml/ferry/stores"
 	"github.com/ferryml/ferry/stores/ftp"
+	"github.com/ferryml/ferry/stores/internal/hostiletest"
 	"github.com/ferryml/ferry/test/backends/ftpsrv"
 )
 
@@ -244,4 +245,22 @@ func TestPoolBounded(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestHostileKeysNeverReachTheServer: with vsftpd stopped, every hostile
+// key is refused as invalid (a key that reached the driver would fail as
+// unavailable).
+func TestHostileKeysNeverReachTheServer(t *testing.T) {
+	srv := ftpsrv.Start(t)
+	s, err := ftp.New(context.Background(), config(t, srv, srv.Root+"/hostile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	srv.Kill()
+	in := instrument(s)
+	if _, err := in.Stat(context.Background(), "ok"); !errors.Is(err, stores.ErrUnavailable) {
+		t.Fatalf("Stat of a valid key with vsftpd down = %v; want ErrUnavailable", err)
+	}
+	hostiletest.Check(t, in)
 }

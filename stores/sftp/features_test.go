@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ferryml/ferry/stores"
+	"github.com/ferryml/ferry/stores/internal/hostiletest"
 	"github.com/ferryml/ferry/stores/sftp"
 	"github.com/ferryml/ferry/test/backends/sftpsrv"
 )
@@ -320,4 +321,22 @@ func TestPoolBounded(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestHostileKeysNeverReachTheServer: with sshd stopped, every hostile
+// key is refused as invalid (a key that reached the driver would fail as
+// unavailable).
+func TestHostileKeysNeverReachTheServer(t *testing.T) {
+	srv := sftpsrv.Start(t)
+	s, err := sftp.New(context.Background(), keyConfig(t, srv, srv.Root+"/hostile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	srv.Kill()
+	in := stores.Instrument(s, "sftp", stores.NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
+	if _, err := in.Stat(context.Background(), "ok"); !errors.Is(err, stores.ErrUnavailable) {
+		t.Fatalf("Stat of a valid key with sshd down = %v; want ErrUnavailable", err)
+	}
+	hostiletest.Check(t, in)
 }
