@@ -30,6 +30,10 @@ type Pool[C any] struct {
 	mu     sync.Mutex
 	idle   []idleConn[C] // most recently used last
 	closed bool
+	// reaping is set while a timer is due to close stale idle
+	// connections: a store nobody uses (an experiment's root that was
+	// listed once) must not keep its connections open for ever.
+	reaping bool
 }
 
 type idleConn[C any] struct {
@@ -146,9 +150,39 @@ func (c *Conn[C]) Release() {
 		p.close(c.C)
 	} else {
 		p.idle = append(p.idle, idleConn[C]{c: c.C, since: time.Now()})
+		if p.maxIdle > 0 && !p.reaping {
+			p.reaping = true
+			time.AfterFunc(p.maxIdle, p.reap)
+		}
 		p.mu.Unlock()
 	}
 	<-p.slots
+}
+
+// reap closes the connections idle longer than maxIdle and comes back
+// while any stay idle.
+func (p *Pool[C]) reap() {
+	p.mu.Lock()
+	var stale []C
+	keep := p.idle[:0]
+	for _, ic := range p.idle {
+		if time.Since(ic.since) >= p.maxIdle {
+			stale = append(stale, ic.c)
+		} else {
+			keep = append(keep, ic)
+		}
+	}
+	clear(p.idle[len(keep):])
+	p.idle = keep
+	if len(p.idle) > 0 && !p.closed {
+		time.AfterFunc(p.maxIdle, p.reap)
+	} else {
+		p.reaping = false
+	}
+	p.mu.Unlock()
+	for _, c := range stale {
+		p.close(c)
+	}
 }
 
 // Discard closes a connection that broke or is in an unknown state.
