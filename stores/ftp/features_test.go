@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -263,4 +264,32 @@ func TestHostileKeysNeverReachTheServer(t *testing.T) {
 		t.Fatalf("Stat of a valid key with vsftpd down = %v; want ErrUnavailable", err)
 	}
 	hostiletest.Check(t, in)
+}
+
+// TestMissingRootMadeByFirstUpload: opening and listing a store whose
+// root is missing writes nothing; the first upload makes it.
+func TestMissingRootMadeByFirstUpload(t *testing.T) {
+	srv := ftpsrv.Start(t)
+	root := srv.Root + "/not/yet"
+	s, err := ftp.New(context.Background(), config(t, srv, root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if l, err := s.List(ctx, "", stores.ListPage{}); err != nil || len(l.Entries) != 0 {
+		t.Fatalf("List of a missing root = %+v, %v", l, err)
+	}
+	if e, err := s.Stat(ctx, ""); err != nil || !e.IsDir {
+		t.Fatalf("Stat of a missing root = %+v, %v; want a directory", e, err)
+	}
+	if _, err := os.Stat(srv.Root + "/not"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("opening and listing made the root: %v", err)
+	}
+	if err := s.Put(ctx, "top.txt", strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(root + "/top.txt"); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -88,8 +88,9 @@ type Store struct {
 
 var _ stores.Store = (*Store)(nil)
 
-// New logs in once, to fail early on a wrong host or credentials, and
-// makes the root directory if it is missing.
+// New logs in once, to fail early on a wrong host or credentials. A
+// missing root directory is made by the first upload, not here: opening a
+// store only to list it writes nothing.
 func New(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.MaxConnections < 1 {
 		cfg.MaxConnections = 8
@@ -116,13 +117,11 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	first.close()
 	s.pool = connpool.New(cfg.MaxConnections, idleTimeout, s.dial, (*conn).close)
 	err = s.with(ctx, "open store", "", always, func(c *conn) error {
-		if _, err := s.mkdirs(c, ""); err != nil {
-			return err
-		}
-		if c.sc.ChangeDir(s.root) != nil {
+		k, _, err := s.stat(c, s.root)
+		if err == nil && k == file {
 			return fmt.Errorf("%s is not a directory: %w", s.root, stores.ErrInvalidKey)
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		s.pool.Close()
@@ -311,10 +310,13 @@ func (s *Store) Stat(ctx context.Context, key string) (stores.Entry, error) {
 		if err != nil {
 			return err
 		}
-		switch k {
-		case missing:
+		switch {
+		case k == missing && key == "":
+			// The root exists for clients before the first upload makes it.
+			e = stores.Entry{IsDir: true}
+		case k == missing:
 			return fmt.Errorf("%q: %w", key, stores.ErrNotFound)
-		case directory:
+		case k == directory:
 			e = stores.Entry{Key: key, IsDir: true}
 		default:
 			e = stores.Entry{Key: key, Size: size}

@@ -74,7 +74,8 @@ type Store struct {
 var _ stores.Store = (*Store)(nil)
 
 // New connects to the server once, to fail early on a wrong host,
-// credentials or host key, and makes the root directory if it is missing.
+// credentials or host key. A missing root directory is made by the first
+// upload, not here: opening a store only to list it writes nothing.
 func New(ctx context.Context, cfg Config) (*Store, error) {
 	d, err := newDialer(cfg)
 	if err != nil {
@@ -91,10 +92,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.pool = connpool.New(cfg.MaxConnections, idleTimeout, d.dial, (*conn).close)
 	err = s.with(ctx, "open store", "", always, func(c *conn) error {
-		if err := c.sftp.MkdirAll(s.root); err != nil {
-			return err
-		}
 		fi, err := c.sftp.Stat(s.root)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -190,6 +191,11 @@ func (s *Store) Stat(ctx context.Context, key string) (stores.Entry, error) {
 	var e stores.Entry
 	err := s.with(ctx, "stat", key, always, func(c *conn) error {
 		fi, err := c.sftp.Stat(s.remote(key))
+		if key == "" && errors.Is(err, fs.ErrNotExist) {
+			// The root exists for clients before the first upload makes it.
+			e = stores.Entry{IsDir: true}
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -570,11 +576,18 @@ func (s *Store) createTemp(c *conn, dir string) (tmp string, f interface {
 // deepest first. A parent that is a file makes the key invalid.
 func (s *Store) mkdirs(c *conn, dir string) ([]string, error) {
 	if dir == "" {
-		return nil, nil
+		return nil, c.sftp.MkdirAll(s.root)
 	}
 	var missing []string
 	p := dir
-	for ; p != ""; p, _ = splitKey(p) {
+	for ; ; p, _ = splitKey(p) {
+		if p == "" {
+			// Nothing below the root exists: make sure the root does.
+			if err := c.sftp.MkdirAll(s.root); err != nil {
+				return nil, err
+			}
+			break
+		}
 		fi, err := c.sftp.Stat(s.remote(p))
 		if err == nil {
 			if !fi.IsDir() {
