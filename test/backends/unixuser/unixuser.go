@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/user"
@@ -46,9 +47,9 @@ func Skip(t testing.TB, msg string) {
 	t.Skip(msg)
 }
 
-// Prepare sets a random password on the account and makes it a fresh
-// directory under a world-traversable temp dir (t.TempDir's parents are
-// private to root).
+// Prepare gives the account its password (see password) and makes it a
+// fresh directory under a world-traversable temp dir (t.TempDir's parents
+// are private to root).
 func Prepare(t testing.TB) *Account {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -60,11 +61,9 @@ func Prepare(t testing.TB) *Account {
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	a := &Account{Name: Name, Password: "pw-" + RandHex(12), UID: uid, GID: gid}
-	cmd := exec.Command("chpasswd")
-	cmd.Stdin = strings.NewReader(a.Name + ":" + a.Password + "\n")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("chpasswd: %v: %s", err, out)
+	a := &Account{Name: Name, UID: uid, GID: gid}
+	if a.Password, err = password(); err != nil {
+		t.Fatal(err)
 	}
 	parent, err := os.MkdirTemp("", "ferry-unixuser-")
 	if err != nil {
@@ -82,6 +81,54 @@ func Prepare(t testing.TB) *Account {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// password returns the account's password: random, set once per machine
+// and kept (mode 0600) in the test cache, so that test packages running
+// at the same time agree on it (a fresh password per test would lock out
+// the tests of the other package). A file lock orders the first setting.
+func password() (string, error) {
+	dir := os.Getenv("FERRY_TEST_CACHE")
+	if dir == "" {
+		base := os.Getenv("XDG_CACHE_HOME")
+		if base == "" {
+			home, _ := os.UserHomeDir()
+			base = filepath.Join(home, ".cache")
+		}
+		dir = filepath.Join(base, "ferry-test")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, Name+".password"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return "", err
+	}
+	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return "", err
+	}
+	pw := strings.TrimSpace(string(b))
+	// Set it every time (cheap): the account may have been re-created.
+	if pw == "" {
+		pw = "pw-" + RandHex(12)
+	}
+	cmd := exec.Command("chpasswd")
+	cmd.Stdin = strings.NewReader(Name + ":" + pw + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("chpasswd: %v: %s", err, out)
+	}
+	if len(b) == 0 {
+		if _, err := f.WriteString(pw + "\n"); err != nil {
+			return "", err
+		}
+	}
+	return pw, nil
 }
 
 // Dir makes a fresh directory owned by the account under Base.
