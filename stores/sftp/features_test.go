@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -96,6 +97,36 @@ func TestLogins(t *testing.T) {
 		}
 		defer os.Remove(filepath.Join(sshDir, "config"))
 		s, err := open(t, "sftp://artifacts-box"+srv.Root+"/alias")
+		if err != nil {
+			t.Fatal(err)
+		}
+		roundTrip(t, s)
+	})
+	t.Run("key in the ssh-agent", func(t *testing.T) {
+		if _, err := exec.LookPath("ssh-agent"); err != nil {
+			t.Skip("no ssh-agent")
+		}
+		sock := filepath.Join(t.TempDir(), "agent.sock")
+		agent := exec.Command("ssh-agent", "-D", "-a", sock)
+		if err := agent.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = agent.Process.Kill(); _ = agent.Wait() })
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if _, err := os.Stat(sock); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("ssh-agent did not create its socket")
+			}
+		}
+		add := exec.Command("ssh-add", srv.KeyFile)
+		add.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
+		if out, err := add.CombinedOutput(); err != nil {
+			t.Fatalf("ssh-add: %v: %s", err, out)
+		}
+		t.Setenv("SSH_AUTH_SOCK", sock)
+		s, err := open(t, fmt.Sprintf("sftp://%s@%s%s/agent", srv.User, srv.Addr(), srv.Root))
 		if err != nil {
 			t.Fatal(err)
 		}
