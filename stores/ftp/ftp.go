@@ -84,6 +84,56 @@ type Store struct {
 
 	mu        sync.Mutex
 	uploading map[string]int
+	// orphans are what failed uploads could not remove because the
+	// connection was gone (temporary files, then the directories they
+	// made, deepest first); the next operation that succeeds removes them.
+	orphans []orphan
+}
+
+// orphan is a leftover of a failed upload, by key.
+type orphan struct {
+	key string
+	dir bool
+}
+
+// maxOrphans bounds the leftovers remembered while the server is away.
+const maxOrphans = 10000
+
+func (s *Store) addOrphans(o ...orphan) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.orphans = append(s.orphans, o...)
+	if n := len(s.orphans) - maxOrphans; n > 0 {
+		s.orphans = s.orphans[n:]
+	}
+}
+
+// cleanOrphans removes the leftovers of failed uploads over c, which has
+// just served an operation. A directory is removed only while empty and
+// unused by an upload in progress.
+func (s *Store) cleanOrphans(c *conn) {
+	s.mu.Lock()
+	list := s.orphans
+	s.orphans = nil
+	s.mu.Unlock()
+	for i, o := range list {
+		var err error
+		if o.dir {
+			s.mu.Lock()
+			busy := s.uploading[o.key] > 0
+			s.mu.Unlock()
+			if busy {
+				continue
+			}
+			err = c.sc.RemoveDir(s.remote(o.key))
+		} else {
+			err = c.sc.Delete(s.remote(o.key))
+		}
+		if err != nil && connectionLost(err) {
+			s.addOrphans(list[i:]...)
+			return
+		}
+	}
 }
 
 var _ stores.Store = (*Store)(nil)
@@ -253,6 +303,9 @@ func (s *Store) with(ctx context.Context, op, key string, retry func() bool, fn 
 				continue
 			}
 			return s.fail(op, key, err)
+		}
+		if err == nil {
+			s.cleanOrphans(pc.C)
 		}
 		pc.Release()
 		if err != nil {
@@ -555,12 +608,17 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 		if err != nil {
 			return err
 		}
-		tmp := s.remote(stores.JoinKey(dir, TempPrefix+randomSuffix()))
+		tmpKey := stores.JoinKey(dir, TempPrefix+randomSuffix())
+		tmp := s.remote(tmpKey)
 		stored := false
 		defer func() {
 			if stored && !committed {
-				if err := c.sc.Delete(tmp); err != nil && !connectionLost(err) {
-					s.log.Warn("ftp: could not remove a failed upload's temporary file", "path", tmp, "err", err)
+				if err := c.sc.Delete(tmp); err != nil {
+					if connectionLost(err) {
+						s.addOrphans(orphan{key: tmpKey})
+					} else {
+						s.log.Warn("ftp: could not remove a failed upload's temporary file", "path", tmp, "err", err)
+					}
 				}
 			}
 		}()
@@ -755,17 +813,30 @@ func (s *Store) endUpload(dir string, created []string, committed bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_ = s.with(ctx, "cleanup", dir, always, func(c *conn) error {
-		for _, d := range remove {
+	err := s.with(ctx, "cleanup", dir, always, func(c *conn) error {
+		for i, d := range remove {
 			s.mu.Lock()
 			busy := s.uploading[d] > 0
 			s.mu.Unlock()
-			if busy || c.sc.RemoveDir(s.remote(d)) != nil {
-				return nil
+			if busy {
+				return nil // in use again: keep it
+			}
+			if err := c.sc.RemoveDir(s.remote(d)); err != nil {
+				if connectionLost(err) {
+					remove = remove[i:]
+					return err
+				}
+				return nil // not empty: keep it
 			}
 		}
+		remove = nil
 		return nil
 	})
+	if err != nil {
+		for _, d := range remove {
+			s.addOrphans(orphan{key: d, dir: true})
+		}
+	}
 }
 
 // Delete implements stores.Store: an object, or a directory recursively.

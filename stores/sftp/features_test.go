@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -297,6 +298,23 @@ func TestServerKilledMidUpload(t *testing.T) {
 	}
 	if err := in.Put(ctx, "after/restart", strings.NewReader("ok"), 2); err != nil {
 		t.Fatalf("Put after restart: %v", err)
+	}
+	// The killed uploads' temporary files (and the directory the first
+	// made) could not be removed while the server was down; the
+	// operations since have removed them.
+	var left []string
+	err = filepath.WalkDir(srv.Root+"/fault", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		left = append(left, strings.TrimPrefix(p, srv.Root+"/fault"))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(left, ","); got != ",/after,/after/restart,/old" {
+		t.Fatalf("on the server after the failed uploads: %q", left)
 	}
 }
 

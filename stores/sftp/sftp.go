@@ -69,6 +69,56 @@ type Store struct {
 	// (and its parents), so a failed upload only removes directories no
 	// other upload is using.
 	uploading map[string]int
+	// orphans are what failed uploads could not remove because the
+	// connection was gone (temporary files, then the directories they
+	// made, deepest first); the next operation that succeeds removes them.
+	orphans []orphan
+}
+
+// orphan is a leftover of a failed upload, by key.
+type orphan struct {
+	key string
+	dir bool
+}
+
+// maxOrphans bounds the leftovers remembered while the server is away.
+const maxOrphans = 10000
+
+func (s *Store) addOrphans(o ...orphan) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.orphans = append(s.orphans, o...)
+	if n := len(s.orphans) - maxOrphans; n > 0 {
+		s.orphans = s.orphans[n:]
+	}
+}
+
+// cleanOrphans removes the leftovers of failed uploads over c, which has
+// just served an operation. A directory is removed only while empty and
+// unused by an upload in progress.
+func (s *Store) cleanOrphans(c *conn) {
+	s.mu.Lock()
+	list := s.orphans
+	s.orphans = nil
+	s.mu.Unlock()
+	for i, o := range list {
+		var err error
+		if o.dir {
+			s.mu.Lock()
+			busy := s.uploading[o.key] > 0
+			s.mu.Unlock()
+			if busy {
+				continue
+			}
+			err = c.sftp.RemoveDirectory(s.remote(o.key))
+		} else {
+			err = c.sftp.Remove(s.remote(o.key))
+		}
+		if err != nil && (c.isDead() || connectionLost(err)) {
+			s.addOrphans(list[i:]...)
+			return
+		}
+	}
 }
 
 var _ stores.Store = (*Store)(nil)
@@ -160,6 +210,9 @@ func (s *Store) with(ctx context.Context, op, key string, retry func() bool, fn 
 				continue
 			}
 			return s.fail(op, key, err)
+		}
+		if err == nil {
+			s.cleanOrphans(pc.C)
 		}
 		pc.Release()
 		if err != nil {
@@ -469,17 +522,22 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 	// Retried on a fresh connection only while no byte of the body has
 	// been read: after that the body cannot be replayed.
 	return s.with(ctx, "put", key, func() bool { return body.n == 0 }, func(c *conn) error {
-		tmp, f, made, err := s.createTemp(c, dir)
+		tmpKey, f, made, err := s.createTemp(c, dir)
 		created = append(created, made...)
 		if err != nil {
 			return err
 		}
+		tmp := s.remote(tmpKey)
 		done := false
 		defer func() {
 			if !done {
 				f.Close()
-				if rerr := c.sftp.Remove(tmp); rerr != nil && !c.isDead() {
-					s.log.Warn("sftp: could not remove a failed upload's temporary file", "path", tmp, "err", rerr)
+				if rerr := c.sftp.Remove(tmp); rerr != nil {
+					if c.isDead() || connectionLost(rerr) {
+						s.addOrphans(orphan{key: tmpKey})
+					} else {
+						s.log.Warn("sftp: could not remove a failed upload's temporary file", "path", tmp, "err", rerr)
+					}
 				}
 			}
 		}()
@@ -551,7 +609,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // createTemp makes dir (recording the directories it created, deepest
 // first) and creates a temporary file in it. A concurrent failed upload
 // may remove a directory between the two steps, so that is retried.
-func (s *Store) createTemp(c *conn, dir string) (tmp string, f interface {
+func (s *Store) createTemp(c *conn, dir string) (tmpKey string, f interface {
 	io.ReaderFrom
 	io.Closer
 }, created []string, err error) {
@@ -559,10 +617,10 @@ func (s *Store) createTemp(c *conn, dir string) (tmp string, f interface {
 		made, err := s.mkdirs(c, dir)
 		created = append(created, made...)
 		if err == nil {
-			tmp = s.remote(stores.JoinKey(dir, TempPrefix+randomSuffix()))
-			file, err2 := c.sftp.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+			tmpKey = stores.JoinKey(dir, TempPrefix+randomSuffix())
+			file, err2 := c.sftp.OpenFile(s.remote(tmpKey), os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 			if err2 == nil {
-				return tmp, file, created, nil
+				return tmpKey, file, created, nil
 			}
 			err = err2
 		}
@@ -652,17 +710,30 @@ func (s *Store) endUpload(dir string, created []string, committed bool) {
 	// A fresh context: the request's may be what was cancelled.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_ = s.with(ctx, "cleanup", dir, always, func(c *conn) error {
-		for _, d := range remove {
+	err := s.with(ctx, "cleanup", dir, always, func(c *conn) error {
+		for i, d := range remove {
 			s.mu.Lock()
 			busy := s.uploading[d] > 0
 			s.mu.Unlock()
-			if busy || c.sftp.RemoveDirectory(s.remote(d)) != nil {
-				return nil // not empty, or in use again: keep it
+			if busy {
+				return nil // in use again: keep it
+			}
+			if err := c.sftp.RemoveDirectory(s.remote(d)); err != nil {
+				if c.isDead() || connectionLost(err) {
+					remove = remove[i:]
+					return err
+				}
+				return nil // not empty: keep it
 			}
 		}
+		remove = nil
 		return nil
 	})
+	if err != nil {
+		for _, d := range remove {
+			s.addOrphans(orphan{key: d, dir: true})
+		}
+	}
 }
 
 // Delete implements stores.Store: an object, or a directory recursively.
