@@ -30,10 +30,12 @@ import (
 	"github.com/ferryml/ferry/routes"
 	"github.com/ferryml/ferry/stores"
 	_ "github.com/ferryml/ferry/stores/azure" // registers wasbs:// and abfss://
+	_ "github.com/ferryml/ferry/stores/ftp"   // registers ftp://
 	_ "github.com/ferryml/ferry/stores/gcs"   // registers gs://
 	_ "github.com/ferryml/ferry/stores/hdfs"  // registers hdfs:// and viewfs://
 	_ "github.com/ferryml/ferry/stores/local" // registers file:// and plain paths
 	_ "github.com/ferryml/ferry/stores/s3"    // registers s3://
+	_ "github.com/ferryml/ferry/stores/sftp"  // registers sftp://
 )
 
 // version is Ferry's own version, set at build time with
@@ -167,7 +169,7 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 	if cfg.ServeArtifacts {
 		s, err := opener.Open(ctx, cfg.ArtifactsDestination)
 		if err != nil {
-			return fmt.Errorf("artifacts destination %q: %w", redactURI(cfg.ArtifactsDestination), err)
+			return fmt.Errorf("artifacts destination %q: %w", stores.RedactURI(cfg.ArtifactsDestination), err)
 		}
 		artifacts = s
 		if cfg.TempFileMaxAge > 0 {
@@ -181,7 +183,7 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 	if !cfg.ArtifactsOnly {
 		db, err := metadata.Open(ctx, cfg.BackendStoreURI, log)
 		if err != nil {
-			return fmt.Errorf("backend store %s: %w", redactURI(cfg.BackendStoreURI), err)
+			return fmt.Errorf("backend store %s: %w", stores.RedactURI(cfg.BackendStoreURI), err)
 		}
 		defer db.Close()
 		trackingAPI := tracking.NewAPI(db, tracking.APIConfig{
@@ -218,8 +220,8 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 	}
 	log.Info("ferry listening", "addr", ln.Addr().String(), "version", ferryVersion(),
 		"mlflow_api", proxy.MLflowVersion, "serve_artifacts", cfg.ServeArtifacts,
-		"artifacts_destination", redactURI(cfg.ArtifactsDestination), "artifacts_only", cfg.ArtifactsOnly,
-		"static_prefix", cfg.StaticPrefix, "default_artifact_root", redactURI(cfg.DefaultArtifactRoot))
+		"artifacts_destination", stores.RedactURI(cfg.ArtifactsDestination), "artifacts_only", cfg.ArtifactsOnly,
+		"static_prefix", cfg.StaticPrefix, "default_artifact_root", stores.RedactURI(cfg.DefaultArtifactRoot))
 
 	sigCtx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -262,18 +264,4 @@ func sweepStaleTemps(ctx context.Context, s *stores.Instrumented, maxAge time.Du
 		return
 	}
 	log.Info("stale upload temp files removed", "removed", n, "older_than", maxAge.String())
-}
-
-// redactURI drops credentials from a URI before it is logged.
-func redactURI(uri string) string {
-	scheme, rest, ok := strings.Cut(uri, "://")
-	if !ok {
-		return uri
-	}
-	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		if slash := strings.Index(rest, "/"); slash < 0 || at < slash {
-			return scheme + "://***@" + rest[at+1:]
-		}
-	}
-	return uri
 }

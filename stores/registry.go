@@ -60,7 +60,7 @@ func Open(ctx context.Context, uri string) (Store, error) {
 	registryMu.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("could not find a registered artifact repository for %q; registered schemes are %v: %w",
-			uri, Schemes(), ErrUnsupported)
+			RedactURI(uri), Schemes(), ErrUnsupported)
 	}
 	return ctor(ctx, u)
 }
@@ -79,15 +79,16 @@ func ParseURI(uri string) (*url.URL, error) {
 	}
 	u, err := url.Parse(uri)
 	if err != nil {
-		return nil, fmt.Errorf("invalid artifact URI %q: %w", uri, ErrInvalidKey)
+		// Not err: a *url.Error repeats the URI, password included.
+		return nil, fmt.Errorf("invalid artifact URI %q: %w", RedactURI(uri), ErrInvalidKey)
 	}
 	u.Scheme = strings.ToLower(u.Scheme)
 	if u.Scheme == "file" {
 		if u.Host != "" && u.Host != "localhost" {
-			return nil, fmt.Errorf("%q is not a valid remote uri (file URIs must not name a host): %w", uri, ErrInvalidKey)
+			return nil, fmt.Errorf("%q is not a valid remote uri (file URIs must not name a host): %w", RedactURI(uri), ErrInvalidKey)
 		}
 		if u.Fragment != "" || u.RawQuery != "" {
-			return nil, fmt.Errorf("file URI %q must not carry a query or fragment: %w", uri, ErrInvalidKey)
+			return nil, fmt.Errorf("file URI %q must not carry a query or fragment: %w", RedactURI(uri), ErrInvalidKey)
 		}
 		u.Host = ""
 		if u.Path == "" {

@@ -27,6 +27,7 @@ test/backends/install.sh
 test/backends/s3.sh install
 test/backends/azure.sh install
 test/backends/gcs.sh install
+test/backends/sftp.sh install
 test/backends/databases.sh
 # This script installed every backend above, so a test that cannot find one
 # fails instead of skipping (a skipped backend test proves nothing).

@@ -127,7 +127,7 @@ func TestLargeTransferChecks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			allocated, err := streamLarge(t.Context(), tt.store, "big", size)
+			allocated, peakLive, err := streamLarge(t.Context(), tt.store, "big", size)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("streamLarge error = %v; want error: %v", err, tt.wantErr)
 			}
@@ -136,6 +136,11 @@ func TestLargeTransferChecks(t *testing.T) {
 			}
 			if over := allocated > allocCeiling; over != tt.overLimit {
 				t.Fatalf("allocated %d bytes (ceiling %d); want over the ceiling: %v", allocated, allocCeiling, tt.overLimit)
+			}
+			// The peak live heap, which PerPacketGarbage checks instead,
+			// tells the two apart as well.
+			if over := peakLive > allocCeiling; over != tt.overLimit {
+				t.Fatalf("live heap peaked at %d bytes (ceiling %d); want over the ceiling: %v", peakLive, allocCeiling, tt.overLimit)
 			}
 		})
 	}
