@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -160,6 +161,95 @@ func TestWritesAlternatingTwoReplicas(t *testing.T) {
 		}
 		if len(data[0].Run.Data.Params) != params || len(data[0].Run.Data.Tags) < params {
 			t.Errorf("run %s: %d params, %d tags, want %d of each", id, len(data[0].Run.Data.Params), len(data[0].Run.Data.Tags), params)
+		}
+	}
+}
+
+// One of two replicas is killed with SIGKILL while clients log metrics
+// through both: a client whose request fails retries it on the other
+// replica, every client finishes, and every run holds each point exactly
+// once (a retried point that had already been written is a no-op, as
+// upstream's metrics key makes it).
+func TestReplicaKilledMidway(t *testing.T) {
+	db := freshDatabase(t, "postgresql")
+	rs := startReplicas(t, db, 2)
+	for _, r := range rs {
+		r.waitHealthy(t, 60*time.Second)
+	}
+	var exp struct {
+		ID string `json:"experiment_id"`
+	}
+	rs[0].call(t, "experiments/create", map[string]any{"name": "kill"}, &exp)
+	const clients, points = 8, 60
+	runIDs := make([]string, clients)
+	for c := range runIDs {
+		var run struct {
+			Run struct {
+				Info struct {
+					RunID string `json:"run_id"`
+				} `json:"info"`
+			} `json:"run"`
+		}
+		rs[c%2].call(t, "runs/create", map[string]any{"experiment_id": exp.ID, "start_time": 1}, &run)
+		runIDs[c] = run.Run.Info.RunID
+	}
+
+	var logged, retried atomic.Int64
+	errs := make(chan error, clients)
+	var wg sync.WaitGroup
+	for c, id := range runIDs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- func() error {
+				for i := range points {
+					body := map[string]any{"run_id": id, "key": "loss", "value": float64(i), "timestamp": 1000 + i, "step": i}
+					err := rs[(c+i)%2].do("POST", "runs/log-metric", body, nil)
+					if err != nil { // the other replica; the survivor answers
+						retried.Add(1)
+						err = rs[(c+i+1)%2].do("POST", "runs/log-metric", body, nil)
+					}
+					if err != nil {
+						return err
+					}
+					logged.Add(1)
+				}
+				return nil
+			}()
+		}()
+	}
+	for logged.Load() < clients*points/3 {
+		time.Sleep(time.Millisecond)
+	}
+	rs[1].killed = true
+	if err := rs[1].cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if retried.Load() == 0 {
+		t.Fatal("no request was retried: the kill came too late to test anything")
+	}
+	t.Logf("%d requests retried on the surviving replica", retried.Load())
+	for _, id := range runIDs {
+		var out struct {
+			Metrics []point `json:"metrics"`
+		}
+		if err := rs[0].do("GET", "metrics/get-history", map[string]any{"run_id": id, "metric_key": "loss"}, &out); err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Metrics) != points {
+			t.Fatalf("run %s has %d points, want %d", id, len(out.Metrics), points)
+		}
+		for i, p := range out.Metrics {
+			if p.Step != int64(i) || p.Value != float64(i) {
+				t.Fatalf("run %s point %d = %+v", id, i, p)
+			}
 		}
 	}
 }
