@@ -198,3 +198,50 @@ func TestMySQLLockNameFitsLimit(t *testing.T) {
 		t.Error("distinct long names collide")
 	}
 }
+
+// Upgrades of an MLflow 3.6 database run from several processes at once
+// (and servers starting beside them): one upgrades, the others wait and
+// find it at head; every Open after that succeeds.
+func TestConcurrentUpgradeOfLegacyDatabase(t *testing.T) {
+	t.Parallel()
+	for _, b := range testdb.All(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			raw := b.OpenRaw(t)
+			for _, stmt := range schema.Legacy36DDL(b.Dialect) {
+				if _, err := raw.ExecContext(ctx, stmt); err != nil {
+					t.Fatal(err)
+				}
+			}
+			start := make(chan struct{})
+			errs := make(chan error, 3)
+			var wg sync.WaitGroup
+			for range 3 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					errs <- Upgrade(ctx, b.URI, quiet)
+				}()
+			}
+			close(start)
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Error(err)
+				}
+			}
+			var rev string
+			if err := raw.QueryRowContext(ctx, "SELECT version_num FROM alembic_version").Scan(&rev); err != nil || rev != schema.Head {
+				t.Fatalf("revision %q, %v", rev, err)
+			}
+			db, err := Open(ctx, b.URI, quiet)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+		})
+	}
+}
