@@ -49,12 +49,17 @@ func main() {
 	clients := flag.Int("clients", 16, "concurrent clients, each logging to a run of its own")
 	duration := flag.Duration("duration", 5*time.Second, "length of one round")
 	rounds := flag.Int("rounds", 5, "rounds of each set-up (1 and 2 replicas), alternating")
+	flag.BoolVar(&sticky, "sticky", false, "with 2 replicas, client c always uses replica c%2 instead of alternating request by request")
 	flag.Parse()
 	if err := run(*bin, *clients, *duration, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
+
+// sticky pins each client to one replica (a load balancer with session
+// affinity) instead of alternating.
+var sticky bool
 
 var httpc = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 256}, Timeout: 30 * time.Second}
 
@@ -176,7 +181,11 @@ func run(bin string, clients int, duration time.Duration, rounds int) error {
 		total += steps[c]
 	}
 
-	fmt.Printf("metric logging (runs/log-metric), %d clients, %d rounds of %s per set-up, alternating, PostgreSQL on this machine\n", clients, rounds, duration)
+	spread := "each client alternating replicas"
+	if sticky {
+		spread = "each client pinned to one replica"
+	}
+	fmt.Printf("metric logging (runs/log-metric), %d clients, %d rounds of %s per set-up, alternating set-ups, %s, PostgreSQL on this machine\n", clients, rounds, duration, spread)
 	fmt.Printf("%-12s %14s %22s\n", "replicas", "median req/s", "min-max req/s")
 	for _, n := range []int{1, 2} {
 		v := slices.Clone(results[n])
@@ -210,7 +219,11 @@ func round(servers []*server, runIDs []string, steps []int64, d time.Duration) (
 			defer wg.Done()
 			for i := c; time.Now().Before(deadline); i++ {
 				step := steps[c]
-				err := call(servers[i%len(servers)], "POST", "runs/log-metric", map[string]any{
+				target := i % len(servers)
+				if sticky {
+					target = c % len(servers)
+				}
+				err := call(servers[target], "POST", "runs/log-metric", map[string]any{
 					"run_id": id, "key": "m", "value": float64(step), "timestamp": step, "step": step}, nil)
 				if err != nil {
 					errs[c] = err
