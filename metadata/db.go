@@ -60,7 +60,8 @@ func (db *DB) Close() error {
 
 // Open opens the backend store at uri (an MLflow URI, spec
 // backend-store.md §1). An empty database gets upstream's head schema and
-// is stamped; a database at the head revision, or stamped by a newer
+// is stamped, under the schema lock (SchemaLockName) so that replicas
+// started at once create it once; a database at the head revision, or stamped by a newer
 // upstream but carrying every table and column Ferry uses, is opened; a
 // database at an older revision, or missing what Ferry needs, is refused
 // with an error naming the revision and the command to run.
@@ -81,7 +82,8 @@ func Open(ctx context.Context, uri string, log *slog.Logger) (*DB, error) {
 
 // Upgrade creates the schema on an empty database or brings one at MLflow
 // 3.6's head (bf29a5ff90ea) or any later known revision to Ferry's head,
-// for `ferry db upgrade URI`.
+// for `ferry db upgrade URI`. It holds the schema lock (SchemaLockName)
+// throughout, so concurrent upgrades and starting servers wait for it.
 func Upgrade(ctx context.Context, uri string, log *slog.Logger) error {
 	if log == nil {
 		log = slog.Default()
@@ -96,6 +98,11 @@ func Upgrade(ctx context.Context, uri string, log *slog.Logger) error {
 		return db.unavailable(err)
 	}
 	defer conn.Close()
+	unlock, err := db.lockSchema(ctx, conn)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	snap, created, err := db.inspectOrCreate(ctx, conn)
 	if err != nil || created {
 		return err

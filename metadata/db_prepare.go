@@ -15,7 +15,8 @@ var ErrSchema = errors.New("unusable database schema")
 
 // inspectOrCreate reads the schema behind conn; on an empty database it
 // creates upstream's head schema (created = true) and reads it again. It
-// is the start of both `ferry server` (prepare) and `ferry db upgrade`.
+// is the start of both `ferry server` (prepare) and `ferry db upgrade`,
+// and runs with the schema lock held (lockSchema).
 func (db *DB) inspectOrCreate(ctx context.Context, conn *sql.Conn) (snap *schema.Snapshot, created bool, err error) {
 	snap, err = schema.Inspect(ctx, conn, db.dialect)
 	if err != nil {
@@ -25,17 +26,21 @@ func (db *DB) inspectOrCreate(ctx context.Context, conn *sql.Conn) (snap *schema
 		return snap, false, nil
 	}
 	db.log.Info("empty database: creating upstream MLflow schema", "uri", db.cfg.Redacted, "revision", schema.Head)
-	if err := schema.Create(ctx, conn, db.dialect); err != nil {
+	err = schema.Create(ctx, conn, db.dialect)
+	created = err == nil
+	if errors.Is(err, schema.ErrNotEmpty) {
+		db.log.Info("schema created meanwhile by another process", "uri", db.cfg.Redacted)
+	} else if err != nil {
 		return nil, false, fmt.Errorf("create schema in %s: %w", db.cfg.Redacted, err)
 	}
 	if snap, err = schema.Inspect(ctx, conn, db.dialect); err != nil {
 		return nil, false, err
 	}
-	return snap, true, nil
+	return snap, created, nil
 }
 
-// prepare makes a freshly connected database servable: create the schema
-// on an empty one, then check the revision, the tables Ferry uses and
+// prepare makes a freshly connected database servable, under the schema
+// lock: create the schema on an empty one, then check the revision, the tables Ferry uses and
 // upstream's single-tenant guard.
 func (db *DB) prepare(ctx context.Context) error {
 	conn, err := db.writer.Conn(ctx)
@@ -43,6 +48,11 @@ func (db *DB) prepare(ctx context.Context) error {
 		return db.unavailable(err)
 	}
 	defer conn.Close()
+	unlock, err := db.lockSchema(ctx, conn)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	snap, _, err := db.inspectOrCreate(ctx, conn)
 	if err != nil {
 		return err

@@ -69,6 +69,13 @@ func Upgrade(ctx context.Context, conn *sql.Conn, d Dialect, log *slog.Logger) e
 		defer func() { _, _ = conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA foreign_keys = ON") }()
 	}
 	return inTx(ctx, conn, d, func(q Querier) error {
+		// Another process may have upgraded meanwhile (on SQLite, where
+		// only this BEGIN IMMEDIATE transaction serialises processes).
+		if snap, err := Inspect(ctx, q, d); err != nil {
+			return err
+		} else if rev, err := snap.Revision(); err != nil || rev == Head {
+			return err
+		}
 		m := &migrator{ctx: ctx, q: q, d: d, log: log}
 		if d == SQLite {
 			err = m.convergeSQLite()
