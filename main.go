@@ -25,6 +25,7 @@ import (
 
 	"github.com/ferryml/ferry/config"
 	"github.com/ferryml/ferry/metadata"
+	"github.com/ferryml/ferry/metadata/registry"
 	"github.com/ferryml/ferry/metadata/tracking"
 	"github.com/ferryml/ferry/proxy"
 	"github.com/ferryml/ferry/routes"
@@ -192,7 +193,8 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 				return opener.Acquire(ctx, uri)
 			},
 		})
-		api = trackingAPI.Handlers()
+		registryAPI := registry.NewAPI(db, registry.Config{Log: log})
+		api = routes.Merge(trackingAPI.Handlers(), registryAPI.Handlers())
 	}
 
 	baseCtx, cancelAll := context.WithCancel(context.Background())
