@@ -549,7 +549,7 @@ func (a *API) getMetricHistory(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	offset, werr := parsePageToken(token)
+	offset, werr := wire.ParsePageToken(token)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}

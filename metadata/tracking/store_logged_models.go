@@ -204,7 +204,7 @@ func (a *API) searchLoggedModelRows(ctx context.Context, q search.LoggedModelsQu
 		}
 		if int64(len(models)) > maxResults {
 			models = models[:maxResults]
-			next = pageToken(offset + maxResults)
+			next = wire.PageToken(offset + maxResults)
 		}
 		return fillLoggedModels(ctx, tx, models)
 	})
