@@ -77,7 +77,7 @@ POST /registered-models/rename registry
 PATCH /registered-models/update registry
 DELETE /registered-models/delete registry
 GET /registered-models/get registry
-GET /registered-models/search
+GET /registered-models/search registry
 GET,POST /registered-models/get-latest-versions registry
 POST /registered-models/set-tag registry
 DELETE /registered-models/delete-tag registry
@@ -87,7 +87,7 @@ PATCH /model-versions/update registry
 POST /model-versions/transition-stage registry
 DELETE /model-versions/delete registry
 GET /model-versions/get registry
-GET /model-versions/search
+GET /model-versions/search registry
 GET /model-versions/get-download-uri registry
 POST /model-versions/set-tag registry
 DELETE /model-versions/delete-tag registry

@@ -41,6 +41,8 @@ func (a *API) Handlers() routes.Handlers {
 		"POST /2.0/mlflow/registered-models/rename":              a.renameRegisteredModel,
 		"PATCH /2.0/mlflow/registered-models/update":             a.updateRegisteredModel,
 		"DELETE /2.0/mlflow/registered-models/delete":            a.deleteRegisteredModel,
+		"GET /2.0/mlflow/registered-models/search":               a.searchRegisteredModels,
+		"GET /2.0/mlflow/model-versions/search":                  a.searchModelVersions,
 		"GET /2.0/mlflow/registered-models/get-latest-versions":  a.getLatestVersions,
 		"POST /2.0/mlflow/registered-models/get-latest-versions": a.getLatestVersions,
 		"POST /2.0/mlflow/registered-models/set-tag":             a.setRegisteredModelTag,
