@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -193,7 +194,13 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 				return opener.Acquire(ctx, uri)
 			},
 		})
-		registryAPI := registry.NewAPI(db, registry.Config{Log: log})
+		var sourceRegex *regexp.Regexp
+		if pat := os.Getenv(registry.SourceRegexEnv); pat != "" {
+			if sourceRegex, err = regexp.Compile(pat); err != nil {
+				return fmt.Errorf("%s: %w", registry.SourceRegexEnv, err)
+			}
+		}
+		registryAPI := registry.NewAPI(db, registry.Config{Log: log, SourceRegex: sourceRegex})
 		api = routes.Merge(trackingAPI.Handlers(), registryAPI.Handlers())
 	}
 

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"log/slog"
+	"regexp"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -15,13 +16,18 @@ import (
 type Config struct {
 	// Log receives 5xx errors.
 	Log *slog.Logger
+	// SourceRegex is MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX
+	// (SourceRegexEnv): when set, model-version sources must match it
+	// (Python re.search semantics: anywhere in the source).
+	SourceRegex *regexp.Regexp
 }
 
 // API serves the model registry from a DB.
 type API struct {
-	db  *metadata.DB
-	log *slog.Logger
-	now func() time.Time
+	db          *metadata.DB
+	log         *slog.Logger
+	now         func() time.Time
+	sourceRegex *regexp.Regexp
 }
 
 // NewAPI builds the registry API on db.
@@ -29,7 +35,7 @@ func NewAPI(db *metadata.DB, cfg Config) *API {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &API{db: db, log: cfg.Log, now: time.Now}
+	return &API{db: db, log: cfg.Log, now: time.Now, sourceRegex: cfg.SourceRegex}
 }
 
 // Handlers returns the registry handlers keyed as the route table

@@ -17,7 +17,11 @@ const base = "/api/2.0/mlflow"
 type client struct{ *domaintest.Client }
 
 func newClient(t *testing.T, db *metadata.DB) client {
-	return client{domaintest.NewClient(t, NewAPI(db, Config{Log: domaintest.Quiet}).Handlers())}
+	return newClientWith(t, db, Config{Log: domaintest.Quiet})
+}
+
+func newClientWith(t *testing.T, db *metadata.DB, cfg Config) client {
+	return client{domaintest.NewClient(t, NewAPI(db, cfg).Handlers())}
 }
 
 // call sends a JSON body (or a query for GET when body starts with "?").

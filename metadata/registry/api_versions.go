@@ -1,10 +1,12 @@
 package registry
 
 import (
+	"strings"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/ferryml/ferry/metadata/search"
 	"github.com/ferryml/ferry/wire"
 )
 
@@ -41,10 +43,19 @@ func (a *API) createModelVersion(c *fiber.Ctx) error {
 	if in.tags, werr = r.tags("tags"); werr != nil {
 		return wire.Send(c, werr)
 	}
+	isPrompt := false
 	for _, t := range in.tags {
 		if werr := validateTag(t.Key, t.Value, maxVersionTagVal); werr != nil {
 			return wire.Send(c, werr)
 		}
+		isPrompt = isPrompt || (t.Key == search.PromptTag && strings.EqualFold(t.Value, "true"))
+	}
+	modelID, _, werr := r.str("model_id")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	if werr := a.validateSource(c, source, in, modelID, isPrompt); werr != nil {
+		return a.send(c, nil, werr)
 	}
 	v, err := a.insertVersion(c.UserContext(), in)
 	return a.send(c, fiber.Map{"model_version": v}, err)
@@ -169,4 +180,41 @@ func (a *API) deleteModelVersionTag(c *fiber.Ctx) error {
 		return wire.Send(c, werr)
 	}
 	return a.send(c, fiber.Map{}, a.deleteVersionTag(c.UserContext(), name, version, key))
+}
+
+// validateSource applies upstream's source rules in its order: the
+// optional regex, then the prompt rule or the run / logged-model rule
+// (the owner is looked up only for a local source).
+func (a *API) validateSource(c *fiber.Ctx, source string, in versionInput, modelID string, isPrompt bool) error {
+	if werr := checkSourceRegex(a.sourceRegex, source); werr != nil {
+		return werr
+	}
+	if isPrompt {
+		if werr := checkPromptSource(source); werr != nil {
+			return werr
+		}
+		return nil
+	}
+	owner := sourceOwner{kind: "run_id"}
+	if in.runID != nil {
+		owner.id = *in.runID
+	}
+	if modelID != "" {
+		owner = sourceOwner{kind: "model_id", id: modelID}
+	}
+	local, werr := isLocalURI(source)
+	if werr != nil {
+		return werr
+	}
+	if local && owner.id != "" {
+		root, err := a.artifactRoot(c.UserContext(), owner.kind, owner.id)
+		if err != nil {
+			return err
+		}
+		owner.root, owner.found = root, true
+	}
+	if werr := checkSource(source, owner); werr != nil {
+		return werr
+	}
+	return nil
 }

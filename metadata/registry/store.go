@@ -630,3 +630,24 @@ func (a *API) deleteVersionTag(ctx context.Context, name string, version int64, 
 	})
 	return err
 }
+
+// artifactRoot is the artifact location of the run (kind "run_id") or
+// logged model ("model_id") a local model-version source must lie under;
+// an unknown id is upstream's not-found error.
+func (a *API) artifactRoot(ctx context.Context, kind, id string) (string, error) {
+	q := "SELECT artifact_uri FROM runs WHERE run_uuid = ?"
+	notFound := wire.Errorf(wire.ResourceDoesNotExist, "Run with id=%s not found", id)
+	if kind == "model_id" {
+		q = "SELECT artifact_location FROM logged_models WHERE model_id = ?"
+		notFound = wire.Errorf(wire.ResourceDoesNotExist, "Logged model with ID '%s' not found.", id)
+	}
+	var root sql.NullString
+	err := a.db.Read(ctx, func(tx *metadata.Tx) error {
+		err := tx.QueryRow(ctx, q, id).Scan(&root)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound
+		}
+		return err
+	})
+	return root.String, err
+}
