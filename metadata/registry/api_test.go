@@ -323,3 +323,31 @@ func TestConcurrentVersionNumbers(t *testing.T) {
 		}
 	})
 }
+
+// TestModelsSource: a models:/<name>/<version> source stores the
+// referenced version's location, which get-download-uri returns.
+func TestModelsSource(t *testing.T) {
+	domaintest.ForEachBackend(t, func(t *testing.T, db *metadata.DB) {
+		c := newClient(t, db)
+		c.ok("POST", "/registered-models/create", `{"name":"a"}`)
+		c.ok("POST", "/registered-models/create", `{"name":"b"}`)
+		c.ok("POST", "/model-versions/create", `{"name":"a","source":"s3://bucket/0/r/artifacts/model"}`)
+		mv := obj(c.ok("POST", "/model-versions/create", `{"name":"b","source":"models:/a/1"}`), "model_version")
+		if mv["source"] != "models:/a/1" {
+			t.Errorf("source: %v", mv)
+		}
+		if out := c.ok("GET", "/model-versions/get-download-uri", "?name=b&version=1"); out["artifact_uri"] != "s3://bucket/0/r/artifacts/model" {
+			t.Errorf("download uri: %v", out)
+		}
+		c.fails("POST", "/model-versions/create", `{"name":"b","source":"models:/a/9"}`, 400, "INVALID_PARAMETER_VALUE",
+			"Unable to fetch model from model URI source artifact location 'models:/a/9'.Error: Model Version (name=a, version=9) not found")
+		c.fails("POST", "/model-versions/create", `{"name":"b","source":"models:/m-0123"}`, 400, "INVALID_PARAMETER_VALUE",
+			"Unable to fetch model from model URI source artifact location 'models:/m-0123'.Error: Logged model with ID 'm-0123' not found.")
+		c.fails("POST", "/model-versions/create", `{"name":"b","source":"models:/a@champion"}`, 400, "INVALID_PARAMETER_VALUE", "")
+		// failed creates take no number
+		mv = obj(c.ok("POST", "/model-versions/create", `{"name":"b","source":"s3://x/y"}`), "model_version")
+		if mv["version"] != "2" {
+			t.Errorf("next version: %v", mv)
+		}
+	})
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/metadata/schema"
@@ -517,8 +519,12 @@ func (a *API) insertVersion(ctx context.Context, in versionInput) (*modelVersion
 		}
 		version := max.Int64 + 1
 		now := a.nowMillis()
+		storage, runID, err := resolveStorage(ctx, tx, in.source, in.runID)
+		if err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, "INSERT INTO model_versions ("+versionCols+", workspace) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, 'READY', NULL, ?, ?, 'default')",
-			in.name, version, now, now, optional(in.description), stageNone, in.source, optional(in.runID), optional(in.runLink), in.source); err != nil {
+			in.name, version, now, now, optional(in.description), stageNone, in.source, optional(runID), optional(in.runLink), storage); err != nil {
 			return err
 		}
 		for _, t := range lastWins(in.tags) {
@@ -650,4 +656,55 @@ func (a *API) artifactRoot(ctx context.Context, kind, id string) (string, error)
 		return err
 	})
 	return root.String, err
+}
+
+// resolveStorage is where a new version's files are: the source, except
+// for models:/ sources, which upstream resolves: models:/<logged model id>
+// to the logged model's artifact location (and its source run when the
+// request named none), models:/<name>/<version> to that version's
+// download URI. Other models:/ forms are refused.
+func resolveStorage(ctx context.Context, tx *metadata.Tx, source string, runID *string) (string, *string, error) {
+	if uriScheme(source) != "models" {
+		return source, runID, nil
+	}
+	fail := func(reason string) error {
+		return wire.Errorf(wire.InvalidParameterValue,
+			"Unable to fetch model from model URI source artifact location '%s'.Error: %s", source, reason)
+	}
+	rest := strings.Trim(urlPath(source), "/")
+	parts := strings.Split(rest, "/")
+	switch {
+	case len(parts) == 1 && strings.HasPrefix(parts[0], "m-"):
+		var loc, srcRun sql.NullString
+		err := tx.QueryRow(ctx, "SELECT artifact_location, source_run_id FROM logged_models WHERE model_id = ?", parts[0]).Scan(&loc, &srcRun)
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", nil, fail(fmt.Sprintf("Logged model with ID '%s' not found.", parts[0]))
+		}
+		if err != nil {
+			return "", nil, err
+		}
+		if (runID == nil || *runID == "") && srcRun.Valid {
+			runID = &srcRun.String
+		}
+		return loc.String, runID, nil
+	case len(parts) == 2:
+		v, err := strconv.ParseInt(parts[1], 10, 32)
+		if err != nil {
+			return "", nil, fail(fmt.Sprintf("Parameter 'version' must be an integer, got '%s'.", parts[1]))
+		}
+		var storage, src sql.NullString
+		err = tx.QueryRow(ctx, "SELECT storage_location, source FROM model_versions WHERE workspace = 'default' AND "+nameEq(tx.Dialect())+
+			" AND version = ? AND current_stage <> ?", parts[0], v, stageDeleted).Scan(&storage, &src)
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", nil, fail(fmt.Sprintf("Model Version (name=%s, version=%d) not found", parts[0], v))
+		}
+		if err != nil {
+			return "", nil, err
+		}
+		if storage.String != "" {
+			return storage.String, runID, nil
+		}
+		return src.String, runID, nil
+	}
+	return "", nil, fail("Not a models:/<name>/<version> or models:/<model id> URI.")
 }
