@@ -351,3 +351,46 @@ func TestModelsSource(t *testing.T) {
 		}
 	})
 }
+
+// TestHostileRequests: wrong JSON types, malformed and non-object bodies,
+// oversized and odd values answer 400 (never 500), under /api and
+// /ajax-api alike.
+func TestHostileRequests(t *testing.T) {
+	domaintest.ForEachBackend(t, func(t *testing.T, db *metadata.DB) {
+		c := newClient(t, db)
+		c.ok("POST", "/registered-models/create", `{"name":"m"}`)
+		c.ok("POST", "/model-versions/create", `{"name":"m","source":"s3://b/x"}`)
+		for _, tc := range []struct{ method, path, body string }{
+			{"POST", "/registered-models/create", `{"name":"n","tags":"x"}`},
+			{"POST", "/registered-models/create", `{"name":"n","tags":[1]}`},
+			{"POST", "/registered-models/create", `{"name":"n","tags":[{"key":1,"value":"v"}]}`},
+			{"POST", "/registered-models/create", `{"name":"n","description":["x"]}`},
+			{"POST", "/registered-models/create", `{"name":"n","description":"` + strings.Repeat("d", 5001) + `"}`},
+			{"POST", "/registered-models/create", `[1,2]`},
+			{"POST", "/registered-models/create", `{"name":`},
+			{"POST", "/registered-models/create", `{"name":true}`},
+			{"GET", "/model-versions/get", `?name=m&version=1.5`},
+			{"GET", "/model-versions/get", `?name=m&version=99999999999999999999`},
+			{"GET", "/model-versions/get", `?name=m`},
+			{"PATCH", "/model-versions/update", `{"name":"m","version":1}`},
+			{"POST", "/model-versions/transition-stage", `{"name":"m","version":"1","stage":"Staging","archive_existing_versions":"yes"}`},
+			{"POST", "/model-versions/transition-stage", `{"name":"m","version":"1"}`},
+			{"POST", "/model-versions/create", `{"name":"m","source":"` + strings.Repeat("s", 501) + `"}`},
+			{"POST", "/model-versions/create", `{"name":"m","source":"s3://b/x","run_id":"` + strings.Repeat("r", 33) + `"}`},
+			{"POST", "/model-versions/create", `{"name":"m","source":"s3://b/x\u0000"}`},
+			{"POST", "/model-versions/set-tag", `{"name":"m","version":"1","key":"k","value":"` + strings.Repeat("v", 100001) + `"}`},
+			{"POST", "/registered-models/get-latest-versions", `{"name":"m","stages":"Production"}`},
+			{"POST", "/registered-models/alias", `{"name":"m","alias":"` + strings.Repeat("a", 256) + `","version":"1"}`},
+			{"DELETE", "/registered-models/delete-tag", `{"name":"m"}`},
+		} {
+			st, out := c.call(tc.method, tc.path, tc.body)
+			if st != 400 || out["error_code"] != "INVALID_PARAMETER_VALUE" {
+				t.Errorf("%s %s %.80s: %d %v", tc.method, tc.path, tc.body, st, out)
+			}
+		}
+		st, out := c.Do("GET", "/ajax-api/2.0/mlflow/registered-models/get?name=m", "", "")
+		if st != 200 || obj(out, "registered_model")["name"] != "m" {
+			t.Errorf("ajax-api: %d %v", st, out)
+		}
+	})
+}
