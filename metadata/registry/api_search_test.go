@@ -70,6 +70,15 @@ func TestSearchRegisteredModels(t *testing.T) {
 		if got := names(out["registered_models"], "name"); got != "beta" {
 			t.Errorf("timestamp DESC: %q", got)
 		}
+		// results carry tags, aliases and latest versions (batch-loaded)
+		c.ok("POST", "/model-versions/create", `{"name":"gamma","source":"s3://g/1","tags":[{"key":"vk","value":"vv"}]}`)
+		c.ok("POST", "/registered-models/alias", `{"name":"gamma","alias":"prod","version":"1"}`)
+		out = c.ok("GET", "/registered-models/search", q("filter", "name LIKE '%a'"))
+		if got := js(out["registered_models"]); !strings.Contains(got, `"aliases":[{"alias":"prod","version":"1"}]`) ||
+			!strings.Contains(got, `"latest_versions":[{"aliases":["prod"]`) || !strings.Contains(got, `"tags":[{"key":"vk","value":"vv"}]`) ||
+			!strings.Contains(got, `"tags":[{"key":"team","value":"ml"}]`) || !strings.Contains(got, `"aliases":["prod"]`) {
+			t.Errorf("search result entities: %s", got)
+		}
 		// paging
 		var all []string
 		token := ""
@@ -131,7 +140,11 @@ func TestSearchModelVersions(t *testing.T) {
 				t.Errorf("filter %q order %q: %q, want %q", tc.filter, tc.order, got, tc.want)
 			}
 		}
-		out := c.ok("GET", "/model-versions/search", q("filter", "name='a'", "max_results", "1", "order_by", "version_number"))
+		out := c.ok("GET", "/model-versions/search", q("filter", "run_id = 'r1'", "order_by", "name"))
+		if got := js(out["model_versions"]); !strings.Contains(got, `"tags":[{"key":"k","value":"v1"}]`) || !strings.Contains(got, `"tags":[{"key":"k","value":"v2"}]`) {
+			t.Errorf("version tags in search: %s", got)
+		}
+		out = c.ok("GET", "/model-versions/search", q("filter", "name='a'", "max_results", "1", "order_by", "version_number"))
 		if names(out["model_versions"], "version") != "a/1" || out["next_page_token"] == nil {
 			t.Errorf("page 1: %v", out)
 		}

@@ -156,45 +156,6 @@ func loadModel(ctx context.Context, tx *metadata.Tx, name string) (*registeredMo
 	return m, nil
 }
 
-// fillModels loads tags, aliases and latest versions for models.
-func fillModels(ctx context.Context, tx *metadata.Tx, ms []*registeredModel) error {
-	for _, m := range ms {
-		err := tx.Each(ctx, "SELECT "+tx.Dialect().Quote("key")+", value FROM registered_model_tags WHERE workspace = 'default' AND "+nameEq(tx.Dialect())+" ORDER BY "+tx.Dialect().Quote("key"),
-			[]any{m.Name}, func(r *sql.Rows) error {
-				var kv keyValue
-				var v sql.NullString
-				if err := r.Scan(&kv.Key, &v); err != nil {
-					return err
-				}
-				kv.Value = v.String
-				m.Tags = append(m.Tags, kv)
-				return nil
-			})
-		if err != nil {
-			return err
-		}
-		err = tx.Each(ctx, "SELECT alias, version FROM registered_model_aliases WHERE workspace = 'default' AND "+nameEq(tx.Dialect())+" ORDER BY alias",
-			[]any{m.Name}, func(r *sql.Rows) error {
-				var al string
-				var v int64
-				if err := r.Scan(&al, &v); err != nil {
-					return err
-				}
-				m.Aliases = append(m.Aliases, modelAlias{Alias: al, Version: strconv.FormatInt(v, 10)})
-				return nil
-			})
-		if err != nil {
-			return err
-		}
-		latest, err := latestVersions(ctx, tx, m.Name, nil)
-		if err != nil {
-			return err
-		}
-		m.LatestVersions = latest
-	}
-	return nil
-}
-
 const versionCols = "name, version, creation_time, last_updated_time, description, user_id, current_stage, source, run_id, status, status_message, run_link, storage_location"
 
 func scanVersion(r interface{ Scan(...any) error }) (*modelVersion, error) {
@@ -234,72 +195,24 @@ func loadVersion(ctx context.Context, tx *metadata.Tx, name string, version int6
 	return v, fillVersions(ctx, tx, []*modelVersion{v})
 }
 
-// fillVersions loads tags and aliases of versions.
-func fillVersions(ctx context.Context, tx *metadata.Tx, vs []*modelVersion) error {
-	for _, v := range vs {
-		n, _ := strconv.ParseInt(v.Version, 10, 64)
-		err := tx.Each(ctx, "SELECT "+tx.Dialect().Quote("key")+", value FROM model_version_tags WHERE workspace = 'default' AND "+nameEq(tx.Dialect())+" AND version = ? ORDER BY "+tx.Dialect().Quote("key"),
-			[]any{v.Name, n}, func(r *sql.Rows) error {
-				var kv keyValue
-				var val sql.NullString
-				if err := r.Scan(&kv.Key, &val); err != nil {
-					return err
-				}
-				kv.Value = val.String
-				v.Tags = append(v.Tags, kv)
-				return nil
-			})
-		if err != nil {
-			return err
-		}
-		err = tx.Each(ctx, "SELECT alias FROM registered_model_aliases WHERE workspace = 'default' AND "+nameEq(tx.Dialect())+" AND version = ? ORDER BY alias",
-			[]any{v.Name, n}, func(r *sql.Rows) error {
-				var al string
-				if err := r.Scan(&al); err != nil {
-					return err
-				}
-				v.Aliases = append(v.Aliases, al)
-				return nil
-			})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // latestVersions is get_latest_versions: the highest live version per
 // stage, in the order the stages first appear among the versions
 // (upstream's dict over the model's versions), filtered by stages (all
 // when empty).
 func latestVersions(ctx context.Context, tx *metadata.Tx, name string, stages []string) ([]modelVersion, error) {
-	var order []string
-	best := map[string]*modelVersion{}
+	var all []*modelVersion
 	err := tx.Each(ctx, "SELECT "+versionCols+" FROM model_versions WHERE workspace = 'default' AND "+nameEq(tx.Dialect())+
 		" AND current_stage <> ? ORDER BY version", []any{name, stageDeleted}, func(r *sql.Rows) error {
 		v, err := scanVersion(r)
-		if err != nil {
-			return err
+		if err == nil {
+			all = append(all, v)
 		}
-		if _, seen := best[v.CurrentStage]; !seen {
-			order = append(order, v.CurrentStage)
-		}
-		best[v.CurrentStage] = v // ascending: the last one is the highest
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	want := map[string]bool{}
-	for _, s := range stages {
-		want[s] = true
-	}
-	var out []*modelVersion
-	for _, st := range order {
-		if len(want) == 0 || want[st] {
-			out = append(out, best[st])
-		}
-	}
+	out := pickLatest(all, stages)
 	if err := fillVersions(ctx, tx, out); err != nil {
 		return nil, err
 	}
