@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/ferryml/ferry/config"
 	"github.com/ferryml/ferry/metadata"
+	"github.com/ferryml/ferry/metadata/registry"
 	"github.com/ferryml/ferry/metadata/tracking"
 	"github.com/ferryml/ferry/proxy"
 	"github.com/ferryml/ferry/routes"
@@ -195,7 +197,14 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 				return opener.Acquire(ctx, uri)
 			},
 		})
-		api = trackingAPI.Handlers()
+		var sourceRegex *regexp.Regexp
+		if pat := os.Getenv(registry.SourceRegexEnv); pat != "" {
+			if sourceRegex, err = regexp.Compile(pat); err != nil {
+				return fmt.Errorf("%s: %w", registry.SourceRegexEnv, err)
+			}
+		}
+		registryAPI := registry.NewAPI(db, registry.Config{Log: log, SourceRegex: sourceRegex})
+		api = routes.Merge(trackingAPI.Handlers(), registryAPI.Handlers())
 	}
 
 	baseCtx, cancelAll := context.WithCancel(context.Background())

@@ -141,3 +141,13 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn fun
 	}
 	return nil
 }
+
+// ExactEq is "<col> = ?" compared byte for byte on every dialect: MySQL's
+// default collation ignores case (and trailing spaces), so there it
+// compares BINARY.
+func ExactEq(d schema.Dialect, col string) string {
+	if d == schema.MySQL {
+		return "BINARY " + d.Quote(col) + " = BINARY ?"
+	}
+	return d.Quote(col) + " = ?"
+}

@@ -46,6 +46,8 @@ const (
 	Proxy Provider = "proxy"
 	// Tracking is package metadata/tracking.
 	Tracking Provider = "tracking"
+	// Registry is package metadata/registry.
+	Registry Provider = "registry"
 	// NotImplemented marks a route Ferry does not serve yet: 501.
 	NotImplemented Provider = ""
 	// Outside marks a route Ferry deliberately leaves out and answers 404

@@ -72,25 +72,25 @@ POST /logged-models/<model_id>/params tracking
 GET /logged-models/<model_id>/artifacts/directories tracking
 
 [registry] api /2.0/mlflow
-POST /registered-models/create
-POST /registered-models/rename
-PATCH /registered-models/update
-DELETE /registered-models/delete
-GET /registered-models/get
-GET /registered-models/search
-GET,POST /registered-models/get-latest-versions
-POST /registered-models/set-tag
-DELETE /registered-models/delete-tag
-GET,POST,DELETE /registered-models/alias
-POST /model-versions/create
-PATCH /model-versions/update
-POST /model-versions/transition-stage
-DELETE /model-versions/delete
-GET /model-versions/get
-GET /model-versions/search
-GET /model-versions/get-download-uri
-POST /model-versions/set-tag
-DELETE /model-versions/delete-tag
+POST /registered-models/create registry
+POST /registered-models/rename registry
+PATCH /registered-models/update registry
+DELETE /registered-models/delete registry
+GET /registered-models/get registry
+GET /registered-models/search registry
+GET,POST /registered-models/get-latest-versions registry
+POST /registered-models/set-tag registry
+DELETE /registered-models/delete-tag registry
+GET,POST,DELETE /registered-models/alias registry
+POST /model-versions/create registry
+PATCH /model-versions/update registry
+POST /model-versions/transition-stage registry
+DELETE /model-versions/delete registry
+GET /model-versions/get registry
+GET /model-versions/search registry
+GET /model-versions/get-download-uri registry
+POST /model-versions/set-tag registry
+DELETE /model-versions/delete-tag registry
 
 [webhooks] api /2.0/mlflow
 GET,POST /webhooks

@@ -65,9 +65,13 @@ type rawComparison struct {
 type grammar struct {
 	experiments  bool
 	loggedModels bool
-	attrKeys     map[string]bool // searchable attribute keys
-	orderKeys    map[string]bool // orderable attribute keys
-	numeric      map[string]bool
+	// registry: registered models / model versions (§6.3), parsed as
+	// experiments are (attribute and tag entities) with their own keys and
+	// comparator sets, no IS NULL.
+	registry  bool
+	attrKeys  map[string]bool // searchable attribute keys
+	orderKeys map[string]bool // orderable attribute keys
+	numeric   map[string]bool
 }
 
 var runs = grammar{
@@ -385,6 +389,8 @@ func (g grammar) comparison(rc rawComparison) (Comparison, error) {
 	c := Comparison{Type: typ, Key: key, Op: strings.ToUpper(rc.op)}
 	if rc.value.kind == tEOF {
 		switch {
+		case g.registry:
+			return c, errf(fmt.Sprintf("IS NULL / IS NOT NULL is not supported for '%s'", key))
 		case g.experiments && typ != Tag:
 			return c, errf(fmt.Sprintf("IS NULL / IS NOT NULL is only supported for tags, not for attribute '%s'", key))
 		case g.loggedModels:
@@ -527,6 +533,9 @@ func (g grammar) checkComparator(c Comparison) error {
 	listOp := op == "IN" || op == "NOT IN"
 	if c.Value.Kind == VList && !listOp {
 		return errf(fmt.Sprintf("Invalid comparator '%s' for a list of values. Use IN or NOT IN.", op))
+	}
+	if g.registry {
+		return g.checkRegistryComparator(c)
 	}
 	if g.experiments {
 		switch {

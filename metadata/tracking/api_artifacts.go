@@ -162,7 +162,7 @@ func (a *API) sendListing(c *fiber.Ctx, root, rel string) error {
 // and ignored (the whole directory is one page, as for runs).
 func (a *API) listLoggedModelArtifacts(c *fiber.Ctx) error {
 	id := c.Params("model_id")
-	if werr := checkText("model_id", id); werr != nil {
+	if werr := wire.CheckText("model_id", id); werr != nil {
 		return wire.Send(c, werr)
 	}
 	p, werr := readParams(c)

@@ -50,7 +50,7 @@ func validateExperimentTag(i int, t KeyValue) *wire.Error {
 	if err := validateKey(field, t.Key); err != nil {
 		return err
 	}
-	if err := checkText(fieldf("tags[%d].value", i), t.Value); err != nil {
+	if err := wire.CheckText(fieldf("tags[%d].value", i), t.Value); err != nil {
 		return err
 	}
 	if len([]rune(t.Value)) > maxExperimentTagValueLen {
@@ -61,7 +61,7 @@ func validateExperimentTag(i int, t KeyValue) *wire.Error {
 
 // getExperiment is GET experiments/get.
 func (a *API) getExperiment(c *fiber.Ctx) error {
-	args, werr := getArgs(c, "experiment_id")
+	args, werr := wire.GetArgs(c, "experiment_id")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -79,7 +79,7 @@ func (a *API) getExperiment(c *fiber.Ctx) error {
 // getExperimentByName is GET experiments/get-by-name; it finds deleted
 // experiments too.
 func (a *API) getExperimentByName(c *fiber.Ctx) error {
-	args, werr := getArgs(c, "experiment_name")
+	args, werr := wire.GetArgs(c, "experiment_name")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -87,7 +87,7 @@ func (a *API) getExperimentByName(c *fiber.Ctx) error {
 	if name == "" {
 		return wire.Send(c, wire.MissingParam("experiment_name"))
 	}
-	if werr := checkText("experiment_name", name); werr != nil {
+	if werr := wire.CheckText("experiment_name", name); werr != nil {
 		return wire.Send(c, werr)
 	}
 	exp, err := a.experimentNamed(c.UserContext(), name)

@@ -160,7 +160,7 @@ func (a *API) createLoggedModel(c *fiber.Ctx) error {
 // getLoggedModel is GET logged-models/{model_id}.
 func (a *API) getLoggedModel(c *fiber.Ctx) error {
 	id := c.Params("model_id")
-	if werr := checkText("model_id", id); werr != nil {
+	if werr := wire.CheckText("model_id", id); werr != nil {
 		return wire.Send(c, werr)
 	}
 	allow := strings.EqualFold(c.Query("allow_deleted"), "true")
@@ -296,7 +296,7 @@ func (a *API) searchLoggedModels(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	offset, werr := parsePageToken(token)
+	offset, werr := wire.ParsePageToken(token)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}

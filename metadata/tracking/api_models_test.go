@@ -15,6 +15,7 @@ import (
 	"github.com/ferryml/ferry/metadata/internal/testdb"
 	"github.com/ferryml/ferry/stores"
 	_ "github.com/ferryml/ferry/stores/local"
+	"github.com/ferryml/ferry/wire"
 )
 
 func (c *apiClient) send(method, path, body string) (int, map[string]any) {
@@ -132,7 +133,7 @@ func TestLoggedModels(t *testing.T) {
 			}
 		}
 		out = c.mustPost("/logged-models/search", `{`+e+`, "max_results": 1}`)
-		if out["next_page_token"] != pageToken(1) {
+		if out["next_page_token"] != wire.PageToken(1) {
 			t.Errorf("token: %v", out)
 		}
 		if st, out = c.send(http.MethodDelete, "/logged-models/"+mid2, ``); st != 200 {

@@ -36,7 +36,7 @@ func readParams(c *fiber.Ctx) (*params, *wire.Error) {
 			if bad != nil {
 				return
 			}
-			if err := checkText(key, string(v)); err != nil {
+			if err := wire.CheckText(key, string(v)); err != nil {
 				bad = err
 				return
 			}
@@ -132,7 +132,7 @@ func (p *params) str(name string) (string, *wire.Error) {
 	if r[0] != '"' || json.Unmarshal(r, &s) != nil {
 		return "", typeError(p.path(name), r)
 	}
-	if err := checkText(p.path(name), s); err != nil {
+	if err := wire.CheckText(p.path(name), s); err != nil {
 		return "", err
 	}
 	return s, nil
@@ -305,7 +305,7 @@ func (p *params) strs(name string) ([]string, *wire.Error) {
 		if len(it) == 0 || it[0] != '"' || json.Unmarshal(it, &s) != nil {
 			return nil, typeError(p.path(name), p.raw(name))
 		}
-		if err := checkText(fieldf("%s[%d]", p.path(name), i), s); err != nil {
+		if err := wire.CheckText(fieldf("%s[%d]", p.path(name), i), s); err != nil {
 			return nil, err
 		}
 		out = append(out, s)

@@ -99,7 +99,7 @@ func validateMetric(path string, m metricIn) *wire.Error {
 	if m.Timestamp < 0 {
 		return wire.Errorf(wire.InvalidParameterValue,
 			"Invalid value %d for parameter '%stimestamp' supplied: metric %s (value=%s). Timestamp must be a nonnegative long (64-bit integer) ",
-			m.Timestamp, path, pyRepr(m.Key), pyFloat(m.Value))
+			m.Timestamp, path, wire.PyRepr(m.Key), pyFloat(m.Value))
 	}
 	return nil
 }
@@ -466,7 +466,7 @@ func (a *API) logBatch(c *fiber.Ctx) error {
 		return wire.Send(c, werr)
 	}
 	if !runIDPattern.MatchString(id) {
-		return wire.Send(c, wire.Errorf(wire.InvalidParameterValue, "Invalid value %s for parameter 'run_id' supplied.", pyJSON(id)))
+		return wire.Send(c, wire.Errorf(wire.InvalidParameterValue, "Invalid value %s for parameter 'run_id' supplied.", wire.PyJSON(id)))
 	}
 	for i, m := range metrics {
 		if werr := validateMetric(fieldf("metrics[%d].", i), m); werr != nil {
@@ -549,7 +549,7 @@ func (a *API) getMetricHistory(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	offset, werr := parsePageToken(token)
+	offset, werr := wire.ParsePageToken(token)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}

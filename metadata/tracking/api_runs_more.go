@@ -178,7 +178,7 @@ func (a *API) logModel(c *fiber.Ctx) error {
 	var missing []string
 	for _, f := range []string{"artifact_path", "flavors", "run_id", "utc_time_created"} {
 		if _, ok := model[f]; !ok {
-			missing = append(missing, pyRepr(f))
+			missing = append(missing, wire.PyRepr(f))
 		}
 	}
 	if len(missing) > 0 {
@@ -239,7 +239,7 @@ func pyDumpValue(dec *json.Decoder, b *strings.Builder) error {
 					return err
 				}
 				ks, _ := kt.(string)
-				b.WriteString(pyJSON(ks))
+				b.WriteString(wire.PyJSON(ks))
 				b.WriteString(": ")
 			}
 			if err := pyDumpValue(dec, b); err != nil {
@@ -252,7 +252,7 @@ func pyDumpValue(dec *json.Decoder, b *strings.Builder) error {
 		}
 		b.WriteRune(rune(closing))
 	case string:
-		b.WriteString(pyJSON(t))
+		b.WriteString(wire.PyJSON(t))
 	case json.Number:
 		s := string(t)
 		if strings.ContainsAny(s, ".eE") {

@@ -59,7 +59,7 @@ func (a *API) searchRuns(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	offset, werr := parsePageToken(token)
+	offset, werr := wire.ParsePageToken(token)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -144,7 +144,7 @@ func (a *API) searchExperiments(c *fiber.Ctx) error {
 	if err != nil {
 		return wire.Send(c, searchError(err))
 	}
-	offset, werr := parsePageToken(token)
+	offset, werr := wire.ParsePageToken(token)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}

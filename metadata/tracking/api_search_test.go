@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/metadata/internal/domaintest"
+	"github.com/ferryml/ferry/wire"
 )
 
 // searchRunNames runs runs/search and returns the run names in order and
@@ -126,7 +127,7 @@ func TestSearchRuns(t *testing.T) {
 		}
 		// Paging: 3 active runs, pages of 2 then 1; a full last page has no token.
 		got, tok := c.searchRunNames(map[string]any{"experiment_ids": e, "max_results": 2})
-		if !reflect.DeepEqual(got, []string{"b", "c"}) || tok != pageToken(2) {
+		if !reflect.DeepEqual(got, []string{"b", "c"}) || tok != wire.PageToken(2) {
 			t.Fatalf("page 1: %v %q", got, tok)
 		}
 		got, tok = c.searchRunNames(map[string]any{"experiment_ids": e, "max_results": 2, "page_token": tok})
@@ -222,7 +223,7 @@ func TestSearchExperiments(t *testing.T) {
 			}
 		}
 		got, tok := names(url.Values{"max_results": {"3"}})
-		if len(got) != 3 || tok != pageToken(3) {
+		if len(got) != 3 || tok != wire.PageToken(3) {
 			t.Fatalf("page 1: %v %q", got, tok)
 		}
 		got, tok = names(url.Values{"max_results": {"3"}, "page_token": {tok}})

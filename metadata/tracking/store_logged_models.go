@@ -181,7 +181,7 @@ func (a *API) deleteLoggedModelTagRow(ctx context.Context, id, key string) error
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return wire.Errorf(wire.ResourceDoesNotExist, "No tag with key %s found for model with ID %s.", pyRepr(key), pyRepr(id))
+			return wire.Errorf(wire.ResourceDoesNotExist, "No tag with key %s found for model with ID %s.", wire.PyRepr(key), wire.PyRepr(id))
 		}
 		return nil
 	})
@@ -204,7 +204,7 @@ func (a *API) searchLoggedModelRows(ctx context.Context, q search.LoggedModelsQu
 		}
 		if int64(len(models)) > maxResults {
 			models = models[:maxResults]
-			next = pageToken(offset + maxResults)
+			next = wire.PageToken(offset + maxResults)
 		}
 		return fillLoggedModels(ctx, tx, models)
 	})

@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/ferryml/ferry/metadata"
+	"github.com/ferryml/ferry/wire"
 )
 
 // metricHistory reads a page of metric key's history of run id (limit 0: all, from offset).
@@ -39,7 +40,7 @@ func (a *API) metricHistory(ctx context.Context, id, key string, limit, offset i
 		}
 		if limit > 0 && int64(len(metrics)) > limit {
 			metrics = metrics[:limit]
-			next = pageToken(offset + limit)
+			next = wire.PageToken(offset + limit)
 		}
 		return nil
 	})

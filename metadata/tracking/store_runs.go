@@ -196,7 +196,7 @@ func logParams(ctx context.Context, tx *metadata.Tx, runID string, ps []KeyValue
 						"Changing param values is not allowed. Param with key='%s' was already logged with value='%s' for run ID='%s'. Attempted logging new value '%s'.",
 						p.Key, v, runID, p.Value)
 				}
-				conflicts = append(conflicts, "{'key': "+pyRepr(p.Key)+", 'old_value': "+pyRepr(v)+", 'new_value': "+pyRepr(p.Value)+"}")
+				conflicts = append(conflicts, "{'key': "+wire.PyRepr(p.Key)+", 'old_value': "+wire.PyRepr(v)+", 'new_value': "+wire.PyRepr(p.Value)+"}")
 			}
 			continue
 		}

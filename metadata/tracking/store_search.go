@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/metadata/search"
+	"github.com/ferryml/ferry/wire"
 )
 
 // searchRunRows runs a runs/search query and loads the runs' data, inputs and outputs; next is the token of the following page, if any.
@@ -33,7 +34,7 @@ func (a *API) searchRunRows(ctx context.Context, q search.RunsQuery, maxResults,
 		}
 		if int64(len(runs)) > maxResults {
 			runs = runs[:maxResults]
-			next = pageToken(offset + maxResults)
+			next = wire.PageToken(offset + maxResults)
 		}
 		return fillRuns(ctx, tx, runs, true)
 	})
@@ -57,7 +58,7 @@ func (a *API) searchExperimentRows(ctx context.Context, q search.ExperimentsQuer
 		}
 		if int64(len(exps)) > maxResults {
 			exps = exps[:maxResults]
-			next = pageToken(offset + maxResults)
+			next = wire.PageToken(offset + maxResults)
 		}
 		if len(exps) == 0 {
 			return nil

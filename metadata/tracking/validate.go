@@ -32,7 +32,7 @@ func parseExperimentID(field, s string) (int64, *wire.Error) {
 }
 
 func validateExperimentName(field, name string) *wire.Error {
-	if err := checkText(field, name); err != nil {
+	if err := wire.CheckText(field, name); err != nil {
 		return err
 	}
 	if strings.TrimSpace(name) == "" {
@@ -49,7 +49,7 @@ func validateExperimentName(field, name string) *wire.Error {
 // disguise: URL fragments and ;params, '..' segments (also when
 // percent-encoded, however often), a runs: prefix.
 func validateArtifactLocation(loc string) *wire.Error {
-	if err := checkText("artifact_location", loc); err != nil {
+	if err := wire.CheckText("artifact_location", loc); err != nil {
 		return err
 	}
 	if len(loc) > maxArtifactLocationLen {

@@ -27,16 +27,16 @@ func validateKey(field, key string) *wire.Error {
 // then the 250-character limit reported against lengthName (upstream
 // names it "Param key", "Metric name", "key" or "tags[3].key").
 func validateEntityKey(field, lengthName, key string) *wire.Error {
-	if err := checkText(field, key); err != nil {
+	if err := wire.CheckText(field, key); err != nil {
 		return err
 	}
 	if !keyPattern.MatchString(key) {
 		return wire.Errorf(wire.InvalidParameterValue,
-			"Invalid value %s for parameter '%s' supplied: %s", pyJSON(key), field, badKeyCharacters)
+			"Invalid value %s for parameter '%s' supplied: %s", wire.PyJSON(key), field, badKeyCharacters)
 	}
 	if clean := path.Clean(key); clean != key || key == "." || strings.HasPrefix(clean, "..") || strings.HasPrefix(clean, "/") {
 		return wire.Errorf(wire.InvalidParameterValue,
-			"Invalid value %s for parameter '%s' supplied: Names may be treated as files in certain cases, and must not resolve to other names when treated as such. This name would resolve to %s", pyJSON(key), field, pyRepr(clean))
+			"Invalid value %s for parameter '%s' supplied: Names may be treated as files in certain cases, and must not resolve to other names when treated as such. This name would resolve to %s", wire.PyJSON(key), field, wire.PyRepr(clean))
 	}
 	if runeLen(key) > maxEntityKeyLen {
 		return exceedsLength(lengthName, maxEntityKeyLen)

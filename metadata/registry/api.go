@@ -1,0 +1,83 @@
+package registry
+
+import (
+	"log/slog"
+	"regexp"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/ferryml/ferry/metadata"
+	"github.com/ferryml/ferry/routes"
+	"github.com/ferryml/ferry/wire"
+)
+
+// Config configures the registry API.
+type Config struct {
+	// Log receives 5xx errors.
+	Log *slog.Logger
+	// SourceRegex is MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX
+	// (SourceRegexEnv): when set, model-version sources must match it
+	// (Python re.search semantics: anywhere in the source).
+	SourceRegex *regexp.Regexp
+}
+
+// API serves the model registry from a DB.
+type API struct {
+	db          *metadata.DB
+	log         *slog.Logger
+	now         func() time.Time
+	sourceRegex *regexp.Regexp
+}
+
+// NewAPI builds the registry API on db.
+func NewAPI(db *metadata.DB, cfg Config) *API {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &API{db: db, log: cfg.Log, now: time.Now, sourceRegex: cfg.SourceRegex}
+}
+
+// Handlers returns the registry handlers keyed as the route table
+// (package routes) keys them.
+func (a *API) Handlers() routes.Handlers {
+	return routes.Handlers{
+		"POST /2.0/mlflow/registered-models/create":              a.createRegisteredModel,
+		"GET /2.0/mlflow/registered-models/get":                  a.getRegisteredModel,
+		"POST /2.0/mlflow/registered-models/rename":              a.renameRegisteredModel,
+		"PATCH /2.0/mlflow/registered-models/update":             a.updateRegisteredModel,
+		"DELETE /2.0/mlflow/registered-models/delete":            a.deleteRegisteredModel,
+		"GET /2.0/mlflow/registered-models/search":               a.searchRegisteredModels,
+		"GET /2.0/mlflow/model-versions/search":                  a.searchModelVersions,
+		"GET /2.0/mlflow/registered-models/get-latest-versions":  a.getLatestVersions,
+		"POST /2.0/mlflow/registered-models/get-latest-versions": a.getLatestVersions,
+		"POST /2.0/mlflow/registered-models/set-tag":             a.setRegisteredModelTag,
+		"DELETE /2.0/mlflow/registered-models/delete-tag":        a.deleteRegisteredModelTag,
+		"POST /2.0/mlflow/registered-models/alias":               a.setAlias,
+		"DELETE /2.0/mlflow/registered-models/alias":             a.deleteAlias,
+		"GET /2.0/mlflow/registered-models/alias":                a.getByAlias,
+		"POST /2.0/mlflow/model-versions/create":                 a.createModelVersion,
+		"GET /2.0/mlflow/model-versions/get":                     a.getModelVersion,
+		"PATCH /2.0/mlflow/model-versions/update":                a.updateModelVersion,
+		"DELETE /2.0/mlflow/model-versions/delete":               a.deleteModelVersion,
+		"POST /2.0/mlflow/model-versions/transition-stage":       a.transitionStage,
+		"GET /2.0/mlflow/model-versions/get-download-uri":        a.getDownloadURI,
+		"POST /2.0/mlflow/model-versions/set-tag":                a.setModelVersionTag,
+		"DELETE /2.0/mlflow/model-versions/delete-tag":           a.deleteModelVersionTag,
+	}
+}
+
+func (a *API) nowMillis() int64 { return a.now().UnixMilli() }
+
+// send writes a handler result: err as an MLflow error (logged when it is
+// a server fault), else body as JSON.
+func (a *API) send(c *fiber.Ctx, body any, err error) error {
+	if err != nil {
+		we := metadata.WireError(err)
+		if we.Code.Status() >= 500 {
+			a.log.Error("registry request failed", "method", c.Method(), "path", c.Path(), "code", we.Code, "err", we)
+		}
+		return wire.Send(c, we)
+	}
+	return c.JSON(body)
+}

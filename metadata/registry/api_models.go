@@ -1,0 +1,221 @@
+package registry
+
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/ferryml/ferry/wire"
+)
+
+// modelName reads and validates the required name parameter (3.11
+// validates it first in every registry call).
+func modelName(r *request, field string) (string, *wire.Error) {
+	name, ok, werr := r.str(field)
+	if werr != nil {
+		return "", werr
+	}
+	if !ok || name == "" {
+		return "", wire.MissingParam(field)
+	}
+	return name, validateName(field, name)
+}
+
+// begin reads the request and its name.
+func begin(c *fiber.Ctx) (*request, string, *wire.Error) {
+	r, werr := readRequest(c)
+	if werr != nil {
+		return nil, "", werr
+	}
+	name, werr := modelName(r, "name")
+	return r, name, werr
+}
+
+func (a *API) createRegisteredModel(c *fiber.Ctx) error {
+	r, name, werr := begin(c)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	desc, hasDesc, werr := r.str("description")
+	if werr == nil {
+		werr = checkDescription(desc)
+	}
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	tags, werr := r.tags("tags")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	for _, t := range tags {
+		if werr := validateTag(t.Key, t.Value, maxModelTagValue); werr != nil {
+			return wire.Send(c, werr)
+		}
+	}
+	var d *string
+	if hasDesc {
+		d = &desc
+	}
+	m, err := a.insertModel(c.UserContext(), name, d, tags)
+	return a.send(c, fiber.Map{"registered_model": m}, err)
+}
+
+func (a *API) getRegisteredModel(c *fiber.Ctx) error {
+	_, name, werr := begin(c)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	m, err := a.readModel(c.UserContext(), name)
+	return a.send(c, fiber.Map{"registered_model": m}, err)
+}
+
+func (a *API) renameRegisteredModel(c *fiber.Ctx) error {
+	r, name, werr := begin(c)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	newName, werr := modelName(r, "new_name")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	m, err := a.renameModel(c.UserContext(), name, newName)
+	return a.send(c, fiber.Map{"registered_model": m}, err)
+}
+
+func (a *API) updateRegisteredModel(c *fiber.Ctx) error {
+	r, name, werr := begin(c)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	desc, _, werr := r.str("description")
+	if werr == nil {
+		werr = checkDescription(desc)
+	}
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	m, err := a.updateModelDescription(c.UserContext(), name, desc)
+	return a.send(c, fiber.Map{"registered_model": m}, err)
+}
+
+func (a *API) deleteRegisteredModel(c *fiber.Ctx) error {
+	_, name, werr := begin(c)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	return a.send(c, fiber.Map{}, a.deleteModel(c.UserContext(), name))
+}
+
+func (a *API) getLatestVersions(c *fiber.Ctx) error {
+	r, name, werr := begin(c)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	raw, werr := r.strs("stages")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	stages := make([]string, 0, len(raw))
+	for _, s := range raw {
+		st, werr := canonicalStage(s)
+		if werr != nil {
+			return wire.Send(c, werr)
+		}
+		stages = append(stages, st)
+	}
+	vs, err := a.readLatest(c.UserContext(), name, stages)
+	if vs == nil {
+		vs = []modelVersion{}
+	}
+	return a.send(c, latestBody{vs}, err)
+}
+
+// latestBody omits an empty list, as upstream's message_to_json.
+type latestBody struct {
+	ModelVersions []modelVersion `json:"model_versions,omitempty"`
+}
+
+func (a *API) setRegisteredModelTag(c *fiber.Ctx) error {
+	r, name, werr := begin(c)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	key, _, werr := r.str("key")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	value, hasValue, werr := r.str("value")
+	if werr == nil && !hasValue {
+		werr = wire.MissingParam("value")
+	}
+	if werr == nil {
+		werr = validateTag(key, value, maxModelTagValue)
+	}
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	return a.send(c, fiber.Map{}, a.setModelTag(c.UserContext(), name, keyValue{key, value}))
+}
+
+func (a *API) deleteRegisteredModelTag(c *fiber.Ctx) error {
+	r, name, werr := begin(c)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	key, werr := r.reqStr("key")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	return a.send(c, fiber.Map{}, a.deleteModelTag(c.UserContext(), name, key))
+}
+
+func (a *API) setAlias(c *fiber.Ctx) error {
+	r, name, werr := begin(c)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	alias, _, werr := r.str("alias")
+	if werr == nil {
+		werr = validateAlias(alias)
+	}
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	version, werr := versionParam(r)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	return a.send(c, fiber.Map{}, a.setAliasRow(c.UserContext(), name, alias, version))
+}
+
+func (a *API) deleteAlias(c *fiber.Ctx) error {
+	r, name, werr := begin(c)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	alias, werr := r.reqStr("alias")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	return a.send(c, fiber.Map{}, a.deleteAliasRow(c.UserContext(), name, alias))
+}
+
+func (a *API) getByAlias(c *fiber.Ctx) error {
+	r, name, werr := begin(c)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	alias, werr := r.reqStr("alias")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	v, err := a.versionByAlias(c.UserContext(), name, alias)
+	return a.send(c, fiber.Map{"model_version": v}, err)
+}
+
+// versionParam reads the required version (a string holding an integer).
+func versionParam(r *request) (int64, *wire.Error) {
+	s, werr := r.reqStr("version")
+	if werr != nil {
+		return 0, werr
+	}
+	return parseVersion(s)
+}
