@@ -29,7 +29,7 @@ type Server struct {
 // StartServer runs bin as `ferry server --host 127.0.0.1 --port P args...`
 // on a free port P, with env as its whole environment and a fresh
 // t.TempDir() as working directory, and returns once /health answers 200.
-// It fails t if the server exits or is not healthy within 30 s. At cleanup
+// It fails t if the server exits or is not healthy within 60 s. At cleanup
 // it sends SIGTERM, kills after 20 s, and logs the tail of the server's
 // output when t failed. The child dies with the test process (Pdeathsig),
 // so an aborted run leaves no server behind.
@@ -59,7 +59,7 @@ func StartServer(t testing.TB, bin string, env []string, args ...string) *Server
 			t.Logf("ferry logs (tail):\n%s", Tail(s.Logs.String(), 8<<10))
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		select {
 		case <-s.done:
@@ -73,7 +73,7 @@ func StartServer(t testing.TB, bin string, env []string, args ...string) *Server
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("ferry not healthy after 30s:\n%s", s.Logs.String())
+			t.Fatalf("ferry not healthy after 60s:\n%s", s.Logs.String())
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
