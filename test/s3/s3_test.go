@@ -3,7 +3,6 @@ package s3e2e
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,55 +20,22 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/ferryml/ferry/test/backends/s3srv"
+	"github.com/ferryml/ferry/test/ferrytest"
 )
 
 const prefix = "mlartifacts"
 
-func randomBytes(t testing.TB, n int) []byte {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+// The multipart helpers shared with the other black-box tests.
+type (
+	credential = ferrytest.Credential
+	createResp = ferrytest.CreateResp
+	part       = ferrytest.Part
+)
 
-type credential struct {
-	URL        string            `json:"url"`
-	PartNumber int               `json:"part_number"`
-	Headers    map[string]string `json:"headers"`
-}
-
-type createResp struct {
-	UploadID    string       `json:"upload_id"`
-	Credentials []credential `json:"credentials"`
-}
-
-type part struct {
-	PartNumber int    `json:"part_number"`
-	ETag       string `json:"etag"`
-	URL        string `json:"url"`
-}
-
-// putPart PUTs data to a credential's presigned URL with exactly its
-// headers, as the MLflow client does, and returns the part for complete.
-func putPart(t testing.TB, c credential, data []byte) (part, int, string) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPut, c.URL, bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range c.Headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return part{PartNumber: c.PartNumber, ETag: resp.Header.Get("ETag"), URL: c.URL}, resp.StatusCode, string(b)
-}
+var (
+	randomBytes = ferrytest.RandomBytes
+	putPart     = ferrytest.PutPart
+)
 
 // TestProxyOnMinIO drives every artifact route of a ferry whose
 // --artifacts-destination is s3://bucket/prefix on MinIO.
