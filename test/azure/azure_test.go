@@ -84,14 +84,14 @@ func TestProxyOnAzurite(t *testing.T) {
 	big := randomBytes(t, 12<<20+7)
 
 	t.Run("put, get, range, list", func(t *testing.T) {
-		if code, b, _ := do(t, http.MethodPut, f.url("artifacts", "0/run/artifacts/hello.txt"), bytes.NewReader(small), nil); code != 200 {
+		if code, b, _ := do(t, http.MethodPut, f.ArtifactsURL("artifacts", "0/run/artifacts/hello.txt"), bytes.NewReader(small), nil); code != 200 {
 			t.Fatalf("PUT: %d %s", code, b)
 		}
-		code, b, _ := do(t, http.MethodGet, f.url("artifacts", "0/run/artifacts/hello.txt"), nil, nil)
+		code, b, _ := do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/run/artifacts/hello.txt"), nil, nil)
 		if code != 200 || !bytes.Equal(b, small) {
 			t.Fatalf("GET: %d %q", code, b)
 		}
-		code, b, h := do(t, http.MethodGet, f.url("artifacts", "0/run/artifacts/hello.txt"), nil, map[string]string{"Range": "bytes=6-9"})
+		code, b, h := do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/run/artifacts/hello.txt"), nil, map[string]string{"Range": "bytes=6-9"})
 		if code != 206 || string(b) != "from" || h.Get("Content-Range") != fmt.Sprintf("bytes 6-9/%d", len(small)) {
 			t.Fatalf("ranged GET: %d %q %v", code, b, h)
 		}
@@ -105,7 +105,7 @@ func TestProxyOnAzurite(t *testing.T) {
 	})
 
 	t.Run("large PUT is staged in blocks", func(t *testing.T) {
-		code, b, _ := do(t, http.MethodPut, f.url("artifacts", "0/run/artifacts/big.bin"), bytes.NewReader(big), nil)
+		code, b, _ := do(t, http.MethodPut, f.ArtifactsURL("artifacts", "0/run/artifacts/big.bin"), bytes.NewReader(big), nil)
 		if code != 200 {
 			t.Fatalf("PUT: %d %s", code, b)
 		}
@@ -116,15 +116,15 @@ func TestProxyOnAzurite(t *testing.T) {
 		if len(bl.CommittedBlocks) != 4 {
 			t.Fatalf("committed in %d blocks; want 4 of 4 MiB", len(bl.CommittedBlocks))
 		}
-		code, got, _ := do(t, http.MethodGet, f.url("artifacts", "0/run/artifacts/big.bin"), nil, nil)
+		code, got, _ := do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/run/artifacts/big.bin"), nil, nil)
 		if code != 200 || !bytes.Equal(got, big) {
 			t.Fatalf("GET: %d, %d bytes", code, len(got))
 		}
 	})
 
 	t.Run("presigned download", func(t *testing.T) {
-		before := f.metric(t, "ferry_store_transferred_bytes_total", `op="get"`)
-		code, b, _ := do(t, http.MethodGet, f.url("presigned", "0/run/artifacts/big.bin"), nil, nil)
+		before := f.Metric(t, "ferry_store_transferred_bytes_total", `op="get"`)
+		code, b, _ := do(t, http.MethodGet, f.ArtifactsURL("presigned", "0/run/artifacts/big.bin"), nil, nil)
 		if code != 200 {
 			t.Fatalf("presigned: %d %s", code, b)
 		}
@@ -147,7 +147,7 @@ func TestProxyOnAzurite(t *testing.T) {
 		if code != 200 || !bytes.Equal(got, big) {
 			t.Fatalf("GET presigned: %d, %d bytes", code, len(got))
 		}
-		if after := f.metric(t, "ferry_store_transferred_bytes_total", `op="get"`); after != before {
+		if after := f.Metric(t, "ferry_store_transferred_bytes_total", `op="get"`); after != before {
 			t.Fatalf("ferry's get byte counter moved by %.0f during presigned downloads", after-before)
 		}
 		// Azurite checks SAS signatures: a tampered one, or the read URL
@@ -169,9 +169,9 @@ func TestProxyOnAzurite(t *testing.T) {
 
 	t.Run("presigned multipart: no bytes through ferry", func(t *testing.T) {
 		const chunk = 5 << 20
-		before := f.metric(t, "ferry_store_transferred_bytes_total", `op="put"`)
+		before := f.Metric(t, "ferry_store_transferred_bytes_total", `op="put"`)
 		var cr createResp
-		code, b := postJSON(t, f.url("mpu/create", "0/run/artifacts/mpu"), map[string]any{"path": "/local/data/model.bin", "num_parts": 3}, &cr)
+		code, b := postJSON(t, f.ArtifactsURL("mpu/create", "0/run/artifacts/mpu"), map[string]any{"path": "/local/data/model.bin", "num_parts": 3}, &cr)
 		if code != 200 || cr.UploadID == "" || len(cr.Credentials) != 3 {
 			t.Fatalf("create: %d %s", code, b)
 		}
@@ -193,23 +193,23 @@ func TestProxyOnAzurite(t *testing.T) {
 		// anything is committed.
 		swapped := []part{parts[1], parts[0], parts[2]}
 		swapped[0].PartNumber, swapped[1].PartNumber = 1, 2
-		if code, b := postJSON(t, f.url("mpu/complete", "0/run/artifacts/mpu"), map[string]any{"path": "/local/data/model.bin", "upload_id": cr.UploadID, "parts": swapped}, nil); code != 400 {
+		if code, b := postJSON(t, f.ArtifactsURL("mpu/complete", "0/run/artifacts/mpu"), map[string]any{"path": "/local/data/model.bin", "upload_id": cr.UploadID, "parts": swapped}, nil); code != 400 {
 			t.Fatalf("complete with swapped part URLs: %d %s; want 400", code, b)
 		}
-		code, b = postJSON(t, f.url("mpu/complete", "0/run/artifacts/mpu"), map[string]any{"path": "/local/data/model.bin", "upload_id": cr.UploadID, "parts": parts}, nil)
+		code, b = postJSON(t, f.ArtifactsURL("mpu/complete", "0/run/artifacts/mpu"), map[string]any{"path": "/local/data/model.bin", "upload_id": cr.UploadID, "parts": parts}, nil)
 		if code != 200 {
 			t.Fatalf("complete: %d %s", code, b)
 		}
-		if after := f.metric(t, "ferry_store_transferred_bytes_total", `op="put"`); after != before {
+		if after := f.Metric(t, "ferry_store_transferred_bytes_total", `op="put"`); after != before {
 			t.Fatalf("ferry's put byte counter moved by %.0f during a presigned multipart upload", after-before)
 		}
-		code, got, _ := do(t, http.MethodGet, f.url("artifacts", "0/run/artifacts/mpu/model.bin"), nil, nil)
+		code, got, _ := do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/run/artifacts/mpu/model.bin"), nil, nil)
 		if code != 200 || !bytes.Equal(got, big) {
 			t.Fatalf("GET after complete: %d, %d bytes", code, len(got))
 		}
 
 		// A tampered part URL is refused by Azurite.
-		code, b = postJSON(t, f.url("mpu/create", "0/run/artifacts/mpu"), map[string]any{"path": "tampered.bin", "num_parts": 1}, &cr)
+		code, b = postJSON(t, f.ArtifactsURL("mpu/create", "0/run/artifacts/mpu"), map[string]any{"path": "tampered.bin", "num_parts": 1}, &cr)
 		if code != 200 {
 			t.Fatalf("create: %d %s", code, b)
 		}
@@ -221,27 +221,27 @@ func TestProxyOnAzurite(t *testing.T) {
 
 		// Abort: a staged block is never committed, and an existing blob
 		// at the key survives.
-		if code, b, _ := do(t, http.MethodPut, f.url("artifacts", "0/run/artifacts/mpu/aborted.bin"), bytes.NewReader(small), nil); code != 200 {
+		if code, b, _ := do(t, http.MethodPut, f.ArtifactsURL("artifacts", "0/run/artifacts/mpu/aborted.bin"), bytes.NewReader(small), nil); code != 200 {
 			t.Fatalf("PUT: %d %s", code, b)
 		}
-		code, b = postJSON(t, f.url("mpu/create", "0/run/artifacts/mpu"), map[string]any{"path": "aborted.bin", "num_parts": 2}, &cr)
+		code, b = postJSON(t, f.ArtifactsURL("mpu/create", "0/run/artifacts/mpu"), map[string]any{"path": "aborted.bin", "num_parts": 2}, &cr)
 		if code != 200 {
 			t.Fatalf("create: %d %s", code, b)
 		}
 		if _, code, msg := putPart(t, cr.Credentials[0], big[:chunk]); code != 201 {
 			t.Fatalf("part: %d %s", code, msg)
 		}
-		if code, b = postJSON(t, f.url("mpu/abort", "0/run/artifacts/mpu"), map[string]any{"path": "aborted.bin", "upload_id": cr.UploadID}, nil); code != 200 {
+		if code, b = postJSON(t, f.ArtifactsURL("mpu/abort", "0/run/artifacts/mpu"), map[string]any{"path": "aborted.bin", "upload_id": cr.UploadID}, nil); code != 200 {
 			t.Fatalf("abort: %d %s", code, b)
 		}
-		code, got, _ = do(t, http.MethodGet, f.url("artifacts", "0/run/artifacts/mpu/aborted.bin"), nil, nil)
+		code, got, _ = do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/run/artifacts/mpu/aborted.bin"), nil, nil)
 		if code != 200 || !bytes.Equal(got, small) {
 			t.Fatalf("after abort: %d %q; want the earlier blob", code, got)
 		}
 	})
 
 	t.Run("delete", func(t *testing.T) {
-		if code, b, _ := do(t, http.MethodDelete, f.url("artifacts", "0/run"), nil, nil); code != 200 {
+		if code, b, _ := do(t, http.MethodDelete, f.ArtifactsURL("artifacts", "0/run"), nil, nil); code != 200 {
 			t.Fatalf("DELETE: %d %s", code, b)
 		}
 		if left := committedUnder(t, srv, cont, prefix+"/"); len(left) > 0 {
@@ -261,10 +261,10 @@ func TestWrongKey(t *testing.T) {
 		method, url string
 		body        io.Reader
 	}{
-		{http.MethodPut, f.url("artifacts", "0/r/x.txt"), bytes.NewReader([]byte("x"))},
-		{http.MethodGet, f.url("artifacts", "0/r/x.txt"), nil},
+		{http.MethodPut, f.ArtifactsURL("artifacts", "0/r/x.txt"), bytes.NewReader([]byte("x"))},
+		{http.MethodGet, f.ArtifactsURL("artifacts", "0/r/x.txt"), nil},
 		{http.MethodGet, f.Base + "/api/2.0/mlflow-artifacts/artifacts?path=0/r", nil},
-		{http.MethodDelete, f.url("artifacts", "0/r"), nil},
+		{http.MethodDelete, f.ArtifactsURL("artifacts", "0/r"), nil},
 	}
 	for _, c := range checks {
 		code, b, _ := do(t, c.method, c.url, c.body, nil)
@@ -275,7 +275,7 @@ func TestWrongKey(t *testing.T) {
 			t.Errorf("the answer echoes the key: %s", b)
 		}
 	}
-	if strings.Contains(f.logs.String(), wrong) {
+	if strings.Contains(f.Logs.String(), wrong) {
 		t.Error("ferry logged the account key")
 	}
 	if left := committedUnder(t, srv, cont, ""); len(left) > 0 {
@@ -317,7 +317,7 @@ func TestAzuriteKilledMidUpload(t *testing.T) {
 	cont := srv.Container(t, nil)
 	f := startFerry(t, azuritesrv.URI(cont, prefix), append(srv.Env(), "MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE=4194304"))
 	existing := []byte("written before the outage")
-	if code, b, _ := do(t, http.MethodPut, f.url("artifacts", "0/r/existing.txt"), bytes.NewReader(existing), nil); code != 200 {
+	if code, b, _ := do(t, http.MethodPut, f.ArtifactsURL("artifacts", "0/r/existing.txt"), bytes.NewReader(existing), nil); code != 200 {
 		t.Fatalf("PUT: %d %s", code, b)
 	}
 	// Azurite keeps its metadata in LokiJS, saved to disk every 5 s: a
@@ -328,7 +328,7 @@ func TestAzuriteKilledMidUpload(t *testing.T) {
 		srv.Kill()
 		time.Sleep(200 * time.Millisecond)
 	}}
-	req, _ := http.NewRequest(http.MethodPut, f.url("artifacts", "0/r/cut.bin"), body)
+	req, _ := http.NewRequest(http.MethodPut, f.ArtifactsURL("artifacts", "0/r/cut.bin"), body)
 	req.ContentLength = int64(len(data))
 	start := time.Now()
 	resp, err := http.DefaultClient.Do(req)
@@ -336,8 +336,8 @@ func TestAzuriteKilledMidUpload(t *testing.T) {
 	case err != nil:
 		// The server may close the connection while the client still
 		// sends; the answer must still have been a 503 (see the log).
-		if !strings.Contains(f.logs.String(), `"status":503`) {
-			t.Fatalf("upload failed on the client side (%v) and ferry logged no 503:\n%s", err, tail(f.logs.String(), 4096))
+		if !strings.Contains(f.Logs.String(), `"status":503`) {
+			t.Fatalf("upload failed on the client side (%v) and ferry logged no 503:\n%s", err, tail(f.Logs.String(), 4096))
 		}
 		t.Logf("client saw %v; ferry logged a 503", err)
 	default:
@@ -348,7 +348,7 @@ func TestAzuriteKilledMidUpload(t *testing.T) {
 		}
 		t.Logf("client got %d %s after %v", resp.StatusCode, b, time.Since(start).Round(time.Millisecond))
 	}
-	code, b, _ := do(t, http.MethodGet, f.url("artifacts", "0/r/existing.txt"), nil, nil)
+	code, b, _ := do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/r/existing.txt"), nil, nil)
 	if code != 503 || !strings.Contains(string(b), "error_code") {
 		t.Fatalf("GET with Azurite down: %d %s; want 503", code, b)
 	}
@@ -358,7 +358,7 @@ func TestAzuriteKilledMidUpload(t *testing.T) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		code, got, _ := do(t, http.MethodGet, f.url("artifacts", "0/r/existing.txt"), nil, nil)
+		code, got, _ := do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/r/existing.txt"), nil, nil)
 		if code == 200 && bytes.Equal(got, existing) {
 			break
 		}
@@ -370,10 +370,10 @@ func TestAzuriteKilledMidUpload(t *testing.T) {
 	if blobExists(t, srv, cont, prefix+"/0/r/cut.bin") {
 		t.Fatal("a partial blob was committed")
 	}
-	if code, b, _ := do(t, http.MethodPut, f.url("artifacts", "0/r/cut.bin"), bytes.NewReader(data), nil); code != 200 {
+	if code, b, _ := do(t, http.MethodPut, f.ArtifactsURL("artifacts", "0/r/cut.bin"), bytes.NewReader(data), nil); code != 200 {
 		t.Fatalf("PUT after recovery: %d %s", code, b)
 	}
-	if _, got, _ := do(t, http.MethodGet, f.url("artifacts", "0/r/cut.bin"), nil, nil); !bytes.Equal(got, data) {
+	if _, got, _ := do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/r/cut.bin"), nil, nil); !bytes.Equal(got, data) {
 		t.Fatal("content after recovery differs")
 	}
 }

@@ -1,7 +1,8 @@
 // Package ferrytest holds what every black-box test package needs to run
 // the real ferry binary: the binary itself ($FERRY_BIN, or built once per
-// package run), a goroutine-safe buffer for a child's output, and a free
-// loopback port.
+// package run), a goroutine-safe buffer for a child's output, a free
+// loopback port, a running `ferry server` (Server) and the HTTP calls the
+// MLflow client makes against it.
 package ferrytest
 
 import (

@@ -74,8 +74,8 @@ func putPart(t *testing.T, c credential, data []byte) string {
 // leaves nothing. The presigned download route hands out a signed GET.
 func TestPresignedMultipartThroughFerry(t *testing.T) {
 	f, gcs, xs, bucket := signedSetup(t)
-	putBefore := f.metric(t, "ferry_store_transferred_bytes_total", `op="put"`)
-	getBefore := f.metric(t, "ferry_store_transferred_bytes_total", `op="get"`)
+	putBefore := f.Metric(t, "ferry_store_transferred_bytes_total", `op="put"`)
+	getBefore := f.Metric(t, "ferry_store_transferred_bytes_total", `op="get"`)
 
 	const chunk = 5 << 20
 	data := randomBytes(t, 2*chunk+12345)
@@ -83,7 +83,7 @@ func TestPresignedMultipartThroughFerry(t *testing.T) {
 		UploadID    string       `json:"upload_id"`
 		Credentials []credential `json:"credentials"`
 	}
-	if code, b := postJSON(t, f.url("mpu/create", "0/r/artifacts/weights"), map[string]any{"path": "/local/dir/big.bin", "num_parts": 3}, &create); code != 200 {
+	if code, b := postJSON(t, f.ArtifactsURL("mpu/create", "0/r/artifacts/weights"), map[string]any{"path": "/local/dir/big.bin", "num_parts": 3}, &create); code != 200 {
 		t.Fatalf("mpu/create: %d %s", code, b)
 	}
 	if create.UploadID == "" || len(create.Credentials) != 3 {
@@ -102,13 +102,13 @@ func TestPresignedMultipartThroughFerry(t *testing.T) {
 		end := min((i+1)*chunk, len(data))
 		parts = append(parts, donePart{PartNumber: c.PartNumber, ETag: putPart(t, c, data[i*chunk:end]), URL: c.URL})
 	}
-	if code, b := postJSON(t, f.url("mpu/complete", "0/r/artifacts/weights"), map[string]any{"path": "/local/dir/big.bin", "upload_id": create.UploadID, "parts": parts}, nil); code != 200 {
+	if code, b := postJSON(t, f.ArtifactsURL("mpu/complete", "0/r/artifacts/weights"), map[string]any{"path": "/local/dir/big.bin", "upload_id": create.UploadID, "parts": parts}, nil); code != 200 {
 		t.Fatalf("mpu/complete: %d %s", code, b)
 	}
 	if got := xs.PartBytes.Load(); got != int64(len(data)) {
 		t.Fatalf("the server received %d part bytes; want %d", got, len(data))
 	}
-	if d := f.metric(t, "ferry_store_transferred_bytes_total", `op="put"`) - putBefore; d != 0 {
+	if d := f.Metric(t, "ferry_store_transferred_bytes_total", `op="put"`) - putBefore; d != 0 {
 		t.Fatalf("%v bytes went through ferry during a presigned multipart upload", d)
 	}
 	objs := gcs.Objects(t, bucket, prefix+"/")
@@ -117,7 +117,7 @@ func TestPresignedMultipartThroughFerry(t *testing.T) {
 	}
 
 	// Presigned download: a signed GET URL, fetched without ferry.
-	code, b, _ := do(t, http.MethodGet, f.url("presigned", "0/r/artifacts/weights/big.bin"), nil, nil)
+	code, b, _ := do(t, http.MethodGet, f.ArtifactsURL("presigned", "0/r/artifacts/weights/big.bin"), nil, nil)
 	var pd struct {
 		URL      string            `json:"url"`
 		Headers  map[string]string `json:"headers"`
@@ -135,26 +135,26 @@ func TestPresignedMultipartThroughFerry(t *testing.T) {
 	if resp.StatusCode != 200 || !bytes.Equal(got, data) {
 		t.Fatalf("presigned GET: %d, %d bytes; content differs", resp.StatusCode, len(got))
 	}
-	if d := f.metric(t, "ferry_store_transferred_bytes_total", `op="get"`) - getBefore; d != 0 {
+	if d := f.Metric(t, "ferry_store_transferred_bytes_total", `op="get"`) - getBefore; d != 0 {
 		t.Fatalf("%v bytes went through ferry during a presigned download", d)
 	}
 	// And through ferry, byte for byte.
-	if code, got, _ := do(t, http.MethodGet, f.url("artifacts", "0/r/artifacts/weights/big.bin"), nil, nil); code != 200 || !bytes.Equal(got, data) {
+	if code, got, _ := do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/r/artifacts/weights/big.bin"), nil, nil); code != 200 || !bytes.Equal(got, data) {
 		t.Fatalf("GET through ferry: %d, %d bytes", code, len(got))
 	}
 
 	// Abort: one part up, then abort; nothing is left.
-	if code, b := postJSON(t, f.url("mpu/create", "0/r/artifacts/weights"), map[string]any{"path": "aborted.bin", "num_parts": 2}, &create); code != 200 {
+	if code, b := postJSON(t, f.ArtifactsURL("mpu/create", "0/r/artifacts/weights"), map[string]any{"path": "aborted.bin", "num_parts": 2}, &create); code != 200 {
 		t.Fatalf("mpu/create: %d %s", code, b)
 	}
 	putPart(t, create.Credentials[0], data[:chunk])
-	if code, b := postJSON(t, f.url("mpu/abort", "0/r/artifacts/weights"), map[string]any{"path": "aborted.bin", "upload_id": create.UploadID}, nil); code != 200 {
+	if code, b := postJSON(t, f.ArtifactsURL("mpu/abort", "0/r/artifacts/weights"), map[string]any{"path": "aborted.bin", "upload_id": create.UploadID}, nil); code != 200 {
 		t.Fatalf("mpu/abort: %d %s", code, b)
 	}
 	if n := xs.OpenUploads(); n != 0 {
 		t.Fatalf("%d uploads open after abort", n)
 	}
-	if code, _, _ := do(t, http.MethodGet, f.url("artifacts", "0/r/artifacts/weights/aborted.bin"), nil, nil); code != 404 {
+	if code, _, _ := do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/r/artifacts/weights/aborted.bin"), nil, nil); code != 404 {
 		t.Fatalf("GET of the aborted upload: %d; want 404", code)
 	}
 	if objs := gcs.Objects(t, bucket, prefix+"/"); len(objs) != 1 {
@@ -183,11 +183,11 @@ func TestWrongCredentials(t *testing.T) {
 		do   func() (int, []byte)
 	}{
 		{"upload", func() (int, []byte) {
-			c, b, _ := do(t, http.MethodPut, f.url("artifacts", "0/r/new.txt"), bytes.NewReader([]byte("new")), nil)
+			c, b, _ := do(t, http.MethodPut, f.ArtifactsURL("artifacts", "0/r/new.txt"), bytes.NewReader([]byte("new")), nil)
 			return c, b
 		}},
 		{"download", func() (int, []byte) {
-			c, b, _ := do(t, http.MethodGet, f.url("artifacts", "0/r/existing.txt"), nil, nil)
+			c, b, _ := do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/r/existing.txt"), nil, nil)
 			return c, b
 		}},
 		{"list", func() (int, []byte) {
@@ -195,11 +195,11 @@ func TestWrongCredentials(t *testing.T) {
 			return c, b
 		}},
 		{"delete", func() (int, []byte) {
-			c, b, _ := do(t, http.MethodDelete, f.url("artifacts", "0/r/existing.txt"), nil, nil)
+			c, b, _ := do(t, http.MethodDelete, f.ArtifactsURL("artifacts", "0/r/existing.txt"), nil, nil)
 			return c, b
 		}},
 		{"mpu/create", func() (int, []byte) {
-			return postJSON(t, f.url("mpu/create", "0/r"), map[string]any{"path": "x.bin", "num_parts": 2}, nil)
+			return postJSON(t, f.ArtifactsURL("mpu/create", "0/r"), map[string]any{"path": "x.bin", "num_parts": 2}, nil)
 		}},
 	}
 	for _, c := range checks {
@@ -214,7 +214,7 @@ func TestWrongCredentials(t *testing.T) {
 	if objs := gcs.Objects(t, bucket, ""); len(objs) != 1 {
 		t.Fatalf("objects changed with wrong credentials: %+v", objs)
 	}
-	if strings.Contains(f.logs.String(), "PRIVATE KEY") {
+	if strings.Contains(f.Logs.String(), "PRIVATE KEY") {
 		t.Fatal("the private key reached the logs")
 	}
 }
@@ -253,7 +253,7 @@ func TestEmulatorKilledMidUpload(t *testing.T) {
 	bucket := gcs.Bucket(t)
 	f := startFerry(t, "gs://"+bucket+"/"+prefix, []string{"STORAGE_EMULATOR_HOST=" + gcs.Host, "MLFLOW_GCS_UPLOAD_CHUNK_SIZE=4194304"})
 	existing := []byte("written before the outage")
-	if code, b, _ := do(t, http.MethodPut, f.url("artifacts", "0/r/existing.txt"), bytes.NewReader(existing), nil); code != 200 {
+	if code, b, _ := do(t, http.MethodPut, f.ArtifactsURL("artifacts", "0/r/existing.txt"), bytes.NewReader(existing), nil); code != 200 {
 		t.Fatalf("PUT: %d %s", code, b)
 	}
 	data := randomBytes(t, 24<<20)
@@ -261,14 +261,14 @@ func TestEmulatorKilledMidUpload(t *testing.T) {
 		time.Sleep(500 * time.Millisecond) // let the first chunks reach the session
 		gcs.Kill()
 	}}
-	req, _ := http.NewRequest(http.MethodPut, f.url("artifacts", "0/r/cut.bin"), body)
+	req, _ := http.NewRequest(http.MethodPut, f.ArtifactsURL("artifacts", "0/r/cut.bin"), body)
 	req.ContentLength = int64(len(data))
 	start := time.Now()
 	resp, err := http.DefaultClient.Do(req)
 	switch {
 	case err != nil:
-		if !strings.Contains(f.logs.String(), `"status":503`) {
-			t.Fatalf("upload failed on the client side (%v) and ferry logged no 503:\n%s", err, tail(f.logs.String(), 4096))
+		if !strings.Contains(f.Logs.String(), `"status":503`) {
+			t.Fatalf("upload failed on the client side (%v) and ferry logged no 503:\n%s", err, tail(f.Logs.String(), 4096))
 		}
 		t.Logf("client saw %v; ferry logged a 503", err)
 	default:
@@ -280,7 +280,7 @@ func TestEmulatorKilledMidUpload(t *testing.T) {
 		t.Logf("client got %d %s after %v", resp.StatusCode, b, time.Since(start).Round(time.Millisecond))
 	}
 	start = time.Now()
-	if code, b, _ := do(t, http.MethodGet, f.url("artifacts", "0/r/existing.txt"), nil, nil); code != 503 {
+	if code, b, _ := do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/r/existing.txt"), nil, nil); code != 503 {
 		t.Fatalf("GET with GCS down: %d %s; want 503", code, b)
 	}
 	if d := time.Since(start); d > 30*time.Second {
@@ -289,10 +289,10 @@ func TestEmulatorKilledMidUpload(t *testing.T) {
 	if err := gcs.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if code, got, _ := do(t, http.MethodGet, f.url("artifacts", "0/r/existing.txt"), nil, nil); code != 200 || !bytes.Equal(got, existing) {
+	if code, got, _ := do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/r/existing.txt"), nil, nil); code != 200 || !bytes.Equal(got, existing) {
 		t.Fatalf("GET after restart: %d %s", code, got)
 	}
-	if code, b, _ := do(t, http.MethodGet, f.url("artifacts", "0/r/cut.bin"), nil, nil); code != 404 {
+	if code, b, _ := do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/r/cut.bin"), nil, nil); code != 404 {
 		t.Fatalf("GET of the cut upload after restart: %d %s; want 404", code, b)
 	}
 	for _, o := range gcs.Objects(t, bucket, "") {
@@ -300,10 +300,10 @@ func TestEmulatorKilledMidUpload(t *testing.T) {
 			t.Fatalf("a partial object was stored: %+v", o)
 		}
 	}
-	if code, b, _ := do(t, http.MethodPut, f.url("artifacts", "0/r/cut.bin"), bytes.NewReader(data), nil); code != 200 {
+	if code, b, _ := do(t, http.MethodPut, f.ArtifactsURL("artifacts", "0/r/cut.bin"), bytes.NewReader(data), nil); code != 200 {
 		t.Fatalf("PUT after recovery: %d %s", code, b)
 	}
-	if _, got, _ := do(t, http.MethodGet, f.url("artifacts", "0/r/cut.bin"), nil, nil); !bytes.Equal(got, data) {
+	if _, got, _ := do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/r/cut.bin"), nil, nil); !bytes.Equal(got, data) {
 		t.Fatal("read back after recovery differs")
 	}
 }

@@ -106,7 +106,7 @@ func TestRunRootsOnS3(t *testing.T) {
 		a, _ := f.newRun(t, exp)
 		b, _ := f.newRun(t, exp)
 		for run, name := range map[string]string{a: "a.txt", b: "b.txt"} {
-			if code, body, _ := do(t, http.MethodPut, f.url("artifacts", "pq/"+run+"/artifacts/"+name), bytes.NewReader([]byte(name)), nil); code != 200 {
+			if code, body, _ := do(t, http.MethodPut, f.ArtifactsURL("artifacts", "pq/"+run+"/artifacts/"+name), bytes.NewReader([]byte(name)), nil); code != 200 {
 				t.Fatalf("PUT: %d %s", code, body)
 			}
 		}

@@ -3,7 +3,6 @@ package s3e2e
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,55 +20,22 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/ferryml/ferry/test/backends/s3srv"
+	"github.com/ferryml/ferry/test/ferrytest"
 )
 
 const prefix = "mlartifacts"
 
-func randomBytes(t testing.TB, n int) []byte {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+// The multipart helpers shared with the other black-box tests.
+type (
+	credential = ferrytest.Credential
+	createResp = ferrytest.CreateResp
+	part       = ferrytest.Part
+)
 
-type credential struct {
-	URL        string            `json:"url"`
-	PartNumber int               `json:"part_number"`
-	Headers    map[string]string `json:"headers"`
-}
-
-type createResp struct {
-	UploadID    string       `json:"upload_id"`
-	Credentials []credential `json:"credentials"`
-}
-
-type part struct {
-	PartNumber int    `json:"part_number"`
-	ETag       string `json:"etag"`
-	URL        string `json:"url"`
-}
-
-// putPart PUTs data to a credential's presigned URL with exactly its
-// headers, as the MLflow client does, and returns the part for complete.
-func putPart(t testing.TB, c credential, data []byte) (part, int, string) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPut, c.URL, bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range c.Headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return part{PartNumber: c.PartNumber, ETag: resp.Header.Get("ETag"), URL: c.URL}, resp.StatusCode, string(b)
-}
+var (
+	randomBytes = ferrytest.RandomBytes
+	putPart     = ferrytest.PutPart
+)
 
 // TestProxyOnMinIO drives every artifact route of a ferry whose
 // --artifacts-destination is s3://bucket/prefix on MinIO.
@@ -86,14 +52,14 @@ func TestProxyOnMinIO(t *testing.T) {
 	big := randomBytes(t, 12<<20+7)
 
 	t.Run("put, get, range, list", func(t *testing.T) {
-		if code, b, _ := do(t, http.MethodPut, f.url("artifacts", "0/run/artifacts/hello.txt"), bytes.NewReader(small), nil); code != 200 {
+		if code, b, _ := do(t, http.MethodPut, f.ArtifactsURL("artifacts", "0/run/artifacts/hello.txt"), bytes.NewReader(small), nil); code != 200 {
 			t.Fatalf("PUT: %d %s", code, b)
 		}
-		code, b, _ := do(t, http.MethodGet, f.url("artifacts", "0/run/artifacts/hello.txt"), nil, nil)
+		code, b, _ := do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/run/artifacts/hello.txt"), nil, nil)
 		if code != 200 || !bytes.Equal(b, small) {
 			t.Fatalf("GET: %d %q", code, b)
 		}
-		code, b, h := do(t, http.MethodGet, f.url("artifacts", "0/run/artifacts/hello.txt"), nil, map[string]string{"Range": "bytes=6-9"})
+		code, b, h := do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/run/artifacts/hello.txt"), nil, map[string]string{"Range": "bytes=6-9"})
 		if code != 206 || string(b) != "from" || h.Get("Content-Range") != fmt.Sprintf("bytes 6-9/%d", len(small)) {
 			t.Fatalf("ranged GET: %d %q %v", code, b, h)
 		}
@@ -107,7 +73,7 @@ func TestProxyOnMinIO(t *testing.T) {
 	})
 
 	t.Run("large PUT becomes a multipart upload", func(t *testing.T) {
-		code, b, _ := do(t, http.MethodPut, f.url("artifacts", "0/run/artifacts/big.bin"), bytes.NewReader(big), nil)
+		code, b, _ := do(t, http.MethodPut, f.ArtifactsURL("artifacts", "0/run/artifacts/big.bin"), bytes.NewReader(big), nil)
 		if code != 200 {
 			t.Fatalf("PUT: %d %s", code, b)
 		}
@@ -118,7 +84,7 @@ func TestProxyOnMinIO(t *testing.T) {
 		if !strings.HasSuffix(info.ETag, "-3") || info.Size != int64(len(big)) {
 			t.Fatalf("stored with ETag %s, %d bytes; want 3 parts of 5 MiB, %d bytes", info.ETag, info.Size, len(big))
 		}
-		code, got, _ := do(t, http.MethodGet, f.url("artifacts", "0/run/artifacts/big.bin"), nil, nil)
+		code, got, _ := do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/run/artifacts/big.bin"), nil, nil)
 		if code != 200 || !bytes.Equal(got, big) {
 			t.Fatalf("GET: %d, %d bytes", code, len(got))
 		}
@@ -132,7 +98,7 @@ func TestProxyOnMinIO(t *testing.T) {
 			}
 			pw.Close()
 		}()
-		req, _ := http.NewRequest(http.MethodPut, f.url("artifacts", "0/run/artifacts/chunked.bin"), pr)
+		req, _ := http.NewRequest(http.MethodPut, f.ArtifactsURL("artifacts", "0/run/artifacts/chunked.bin"), pr)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -142,14 +108,14 @@ func TestProxyOnMinIO(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("chunked PUT: %d %s", resp.StatusCode, b)
 		}
-		code, got, _ := do(t, http.MethodGet, f.url("artifacts", "0/run/artifacts/chunked.bin"), nil, nil)
+		code, got, _ := do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/run/artifacts/chunked.bin"), nil, nil)
 		if code != 200 || !bytes.Equal(got, big) {
 			t.Fatalf("GET: %d, %d bytes", code, len(got))
 		}
 	})
 
 	t.Run("presigned download", func(t *testing.T) {
-		code, b, _ := do(t, http.MethodGet, f.url("presigned", "0/run/artifacts/big.bin"), nil, nil)
+		code, b, _ := do(t, http.MethodGet, f.ArtifactsURL("presigned", "0/run/artifacts/big.bin"), nil, nil)
 		if code != 200 {
 			t.Fatalf("presigned: %d %s", code, b)
 		}
@@ -175,9 +141,9 @@ func TestProxyOnMinIO(t *testing.T) {
 	})
 
 	t.Run("presigned multipart: no bytes through ferry", func(t *testing.T) {
-		before := f.metric(t, "ferry_store_transferred_bytes_total", `op="put"`)
+		before := f.Metric(t, "ferry_store_transferred_bytes_total", `op="put"`)
 		var cr createResp
-		code, b := postJSON(t, f.url("mpu/create", "0/run/artifacts/mpu"), map[string]any{"path": "/local/data/model.bin", "num_parts": 3}, &cr)
+		code, b := postJSON(t, f.ArtifactsURL("mpu/create", "0/run/artifacts/mpu"), map[string]any{"path": "/local/data/model.bin", "num_parts": 3}, &cr)
 		if code != 200 || cr.UploadID == "" || len(cr.Credentials) != 3 {
 			t.Fatalf("create: %d %s", code, b)
 		}
@@ -193,27 +159,27 @@ func TestProxyOnMinIO(t *testing.T) {
 			}
 			parts = append(parts, p)
 		}
-		code, b = postJSON(t, f.url("mpu/complete", "0/run/artifacts/mpu"), map[string]any{"path": "/local/data/model.bin", "upload_id": cr.UploadID, "parts": parts}, nil)
+		code, b = postJSON(t, f.ArtifactsURL("mpu/complete", "0/run/artifacts/mpu"), map[string]any{"path": "/local/data/model.bin", "upload_id": cr.UploadID, "parts": parts}, nil)
 		if code != 200 {
 			t.Fatalf("complete: %d %s", code, b)
 		}
-		if after := f.metric(t, "ferry_store_transferred_bytes_total", `op="put"`); after != before {
+		if after := f.Metric(t, "ferry_store_transferred_bytes_total", `op="put"`); after != before {
 			t.Fatalf("ferry's put byte counter moved by %.0f during a presigned multipart upload", after-before)
 		}
-		code, got, _ := do(t, http.MethodGet, f.url("artifacts", "0/run/artifacts/mpu/model.bin"), nil, nil)
+		code, got, _ := do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/run/artifacts/mpu/model.bin"), nil, nil)
 		if code != 200 || !bytes.Equal(got, big) {
 			t.Fatalf("GET after complete: %d, %d bytes", code, len(got))
 		}
 
 		// Abort: nothing is left.
-		code, b = postJSON(t, f.url("mpu/create", "0/run/artifacts/mpu"), map[string]any{"path": "aborted.bin", "num_parts": 1}, &cr)
+		code, b = postJSON(t, f.ArtifactsURL("mpu/create", "0/run/artifacts/mpu"), map[string]any{"path": "aborted.bin", "num_parts": 1}, &cr)
 		if code != 200 {
 			t.Fatalf("create: %d %s", code, b)
 		}
 		if _, code, msg := putPart(t, cr.Credentials[0], small); code != 200 {
 			t.Fatalf("part: %d %s", code, msg)
 		}
-		if code, b = postJSON(t, f.url("mpu/abort", "0/run/artifacts/mpu"), map[string]any{"path": "aborted.bin", "upload_id": cr.UploadID}, nil); code != 200 {
+		if code, b = postJSON(t, f.ArtifactsURL("mpu/abort", "0/run/artifacts/mpu"), map[string]any{"path": "aborted.bin", "upload_id": cr.UploadID}, nil); code != 200 {
 			t.Fatalf("abort: %d %s", code, b)
 		}
 		// The whole bucket: MinIO takes a non-empty prefix as one exact key.
@@ -224,7 +190,7 @@ func TestProxyOnMinIO(t *testing.T) {
 	})
 
 	t.Run("delete", func(t *testing.T) {
-		if code, b, _ := do(t, http.MethodDelete, f.url("artifacts", "0/run"), nil, nil); code != 200 {
+		if code, b, _ := do(t, http.MethodDelete, f.ArtifactsURL("artifacts", "0/run"), nil, nil); code != 200 {
 			t.Fatalf("DELETE: %d %s", code, b)
 		}
 		for o := range root.ListObjects(t.Context(), bucket, minio.ListObjectsOptions{Prefix: prefix + "/", Recursive: true}) {
@@ -261,11 +227,11 @@ func TestExpectedOwnerThroughFerry(t *testing.T) {
 			run  func() (int, []byte)
 		}{
 			{"upload", func() (int, []byte) {
-				c, b, _ := do(t, http.MethodPut, f.url("artifacts", "0/r/new.txt"), bytes.NewReader([]byte("x")), nil)
+				c, b, _ := do(t, http.MethodPut, f.ArtifactsURL("artifacts", "0/r/new.txt"), bytes.NewReader([]byte("x")), nil)
 				return c, b
 			}},
 			{"download", func() (int, []byte) {
-				c, b, _ := do(t, http.MethodGet, f.url("artifacts", "0/r/seed.txt"), nil, nil)
+				c, b, _ := do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/r/seed.txt"), nil, nil)
 				return c, b
 			}},
 			{"list", func() (int, []byte) {
@@ -273,14 +239,14 @@ func TestExpectedOwnerThroughFerry(t *testing.T) {
 				return c, b
 			}},
 			{"mpu/create", func() (int, []byte) {
-				return postJSON(t, f.url("mpu/create", "0/r"), map[string]any{"path": "big.bin", "num_parts": 2}, nil)
+				return postJSON(t, f.ArtifactsURL("mpu/create", "0/r"), map[string]any{"path": "big.bin", "num_parts": 2}, nil)
 			}},
 			{"presigned download", func() (int, []byte) {
-				c, b, _ := do(t, http.MethodGet, f.url("presigned", "0/r/seed.txt"), nil, nil)
+				c, b, _ := do(t, http.MethodGet, f.ArtifactsURL("presigned", "0/r/seed.txt"), nil, nil)
 				return c, b
 			}},
 			{"delete", func() (int, []byte) {
-				c, b, _ := do(t, http.MethodDelete, f.url("artifacts", "0/r/seed.txt"), nil, nil)
+				c, b, _ := do(t, http.MethodDelete, f.ArtifactsURL("artifacts", "0/r/seed.txt"), nil, nil)
 				return c, b
 			}},
 		}
@@ -300,16 +266,16 @@ func TestExpectedOwnerThroughFerry(t *testing.T) {
 
 	t.Run("right owner", func(t *testing.T) {
 		f := startFerry(t, "s3://"+bucket+"/"+prefix, append(srv.Env(), "MLFLOW_S3_EXPECTED_BUCKET_OWNER="+srv.Owner))
-		code, got, _ := do(t, http.MethodGet, f.url("artifacts", "0/r/seed.txt"), nil, nil)
+		code, got, _ := do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/r/seed.txt"), nil, nil)
 		if code != 200 || !bytes.Equal(got, seed) {
 			t.Fatalf("download: %d %s", code, got)
 		}
 		data := randomBytes(t, 6<<20)
-		if code, b, _ := do(t, http.MethodPut, f.url("artifacts", "0/r/new.bin"), bytes.NewReader(data), nil); code != 200 {
+		if code, b, _ := do(t, http.MethodPut, f.ArtifactsURL("artifacts", "0/r/new.bin"), bytes.NewReader(data), nil); code != 200 {
 			t.Fatalf("upload: %d %s", code, b)
 		}
 		var cr createResp
-		if code, b := postJSON(t, f.url("mpu/create", "0/r"), map[string]any{"path": "big.bin", "num_parts": 2}, &cr); code != 200 {
+		if code, b := postJSON(t, f.ArtifactsURL("mpu/create", "0/r"), map[string]any{"path": "big.bin", "num_parts": 2}, &cr); code != 200 {
 			t.Fatalf("mpu/create: %d %s", code, b)
 		}
 		var parts []part
@@ -323,10 +289,10 @@ func TestExpectedOwnerThroughFerry(t *testing.T) {
 			}
 			parts = append(parts, p)
 		}
-		if code, b := postJSON(t, f.url("mpu/complete", "0/r"), map[string]any{"path": "big.bin", "upload_id": cr.UploadID, "parts": parts}, nil); code != 200 {
+		if code, b := postJSON(t, f.ArtifactsURL("mpu/complete", "0/r"), map[string]any{"path": "big.bin", "upload_id": cr.UploadID, "parts": parts}, nil); code != 200 {
 			t.Fatalf("mpu/complete: %d %s", code, b)
 		}
-		code, got, _ = do(t, http.MethodGet, f.url("artifacts", "0/r/big.bin"), nil, nil)
+		code, got, _ = do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/r/big.bin"), nil, nil)
 		if code != 200 || !bytes.Equal(got, data) {
 			t.Fatalf("download after mpu: %d, %d bytes", code, len(got))
 		}
@@ -367,7 +333,7 @@ func TestPresignEndpointThroughFerry(t *testing.T) {
 			dir := "0/" + strings.ReplaceAll(tc.name, " ", "-")
 			data := randomBytes(t, 10<<20+5)
 			var cr createResp
-			if code, b := postJSON(t, f.url("mpu/create", dir), map[string]any{"path": "model.bin", "num_parts": 3}, &cr); code != 200 || len(cr.Credentials) != 3 {
+			if code, b := postJSON(t, f.ArtifactsURL("mpu/create", dir), map[string]any{"path": "model.bin", "num_parts": 3}, &cr); code != 200 || len(cr.Credentials) != 3 {
 				t.Fatalf("mpu/create: %d %s", code, b)
 			}
 			var parts []part
@@ -382,14 +348,14 @@ func TestPresignEndpointThroughFerry(t *testing.T) {
 				}
 				parts = append(parts, p)
 			}
-			if code, b := postJSON(t, f.url("mpu/complete", dir), map[string]any{"path": "model.bin", "upload_id": cr.UploadID, "parts": parts}, nil); code != 200 {
+			if code, b := postJSON(t, f.ArtifactsURL("mpu/complete", dir), map[string]any{"path": "model.bin", "upload_id": cr.UploadID, "parts": parts}, nil); code != 200 {
 				t.Fatalf("mpu/complete: %d %s", code, b)
 			}
-			if code, got, _ := do(t, http.MethodGet, f.url("artifacts", dir+"/model.bin"), nil, nil); code != 200 || !bytes.Equal(got, data) {
+			if code, got, _ := do(t, http.MethodGet, f.ArtifactsURL("artifacts", dir+"/model.bin"), nil, nil); code != 200 || !bytes.Equal(got, data) {
 				t.Fatalf("GET after complete: %d, %d bytes", code, len(got))
 			}
 
-			code, b, _ := do(t, http.MethodGet, f.url("presigned", dir+"/model.bin"), nil, nil)
+			code, b, _ := do(t, http.MethodGet, f.ArtifactsURL("presigned", dir+"/model.bin"), nil, nil)
 			var p struct {
 				URL      string            `json:"url"`
 				Headers  map[string]string `json:"headers"`
@@ -482,7 +448,7 @@ func testStoppedMidUpload(t *testing.T, extraEnv []string, multipart bool) {
 	f := startFerry(t, "s3://"+bucket+"/"+prefix, append(srv.Env(), extraEnv...))
 	pid := f.PID()
 	existing := []byte("written before the outage")
-	if code, b, _ := do(t, http.MethodPut, f.url("artifacts", "0/r/existing.txt"), bytes.NewReader(existing), nil); code != 200 {
+	if code, b, _ := do(t, http.MethodPut, f.ArtifactsURL("artifacts", "0/r/existing.txt"), bytes.NewReader(existing), nil); code != 200 {
 		t.Fatalf("PUT: %d %s", code, b)
 	}
 
@@ -491,7 +457,7 @@ func testStoppedMidUpload(t *testing.T, extraEnv []string, multipart bool) {
 		srv.Kill()
 		time.Sleep(200 * time.Millisecond)
 	}}
-	req, _ := http.NewRequest(http.MethodPut, f.url("artifacts", "0/r/cut.bin"), body)
+	req, _ := http.NewRequest(http.MethodPut, f.ArtifactsURL("artifacts", "0/r/cut.bin"), body)
 	req.ContentLength = int64(len(data))
 	start := time.Now()
 	resp, err := http.DefaultClient.Do(req)
@@ -499,8 +465,8 @@ func testStoppedMidUpload(t *testing.T, extraEnv []string, multipart bool) {
 	case err != nil:
 		// The server may close the connection while the client still
 		// sends; the answer must still have been a 5xx (see the log).
-		if !strings.Contains(f.logs.String(), `"status":503`) && !strings.Contains(f.logs.String(), "store unavailable") {
-			t.Fatalf("upload failed on the client side (%v) and ferry logged no 503:\n%s", err, tail(f.logs.String(), 4096))
+		if !strings.Contains(f.Logs.String(), `"status":503`) && !strings.Contains(f.Logs.String(), "store unavailable") {
+			t.Fatalf("upload failed on the client side (%v) and ferry logged no 503:\n%s", err, tail(f.Logs.String(), 4096))
 		}
 		t.Logf("client saw %v; ferry logged the store failure", err)
 	default:
@@ -514,7 +480,7 @@ func testStoppedMidUpload(t *testing.T, extraEnv []string, multipart bool) {
 
 	// While MinIO is down, reads fail clearly and fast too.
 	start = time.Now()
-	code, b, _ := do(t, http.MethodGet, f.url("artifacts", "0/r/existing.txt"), nil, nil)
+	code, b, _ := do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/r/existing.txt"), nil, nil)
 	if code < 500 || !strings.Contains(string(b), "error_code") {
 		t.Fatalf("GET with MinIO down: %d %s", code, b)
 	}
@@ -530,7 +496,7 @@ func testStoppedMidUpload(t *testing.T, extraEnv []string, multipart bool) {
 	// Back at once, same process.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		code, got, _ := do(t, http.MethodGet, f.url("artifacts", "0/r/existing.txt"), nil, nil)
+		code, got, _ := do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/r/existing.txt"), nil, nil)
 		if code == 200 && bytes.Equal(got, existing) {
 			break
 		}
@@ -545,7 +511,7 @@ func testStoppedMidUpload(t *testing.T, extraEnv []string, multipart bool) {
 	if multipart {
 		checkJanitor(t, f, srv.Client(t), bucket, prefix+"/0/r/cut.bin", back)
 	}
-	code, b, _ = do(t, http.MethodGet, f.url("artifacts", "0/r/cut.bin"), nil, nil)
+	code, b, _ = do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/r/cut.bin"), nil, nil)
 	if code != 404 && code != 500 {
 		t.Fatalf("GET of the cut upload: %d %s; want not found", code, b)
 	}
@@ -554,10 +520,10 @@ func testStoppedMidUpload(t *testing.T, extraEnv []string, multipart bool) {
 	} else if minio.ToErrorResponse(err).Code != minio.NoSuchKey {
 		t.Fatalf("stat of the cut upload: %v", err)
 	}
-	if code, b, _ := do(t, http.MethodPut, f.url("artifacts", "0/r/cut.bin"), bytes.NewReader(data), nil); code != 200 {
+	if code, b, _ := do(t, http.MethodPut, f.ArtifactsURL("artifacts", "0/r/cut.bin"), bytes.NewReader(data), nil); code != 200 {
 		t.Fatalf("PUT after recovery: %d %s", code, b)
 	}
-	if _, got, _ := do(t, http.MethodGet, f.url("artifacts", "0/r/cut.bin"), nil, nil); !bytes.Equal(got, data) {
+	if _, got, _ := do(t, http.MethodGet, f.ArtifactsURL("artifacts", "0/r/cut.bin"), nil, nil); !bytes.Equal(got, data) {
 		t.Fatal(errors.New("content after recovery differs"))
 	}
 }
@@ -576,8 +542,8 @@ func testStoppedMidUpload(t *testing.T, extraEnv []string, multipart bool) {
 // only. Both are checked.
 func checkJanitor(t *testing.T, f *ferry, root *minio.Client, bucket, key string, back time.Time) {
 	t.Helper()
-	if !strings.Contains(f.logs.String(), "retrying in the background") {
-		t.Fatalf("ferry queued no abort: the cut upload's abort did not fail, so this test proves nothing about the janitor:\n%s", tail(f.logs.String(), 4096))
+	if !strings.Contains(f.Logs.String(), "retrying in the background") {
+		t.Fatalf("ferry queued no abort: the cut upload's abort did not fail, so this test proves nothing about the janitor:\n%s", tail(f.Logs.String(), 4096))
 	}
 	open := func() ([]string, error) {
 		var left []string
@@ -595,7 +561,7 @@ func checkJanitor(t *testing.T, f *ferry, root *minio.Client, bucket, key string
 	seen := false // an open upload was listed after the restart
 	deadline := back.Add(20 * time.Second)
 	for {
-		retried := loggedRetryAbort(f.logs.String(), key)
+		retried := loggedRetryAbort(f.Logs.String(), key)
 		left, err := open()
 		if retried && err == nil && len(left) == 0 {
 			t.Logf("the janitor aborted the upload (logged) and none is left %v after MinIO was back (listed open after the restart: %v)", time.Since(back).Round(time.Millisecond), seen)
@@ -604,7 +570,7 @@ func checkJanitor(t *testing.T, f *ferry, root *minio.Client, bucket, key string
 		seen = seen || len(left) > 0
 		if time.Now().After(deadline) {
 			if !retried {
-				t.Fatalf("ferry logged no successful abort retry for %s 20 s after MinIO came back (uploads listed: %v, list error %v):\n%s", key, left, err, tail(f.logs.String(), 4096))
+				t.Fatalf("ferry logged no successful abort retry for %s 20 s after MinIO came back (uploads listed: %v, list error %v):\n%s", key, left, err, tail(f.Logs.String(), 4096))
 			}
 			t.Fatalf("incomplete multipart uploads left 20 s after MinIO came back: %v (list error %v)", left, err)
 		}

@@ -15,8 +15,7 @@ package azuritesrv
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -30,6 +29,8 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+
+	"github.com/ferryml/ferry/test/backends/proc"
 )
 
 // Account and Key are Azurite's fixed development account and its key
@@ -62,23 +63,9 @@ type Server struct {
 	exited            chan struct{}
 }
 
-// required reports whether a missing backend must fail the test.
-func required() bool {
-	return os.Getenv("CI") == "true" || os.Getenv("FERRY_REQUIRE_BACKENDS") == "1"
-}
-
 // CacheDir is the directory azure.sh installs Azurite into.
 func CacheDir() string {
-	root := os.Getenv("FERRY_TEST_CACHE")
-	if root == "" {
-		base := os.Getenv("XDG_CACHE_HOME")
-		if base == "" {
-			home, _ := os.UserHomeDir()
-			base = filepath.Join(home, ".cache")
-		}
-		root = filepath.Join(base, "ferry-test")
-	}
-	return filepath.Join(root, "azurite")
+	return filepath.Join(proc.CacheRoot(), "azurite")
 }
 
 // Binary finds azurite-blob, or skips (fails under CI) the test.
@@ -92,7 +79,7 @@ func Binary(t testing.TB) string {
 		return p
 	}
 	msg := fmt.Sprintf("azurite-blob not found in %s or on PATH; run test/backends/azure.sh install", CacheDir())
-	if required() {
+	if proc.Required() {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
@@ -103,7 +90,7 @@ func Binary(t testing.TB) string {
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
 	s := &Server{bin: Binary(t), dir: t.TempDir(), opts: opts}
-	port, err := freePort()
+	port, err := proc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +108,7 @@ func Start(t testing.TB, opts Options) *Server {
 		s.Stop()
 		if t.Failed() {
 			if b, err := os.ReadFile(s.logPath); err == nil && len(b) > 0 {
-				t.Logf("azurite log (last 4 KiB):\n%s", tail(b, 4096))
+				t.Logf("azurite log (last 4 KiB):\n%s", proc.Tail(b, 4096))
 			}
 		}
 	})
@@ -147,40 +134,26 @@ func (s *Server) Start() error {
 	}
 	cmd := exec.Command(s.bin, args...)
 	cmd.Env = os.Environ()
-	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	exited, err := proc.Spawn("azurite", cmd, s.logPath)
 	if err != nil {
 		return err
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("start azurite: %w", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
 	s.cmd, s.exited = cmd, exited
 
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case <-exited:
-			s.cmd = nil
-			b, _ := os.ReadFile(s.logPath)
-			return fmt.Errorf("azurite exited during start:\n%s", tail(b, 4096))
-		default:
-		}
+	err = proc.WaitReady("azurite", s.Addr, exited, s.logPath, 60*time.Second, 50*time.Millisecond, func() bool {
 		// Any TCP accept means Node is listening; Azurite opens the port
 		// only once it is ready.
-		if c, err := net.DialTimeout("tcp", s.Addr, time.Second); err == nil {
-			c.Close()
-			return nil
+		c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("azurite did not answer on %s within 60s", s.Addr)
-		}
-		time.Sleep(50 * time.Millisecond)
+		c.Close()
+		return true
+	})
+	if errors.Is(err, proc.ErrExited) {
+		s.cmd = nil
 	}
+	return err
 }
 
 // Stop stops Azurite (SIGTERM to its process group, then SIGKILL after
@@ -246,7 +219,7 @@ func (s *Server) Client(t testing.TB, hc *http.Client) *azblob.Client {
 // Container creates a fresh container and returns its name.
 func (s *Server) Container(t testing.TB, hc *http.Client) string {
 	t.Helper()
-	name := "ferry-" + randHex(6)
+	name := "ferry-" + proc.RandHex(6)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := s.Client(t, hc).CreateContainer(ctx, name, nil); err != nil {
@@ -268,26 +241,4 @@ func (s *Server) Env() []string {
 // URI is the wasbs:// destination of container and prefix.
 func URI(container, prefix string) string {
 	return "wasbs://" + container + "@" + Account + ".blob.core.windows.net/" + prefix
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func tail(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return strings.TrimSpace(string(b))
 }

@@ -10,6 +10,7 @@
 package ftpsrv
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -18,10 +19,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ferryml/ferry/test/backends/proc"
 	"github.com/ferryml/ferry/test/backends/unixuser"
 )
 
@@ -84,7 +85,7 @@ func Start(t testing.TB) *Server {
 	if err := os.WriteFile(userlist, []byte(s.User+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if s.Port, err = freePort(); err != nil {
+	if s.Port, err = proc.FreePort(); err != nil {
 		t.Fatal(err)
 	}
 	pasvMin := passiveRange()
@@ -143,7 +144,7 @@ func Start(t testing.TB) *Server {
 		s.Kill()
 		if t.Failed() {
 			if b, err := os.ReadFile(s.logPath); err == nil && len(b) > 0 {
-				t.Logf("vsftpd log (last 4 KiB):\n%s", tail(b, 4096))
+				t.Logf("vsftpd log (last 4 KiB):\n%s", proc.Tail(b, 4096))
 			}
 		}
 	})
@@ -161,43 +162,28 @@ func (s *Server) Start() error {
 	if s.cmd != nil {
 		return nil
 	}
-	logf, err := os.OpenFile(filepath.Join(s.dir, "stderr.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logPath := filepath.Join(s.dir, "stderr.log")
+	cmd := exec.Command(Vsftpd, s.conf)
+	exited, err := proc.Spawn("vsftpd", cmd, logPath)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(Vsftpd, s.conf)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("start vsftpd: %w", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
 	s.cmd, s.exited = cmd, exited
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		select {
-		case <-exited:
-			s.cmd = nil
-			b, _ := os.ReadFile(filepath.Join(s.dir, "stderr.log"))
-			return fmt.Errorf("vsftpd exited during start:\n%s", tail(b, 4096))
-		default:
+	err = proc.WaitReady("vsftpd", s.Addr(), exited, logPath, 20*time.Second, 20*time.Millisecond, func() bool {
+		c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+		if err != nil {
+			return false
 		}
-		if c, err := net.DialTimeout("tcp", s.Addr(), time.Second); err == nil {
-			buf := make([]byte, 3)
-			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
-			_, rerr := c.Read(buf)
-			c.Close()
-			if rerr == nil && string(buf) == "220" {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("vsftpd did not greet on %s within 20s", s.Addr())
-		}
-		time.Sleep(20 * time.Millisecond)
+		defer c.Close()
+		buf := make([]byte, 3)
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, rerr := c.Read(buf)
+		return rerr == nil && string(buf) == "220"
+	})
+	if errors.Is(err, proc.ErrExited) {
+		s.cmd = nil
 	}
+	return err
 }
 
 // Kill stops vsftpd and every session it serves abruptly, as a crash
@@ -232,20 +218,4 @@ func passiveRange() int {
 			return base
 		}
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func tail(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return strings.TrimSpace(string(b))
 }

@@ -15,9 +15,8 @@ package gcssrv
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -26,12 +25,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ferryml/ferry/test/backends/proc"
 	"github.com/ferryml/ferry/test/backends/s3srv"
 )
 
@@ -51,10 +50,6 @@ type Server struct {
 	exited            chan struct{}
 }
 
-func required() bool {
-	return os.Getenv("CI") == "true" || os.Getenv("FERRY_REQUIRE_BACKENDS") == "1"
-}
-
 // Binary finds fake-gcs-server, or skips (fails under CI) the test.
 func Binary(t testing.TB) string {
 	t.Helper()
@@ -66,7 +61,7 @@ func Binary(t testing.TB) string {
 		return p
 	}
 	msg := fmt.Sprintf("fake-gcs-server not found in %s or on PATH; run test/backends/gcs.sh install", s3srv.CacheBin())
-	if required() {
+	if proc.Required() {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
@@ -95,7 +90,7 @@ func Start(t testing.TB) *Server {
 		s.Stop()
 		if t.Failed() {
 			if b, err := os.ReadFile(s.logPath); err == nil && len(b) > 0 {
-				t.Logf("fake-gcs-server log (last 4 KiB):\n%s", tail(b, 4096))
+				t.Logf("fake-gcs-server log (last 4 KiB):\n%s", proc.Tail(b, 4096))
 			}
 		}
 	})
@@ -114,40 +109,23 @@ func (s *Server) Start() error {
 	cmd := exec.Command(s.bin, "-host", host, "-port", port, "-scheme", "http",
 		"-backend", "filesystem", "-filesystem-root", filepath.Join(s.dir, "data"),
 		"-external-url", s.Endpoint, "-public-host", s.Host, "-log-level", "warn")
-	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	exited, err := proc.Spawn("fake-gcs-server", cmd, s.logPath)
 	if err != nil {
 		return err
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("start fake-gcs-server: %w", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
 	s.cmd, s.exited = cmd, exited
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case <-exited:
-			s.cmd = nil
-			b, _ := os.ReadFile(s.logPath)
-			return fmt.Errorf("fake-gcs-server exited during start:\n%s", tail(b, 4096))
-		default:
-		}
+	err = proc.WaitReady("fake-gcs-server", s.Host, exited, s.logPath, 60*time.Second, 50*time.Millisecond, func() bool {
 		resp, err := http.Get(s.Endpoint + "/storage/v1/b")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("fake-gcs-server did not answer on %s within 60s", s.Host)
-		}
-		time.Sleep(50 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if errors.Is(err, proc.ErrExited) {
+		s.cmd = nil
 	}
+	return err
 }
 
 // Stop stops the server (SIGTERM, then SIGKILL after 5 s) and waits.
@@ -182,7 +160,7 @@ func (s *Server) Kill() {
 // Bucket creates a fresh bucket and returns its name.
 func (s *Server) Bucket(t testing.TB) string {
 	t.Helper()
-	name := "ferry-" + randHex(6)
+	name := "ferry-" + proc.RandHex(6)
 	body, _ := json.Marshal(map[string]string{"name": name})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -261,17 +239,4 @@ func (s *Server) Put(t testing.TB, bucket, name string, data []byte) {
 // MLflow would.
 func (s *Server) Env() []string {
 	return []string{"STORAGE_EMULATOR_HOST=" + s.Host}
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func tail(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return strings.TrimSpace(string(b))
 }

@@ -13,15 +13,12 @@ package s3srv
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -29,6 +26,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/ferryml/ferry/test/backends/proc"
 )
 
 // Kind names a server implementation.
@@ -61,23 +60,9 @@ type Server struct {
 	exited         chan struct{}
 }
 
-// required reports whether a missing backend must fail the test.
-func required() bool {
-	return os.Getenv("CI") == "true" || os.Getenv("FERRY_REQUIRE_BACKENDS") == "1"
-}
-
 // CacheBin is the directory s3.sh installs the servers into.
 func CacheBin() string {
-	root := os.Getenv("FERRY_TEST_CACHE")
-	if root == "" {
-		base := os.Getenv("XDG_CACHE_HOME")
-		if base == "" {
-			home, _ := os.UserHomeDir()
-			base = filepath.Join(home, ".cache")
-		}
-		root = filepath.Join(base, "ferry-test")
-	}
-	return filepath.Join(root, "bin")
+	return filepath.Join(proc.CacheRoot(), "bin")
 }
 
 // Binary finds the server binary for kind, or skips (fails under CI) the
@@ -92,7 +77,7 @@ func Binary(t testing.TB, kind Kind) string {
 		return p
 	}
 	msg := fmt.Sprintf("%s not found in %s or on PATH; run test/backends/s3.sh install", kind, CacheBin())
-	if required() {
+	if proc.Required() {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
@@ -107,13 +92,13 @@ func Start(t testing.TB, kind Kind) *Server {
 		Kind:      kind,
 		bin:       Binary(t, kind),
 		dir:       t.TempDir(),
-		AccessKey: "ferry" + randHex(6),
-		SecretKey: randHex(16),
+		AccessKey: "ferry" + proc.RandHex(6),
+		SecretKey: proc.RandHex(16),
 	}
 	if kind == Versitygw {
 		s.Owner = s.AccessKey
 	}
-	port, err := freePort()
+	port, err := proc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +115,7 @@ func Start(t testing.TB, kind Kind) *Server {
 		s.Stop()
 		if t.Failed() {
 			if b, err := os.ReadFile(s.logPath); err == nil && len(b) > 0 {
-				t.Logf("%s log (last 4 KiB):\n%s", kind, tail(b, 4096))
+				t.Logf("%s log (last 4 KiB):\n%s", kind, proc.Tail(b, 4096))
 			}
 		}
 	})
@@ -149,7 +134,7 @@ func (s *Server) Start() error {
 	var cmd *exec.Cmd
 	switch s.Kind {
 	case MinIO:
-		console, err := freePort()
+		console, err := proc.FreePort()
 		if err != nil {
 			return err
 		}
@@ -163,45 +148,27 @@ func (s *Server) Start() error {
 	default:
 		return fmt.Errorf("unknown server kind %q", s.Kind)
 	}
-	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	exited, err := proc.Spawn(string(s.Kind), cmd, s.logPath)
 	if err != nil {
 		return err
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("start %s: %w", s.Kind, err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
 	s.cmd, s.exited = cmd, exited
-
-	deadline := time.Now().Add(60 * time.Second)
 	url := s.Endpoint + "/"
 	if s.Kind == MinIO {
 		url = s.Endpoint + "/minio/health/live"
 	}
-	for {
-		select {
-		case <-exited:
-			s.cmd = nil
-			b, _ := os.ReadFile(s.logPath)
-			return fmt.Errorf("%s exited during start:\n%s", s.Kind, tail(b, 4096))
-		default:
-		}
+	err = proc.WaitReady(string(s.Kind), s.addr, exited, s.logPath, 60*time.Second, 50*time.Millisecond, func() bool {
 		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if s.Kind != MinIO || resp.StatusCode == http.StatusOK {
-				return nil
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not answer on %s within 60s", s.Kind, s.addr)
-		}
-		time.Sleep(50 * time.Millisecond)
+		resp.Body.Close()
+		return s.Kind != MinIO || resp.StatusCode == http.StatusOK
+	})
+	if errors.Is(err, proc.ErrExited) {
+		s.cmd = nil
 	}
+	return err
 }
 
 // Stop stops the server (SIGTERM, then SIGKILL after 5 s) and waits for it.
@@ -250,7 +217,7 @@ func (s *Server) Client(t testing.TB) *minio.Client {
 // Bucket creates a fresh bucket and returns its name.
 func (s *Server) Bucket(t testing.TB) string {
 	t.Helper()
-	name := "ferry-" + randHex(6)
+	name := "ferry-" + proc.RandHex(6)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := s.Client(t).MakeBucket(ctx, name, minio.MakeBucketOptions{Region: "us-east-1"}); err != nil {
@@ -268,26 +235,4 @@ func (s *Server) Env() []string {
 		"AWS_SECRET_ACCESS_KEY=" + s.SecretKey,
 		"AWS_DEFAULT_REGION=us-east-1",
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func tail(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return strings.TrimSpace(string(b))
 }

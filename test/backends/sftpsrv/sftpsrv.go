@@ -10,6 +10,7 @@
 package sftpsrv
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -17,10 +18,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ferryml/ferry/test/backends/proc"
 	"github.com/ferryml/ferry/test/backends/unixuser"
 )
 
@@ -84,7 +85,7 @@ func Start(t testing.TB) *Server {
 	if err := os.WriteFile(authorized, pub, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port, err := freePort()
+	port, err := proc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +134,7 @@ func Start(t testing.TB) *Server {
 		s.Kill()
 		if t.Failed() {
 			if b, err := os.ReadFile(s.logPath); err == nil && len(b) > 0 {
-				t.Logf("sshd log (last 4 KiB):\n%s", tail(b, 4096))
+				t.Logf("sshd log (last 4 KiB):\n%s", proc.Tail(b, 4096))
 			}
 		}
 	})
@@ -151,38 +152,24 @@ func (s *Server) Start() error {
 	if s.cmd != nil {
 		return nil
 	}
-	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	cmd := exec.Command(Sshd, "-D", "-e", "-f", s.conf)
+	exited, err := proc.Spawn("sshd", cmd, s.logPath)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(Sshd, "-D", "-e", "-f", s.conf)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("start sshd: %w", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
 	s.cmd, s.exited = cmd, exited
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		select {
-		case <-exited:
-			s.cmd = nil
-			b, _ := os.ReadFile(s.logPath)
-			return fmt.Errorf("sshd exited during start:\n%s", tail(b, 4096))
-		default:
+	err = proc.WaitReady("sshd", s.Addr(), exited, s.logPath, 20*time.Second, 20*time.Millisecond, func() bool {
+		c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+		if err != nil {
+			return false
 		}
-		if c, err := net.DialTimeout("tcp", s.Addr(), time.Second); err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("sshd did not listen on %s within 20s", s.Addr())
-		}
-		time.Sleep(20 * time.Millisecond)
+		c.Close()
+		return true
+	})
+	if errors.Is(err, proc.ErrExited) {
+		s.cmd = nil
 	}
+	return err
 }
 
 // Kill stops sshd and every session it serves abruptly (SIGKILL to the
@@ -196,20 +183,4 @@ func (s *Server) Kill() {
 	unixuser.KillTree(s.cmd.Process.Pid)
 	<-s.exited
 	s.cmd = nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func tail(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return strings.TrimSpace(string(b))
 }

@@ -23,27 +23,21 @@
 package hdfsbench
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/colinmarc/hdfs/v2"
 
 	"github.com/ferryml/ferry/test/backends/hdfsdouble"
+	"github.com/ferryml/ferry/test/bench/benchutil"
+	"github.com/ferryml/ferry/test/ferrytest"
 )
 
 const (
@@ -53,27 +47,15 @@ const (
 )
 
 func TestHDFSBench(t *testing.T) {
-	if os.Getenv("FERRY_BENCH") != "1" {
-		t.Skip("set FERRY_BENCH=1 to run the HDFS benchmark (moves several GiB)")
-	}
-	size := int64(1 << 30)
-	if v := os.Getenv("FERRY_BENCH_SIZE"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			t.Fatalf("FERRY_BENCH_SIZE=%q", v)
-		}
-		size = n
-	}
-	rounds := 3
-	if v, err := strconv.Atoi(os.Getenv("FERRY_BENCH_ROUNDS")); err == nil && v > 0 {
-		rounds = v
-	}
-	strict := os.Getenv("FERRY_BENCH_STRICT") == "1"
-	load := func() string { b, _ := os.ReadFile("/proc/loadavg"); return strings.TrimSpace(string(b)) }
+	cfg := benchutil.Setup(t, "HDFS")
+	size := cfg.Size
+	rounds := cfg.Rounds
+	strict := cfg.Strict
+	load := benchutil.Load
 
 	dir := t.TempDir()
 	src := filepath.Join(dir, "payload.bin")
-	writeRandomFile(t, src, size)
+	benchutil.WriteRandomFile(t, src, size)
 
 	dbin, err := hdfsdouble.Build(dir)
 	if err != nil {
@@ -95,10 +77,11 @@ func TestHDFSBench(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	base, pid := startFerry(t, buildFerry(t, dir), dir, "hdfs://"+d.NamenodeAddr+"/bench", []string{"HADOOP_USER_NAME=bench"})
-	t.Logf("file %d MiB; machine: %d CPUs, load %s", size>>20, numCPU(), load())
-	idle := procStatus(t, pid)
-	t.Logf("ferry at start: VmHWM %.1f MiB", mib(idle["VmHWM"]))
+	fy := startFerry(t, benchutil.BuildFerry(t, dir), dir, "hdfs://"+d.NamenodeAddr+"/bench", []string{"HADOOP_USER_NAME=bench"})
+	base, pid := fy.Base, fy.PID()
+	t.Logf("file %d MiB; machine: %d CPUs, load %s", size>>20, benchutil.NumCPU(), load())
+	idle := benchutil.ProcStatus(t, pid)
+	t.Logf("ferry at start: VmHWM %.1f MiB", benchutil.MiB(idle["VmHWM"]))
 
 	// Direct: the same library, in this process, the way a program using
 	// it would copy a file in and out (Create + io.Copy, Open + io.Copy).
@@ -169,15 +152,15 @@ func TestHDFSBench(t *testing.T) {
 	proxiedDownload := func() error { return get("payload.bin", size) }
 
 	var (
-		directUp   = &series{name: "upload, direct colinmarc/hdfs"}
-		proxUp     = &series{name: "upload through ferry"}
-		directDown = &series{name: "download, direct colinmarc/hdfs"}
-		proxDown   = &series{name: "download through ferry"}
+		directUp   = &benchutil.Series{Name: "upload, direct colinmarc/hdfs", Watch: []int{pid}}
+		proxUp     = &benchutil.Series{Name: "upload through ferry", Watch: []int{pid}}
+		directDown = &benchutil.Series{Name: "download, direct colinmarc/hdfs", Watch: []int{pid}}
+		proxDown   = &benchutil.Series{Name: "download through ferry", Watch: []int{pid}}
 	)
 	for r := range rounds {
 		pairs := [][2]func(){
-			{func() { directUp.add(t, pid, directUpload) }, func() { proxUp.add(t, pid, proxiedUpload) }},
-			{func() { directDown.add(t, pid, directDownload) }, func() { proxDown.add(t, pid, proxiedDownload) }},
+			{func() { directUp.Run(t, directUpload) }, func() { proxUp.Run(t, proxiedUpload) }},
+			{func() { directDown.Run(t, directDownload) }, func() { proxDown.Run(t, proxiedDownload) }},
 		}
 		for _, p := range pairs {
 			if r%2 == 0 {
@@ -233,206 +216,38 @@ func TestHDFSBench(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rss := procStatus(t, pid)["VmHWM"]
+	rss := benchutil.ProcStatus(t, pid)["VmHWM"]
 	gib := float64(size) / (1 << 30)
 	t.Logf("%d rounds; MiB/s by the median; times best / median; ferry CPU seconds per GiB (median)", rounds)
-	for _, s := range []*series{directUp, proxUp, directDown, proxDown} {
+	for _, s := range []*benchutil.Series{directUp, proxUp, directDown, proxDown} {
 		t.Logf("  %-34s %7.1f MiB/s  best %8v  median %8v  ferry cpu %4.2f",
-			s.name, float64(size)/(1<<20)/s.median().Seconds(), s.best().Round(time.Millisecond),
-			s.median().Round(time.Millisecond), s.cpuMedian()/gib)
+			s.Name, float64(size)/(1<<20)/s.Median().Seconds(), s.Best().Round(time.Millisecond),
+			s.Median().Round(time.Millisecond), s.CPUMedian(0)/gib)
 	}
-	up, down := ratios(directUp, proxUp), ratios(directDown, proxDown)
-	t.Logf("upload through ferry vs direct: best %.2fx, median %.2fx, paired per round %s", up.best, up.median, up.rounds)
-	t.Logf("download through ferry vs direct: best %.2fx, median %.2fx, paired per round %s", down.best, down.median, down.rounds)
+	up, down := benchutil.Ratios(directUp, proxUp), benchutil.Ratios(directDown, proxDown)
+	t.Logf("upload through ferry vs direct: best %.2fx, median %.2fx, paired per round %s", up.Best, up.PerRoundMedian, up.Rounds)
+	t.Logf("download through ferry vs direct: best %.2fx, median %.2fx, paired per round %s", down.Best, down.PerRoundMedian, down.Rounds)
 	t.Logf("%d concurrent proxied uploads of %d MiB: %v (%.1f MiB/s total); downloads: %v (%.1f MiB/s total)",
 		concurrent, part>>20, upMany.Round(time.Millisecond), float64(size)/(1<<20)/upMany.Seconds(),
 		downMany.Round(time.Millisecond), float64(size)/(1<<20)/downMany.Seconds())
-	t.Logf("ferry peak RSS (VmHWM, whole run): %.1f MiB; load after: %s", mib(rss), load())
+	t.Logf("ferry peak RSS (VmHWM, whole run): %.1f MiB; load after: %s", benchutil.MiB(rss), load())
 
-	miss := func(format string, a ...any) {
-		if strict {
-			t.Errorf(format, a...)
-		} else {
-			t.Logf("TARGET MISSED: "+format, a...)
-		}
+	miss := benchutil.Misser(t, strict)
+	if up.Best < targetRatio {
+		miss("proxied upload at %.2fx of direct; target %.2fx", up.Best, targetRatio)
 	}
-	if up.best < targetRatio {
-		miss("proxied upload at %.2fx of direct; target %.2fx", up.best, targetRatio)
-	}
-	if down.best < targetRatio {
-		miss("proxied download at %.2fx of direct; target %.2fx", down.best, targetRatio)
+	if down.Best < targetRatio {
+		miss("proxied download at %.2fx of direct; target %.2fx", down.Best, targetRatio)
 	}
 	if rss > targetRSS {
-		miss("ferry peak RSS %.1f MiB; target %d MiB", mib(rss), targetRSS>>20)
+		miss("ferry peak RSS %.1f MiB; target %d MiB", benchutil.MiB(rss), targetRSS>>20)
 	}
 }
 
-// series is one transfer's measurements over the rounds.
-type series struct {
-	name string
-	d    []time.Duration
-	cpu  []float64 // ferry's CPU seconds
-}
-
-func (s *series) add(t *testing.T, ferryPID int, f func() error) {
+// startFerry runs ferry on dest with a SQLite store in dir and env on top
+// of an environment without MLFLOW_, HADOOP_ and FERRY_ variables.
+func startFerry(t *testing.T, bin, dir, dest string, env []string) *ferrytest.Server {
 	t.Helper()
-	c0 := procCPU(ferryPID)
-	start := time.Now()
-	if err := f(); err != nil {
-		t.Fatalf("%s: %v", s.name, err)
-	}
-	s.d = append(s.d, time.Since(start))
-	s.cpu = append(s.cpu, procCPU(ferryPID)-c0)
-}
-
-func (s *series) best() time.Duration   { return slices.Min(s.d) }
-func (s *series) median() time.Duration { return median(s.d) }
-func (s *series) cpuMedian() float64    { return median(s.cpu) }
-
-func median[T float64 | time.Duration](v []T) T {
-	v = slices.Clone(v)
-	slices.Sort(v)
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
-}
-
-// ratio is direct time / proxied time: by the best, by the median, and
-// per round (each round runs the two back to back).
-type ratio struct {
-	best, median float64
-	rounds       string
-}
-
-func ratios(direct, proxied *series) ratio {
-	var per []float64
-	var txt []string
-	for i := range min(len(direct.d), len(proxied.d)) {
-		r := direct.d[i].Seconds() / proxied.d[i].Seconds()
-		per = append(per, r)
-		txt = append(txt, fmt.Sprintf("%.2f", r))
-	}
-	return ratio{
-		best:   direct.best().Seconds() / proxied.best().Seconds(),
-		median: median(per),
-		rounds: strings.Join(txt, " "),
-	}
-}
-
-// procCPU is the user+system CPU seconds a process has used.
-func procCPU(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name, which is in parentheses.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / 100 // USER_HZ
-}
-
-func procStatus(t *testing.T, pid int) map[string]int64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int64{}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if f := strings.Fields(v); ok && len(f) == 2 && f[1] == "kB" {
-			n, _ := strconv.ParseInt(f[0], 10, 64)
-			out[k] = n << 10
-		}
-	}
-	return out
-}
-
-func mib(b int64) float64 { return float64(b) / (1 << 20) }
-
-func numCPU() int {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	return max(1, strings.Count(string(b), "processor\t:"))
-}
-
-func writeRandomFile(t *testing.T, path string, size int64) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w := bufio.NewWriterSize(f, 1<<20)
-	if _, err := io.Copy(w, io.LimitReader(rand.NewChaCha8([32]byte{7}), size)); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func buildFerry(t *testing.T, dir string) string {
-	t.Helper()
-	if bin := os.Getenv("FERRY_BIN"); bin != "" {
-		return bin
-	}
-	bin := filepath.Join(dir, "ferry")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/ferryml/ferry")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
-
-// startFerry runs ferry serving artifacts from dest and returns its base
-// URL and pid.
-func startFerry(t *testing.T, bin, dir, dest string, env []string) (string, int) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	var clean []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "MLFLOW_") && !strings.HasPrefix(kv, "HADOOP_") && !strings.HasPrefix(kv, "FERRY_") {
-			clean = append(clean, kv)
-		}
-	}
-	logf, err := os.Create(filepath.Join(dir, "ferry.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "server", "--host", "127.0.0.1", "--port", strconv.Itoa(port),
+	return ferrytest.StartServer(t, bin, append(ferrytest.CleanEnv("MLFLOW_", "HADOOP_", "FERRY_"), env...),
 		"--artifacts-destination", dest, "--backend-store-uri", "sqlite:///"+filepath.Join(dir, "mlflow.db"))
-	cmd.Dir = dir
-	cmd.Env = append(clean, env...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		logf.Close()
-	})
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		if resp, err := http.Get(base + "/health"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return base, cmd.Process.Pid
-			}
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("ferry did not start:\n%s", b)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
 }

@@ -18,22 +18,17 @@
 package sftpftpbench
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -44,6 +39,8 @@ import (
 
 	"github.com/ferryml/ferry/test/backends/ftpsrv"
 	"github.com/ferryml/ferry/test/backends/sftpsrv"
+	"github.com/ferryml/ferry/test/bench/benchutil"
+	"github.com/ferryml/ferry/test/ferrytest"
 )
 
 const (
@@ -58,71 +55,42 @@ type bench struct {
 	strict   bool
 	dir, src string
 	sum      []byte
-	ferry    string // binary
+	ferry    string                        // binary
+	miss     func(format string, a ...any) // reports a missed target
 }
 
 func newBench(t *testing.T) *bench {
-	if os.Getenv("FERRY_BENCH") != "1" {
-		t.Skip("set FERRY_BENCH=1 to run the SFTP/FTP benchmark (moves several GiB)")
-	}
-	b := &bench{t: t, size: 1 << 30, rounds: 3, strict: os.Getenv("FERRY_BENCH_STRICT") == "1"}
-	if v := os.Getenv("FERRY_BENCH_SIZE"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			t.Fatalf("FERRY_BENCH_SIZE=%q", v)
-		}
-		b.size = n
-	}
-	if v, err := strconv.Atoi(os.Getenv("FERRY_BENCH_ROUNDS")); err == nil && v > 0 {
-		b.rounds = v
-	}
+	cfg := benchutil.Setup(t, "SFTP/FTP")
+	b := &bench{t: t, size: cfg.Size, rounds: cfg.Rounds, strict: cfg.Strict, miss: benchutil.Misser(t, cfg.Strict)}
 	b.dir = t.TempDir()
 	b.src = filepath.Join(b.dir, "payload.bin")
-	b.sum = writeRandomFile(t, b.src, b.size)
-	b.ferry = buildFerry(t, b.dir)
-	t.Logf("file %d MiB, %d rounds; load %s", b.size>>20, b.rounds, load())
+	b.sum = benchutil.WriteRandomFile(t, b.src, b.size)
+	b.ferry = benchutil.BuildFerry(t, b.dir)
+	t.Logf("file %d MiB, %d rounds; load %s", b.size>>20, b.rounds, benchutil.Load())
 	return b
 }
 
-// series is one transfer's times over the rounds.
-type series struct {
-	name string
-	d    []time.Duration
-}
-
-func (b *bench) run(s *series, f func() error) {
-	b.t.Helper()
-	start := time.Now()
-	if err := f(); err != nil {
-		b.t.Fatalf("%s: %v", s.name, err)
-	}
-	s.d = append(s.d, time.Since(start))
-}
-
-func (s *series) best() time.Duration   { return slices.Min(s.d) }
-func (s *series) median() time.Duration { c := slices.Clone(s.d); slices.Sort(c); return c[len(c)/2] }
-
 // pairs runs each (baseline, proxied) pair once per round, alternating
 // which goes first.
-func (b *bench) pairs(pairs [][2]*series, fns map[*series]func() error) {
+func (b *bench) pairs(pairs [][2]*benchutil.Series, fns map[*benchutil.Series]func() error) {
 	for r := range b.rounds {
 		for _, p := range pairs {
 			if r%2 == 0 {
-				b.run(p[0], fns[p[0]])
-				b.run(p[1], fns[p[1]])
+				p[0].Run(b.t, fns[p[0]])
+				p[1].Run(b.t, fns[p[1]])
 			} else {
-				b.run(p[1], fns[p[1]])
-				b.run(p[0], fns[p[0]])
+				p[1].Run(b.t, fns[p[1]])
+				p[0].Run(b.t, fns[p[0]])
 			}
 		}
 	}
 }
 
-func (b *bench) report(all []*series) {
+func (b *bench) report(all []*benchutil.Series) {
 	for _, s := range all {
-		b.t.Logf("  %-44s %8.1f MiB/s median  best %8v  median %8v  (all: %v)", s.name,
-			float64(b.size)/(1<<20)/s.median().Seconds(), s.best().Round(time.Millisecond),
-			s.median().Round(time.Millisecond), roundAll(s.d))
+		b.t.Logf("  %-44s %8.1f MiB/s median  best %8v  median %8v  (all: %v)", s.Name,
+			float64(b.size)/(1<<20)/s.Median().Seconds(), s.Best().Round(time.Millisecond),
+			s.Median().Round(time.Millisecond), roundAll(s.D))
 	}
 }
 
@@ -134,24 +102,12 @@ func roundAll(d []time.Duration) []time.Duration {
 	return out
 }
 
-func (b *bench) ratio(name string, direct, proxied *series) {
-	var per []string
-	for i := range direct.d {
-		per = append(per, fmt.Sprintf("%.2f", direct.d[i].Seconds()/proxied.d[i].Seconds()))
-	}
-	best := direct.best().Seconds() / proxied.best().Seconds()
-	med := direct.median().Seconds() / proxied.median().Seconds()
-	b.t.Logf("%s: proxied/direct throughput best %.2fx, median %.2fx, per round %v", name, best, med, per)
+func (b *bench) ratio(name string, direct, proxied *benchutil.Series) {
+	r := benchutil.Ratios(direct, proxied)
+	best := r.Best
+	b.t.Logf("%s: proxied/direct throughput best %.2fx, median %.2fx, per round %s", name, best, r.Median, r.Rounds)
 	if best < targetRatio {
 		b.miss("%s at %.2fx of direct; target %.2fx", name, best, targetRatio)
-	}
-}
-
-func (b *bench) miss(format string, a ...any) {
-	if b.strict {
-		b.t.Errorf(format, a...)
-	} else {
-		b.t.Logf("MISS: "+format, a...)
 	}
 }
 
@@ -210,7 +166,7 @@ func getCheck(url string, size int64, sum []byte) error {
 func (b *bench) concurrent(base string, n int) {
 	part := max(b.size/int64(n), 16<<20)
 	src := filepath.Join(b.dir, "part.bin")
-	sum := writeRandomFile(b.t, src, part)
+	sum := benchutil.WriteRandomFile(b.t, src, part)
 	defer os.Remove(src)
 	for _, op := range []string{"upload", "download"} {
 		start := time.Now()
@@ -322,35 +278,35 @@ func TestSFTPBench(t *testing.T) {
 		"FERRY_SFTP_IDENTITY_FILE=" + srv.KeyFile,
 		"FERRY_SFTP_MAX_CONNECTIONS=4",
 	}
-	base, pid := startFerry(t, b.ferry, b.dir, fmt.Sprintf("sftp://%s@%s%s/ferry", srv.User, srv.Addr(), root), env)
+	base, pid := startFerry(t, b.ferry, fmt.Sprintf("sftp://%s@%s%s/ferry", srv.User, srv.Addr(), root), env)
 	proxUp, proxDown := b.proxied(base, "bench/blob.bin")
 
-	s := map[string]*series{}
+	s := map[string]*benchutil.Series{}
 	for _, n := range []string{"up direct", "up proxied", "up cli", "down direct", "down proxied", "down cli"} {
-		s[n] = &series{name: n}
+		s[n] = &benchutil.Series{Name: n}
 	}
-	s["up direct"].name = "upload, direct pkg/sftp"
-	s["up proxied"].name = "upload through ferry"
-	s["up cli"].name = "upload, OpenSSH sftp client"
-	s["down direct"].name = "download, direct pkg/sftp"
-	s["down proxied"].name = "download through ferry"
-	s["down cli"].name = "download, OpenSSH sftp client"
-	fns := map[*series]func() error{
+	s["up direct"].Name = "upload, direct pkg/sftp"
+	s["up proxied"].Name = "upload through ferry"
+	s["up cli"].Name = "upload, OpenSSH sftp client"
+	s["down direct"].Name = "download, direct pkg/sftp"
+	s["down proxied"].Name = "download through ferry"
+	s["down cli"].Name = "download, OpenSSH sftp client"
+	fns := map[*benchutil.Series]func() error{
 		s["up direct"]: directUp, s["up proxied"]: proxUp, s["up cli"]: cliUp,
 		s["down direct"]: directDown, s["down proxied"]: proxDown, s["down cli"]: cliDown,
 	}
-	b.pairs([][2]*series{{s["up direct"], s["up proxied"]}, {s["up cli"], s["down cli"]}, {s["down direct"], s["down proxied"]}}, fns)
+	b.pairs([][2]*benchutil.Series{{s["up direct"], s["up proxied"]}, {s["up cli"], s["down cli"]}, {s["down direct"], s["down proxied"]}}, fns)
 	if err := getCheck(base+"/api/2.0/mlflow-artifacts/artifacts/bench/blob.bin", b.size, b.sum); err != nil {
 		t.Fatalf("proxied object read back: %v", err)
 	}
 	b.concurrent(base, 8)
-	rss := peakRSS(t, pid)
-	b.report([]*series{s["up direct"], s["up cli"], s["up proxied"], s["down direct"], s["down cli"], s["down proxied"]})
+	rss := benchutil.PeakRSS(t, pid)
+	b.report([]*benchutil.Series{s["up direct"], s["up cli"], s["up proxied"], s["down direct"], s["down cli"], s["down proxied"]})
 	b.ratio("sftp upload vs pkg/sftp", s["up direct"], s["up proxied"])
 	b.ratio("sftp download vs pkg/sftp", s["down direct"], s["down proxied"])
 	b.ratio("sftp upload vs OpenSSH sftp", s["up cli"], s["up proxied"])
 	b.ratio("sftp download vs OpenSSH sftp", s["down cli"], s["down proxied"])
-	b.t.Logf("ferry peak RSS (VmHWM): %.1f MiB; load after: %s", float64(rss)/(1<<20), load())
+	b.t.Logf("ferry peak RSS (VmHWM): %.1f MiB; load after: %s", float64(rss)/(1<<20), benchutil.Load())
 	if rss > targetRSS {
 		b.miss("ferry peak RSS %.1f MiB; target %d MiB", float64(rss)/(1<<20), targetRSS>>20)
 	}
@@ -394,141 +350,35 @@ func TestFTPBench(t *testing.T) {
 		return err
 	}
 	env := []string{"FERRY_FTP_MAX_CONNECTIONS=4"}
-	base, pid := startFerry(t, b.ferry, b.dir,
+	base, pid := startFerry(t, b.ferry,
 		fmt.Sprintf("ftp://%s:%s@%s%s/ferry", srv.User, srv.Password, srv.Addr(), root), env)
 	proxUp, proxDown := b.proxied(base, "bench/blob.bin")
-	upD, upP := &series{name: "upload, direct jlaffaye/ftp"}, &series{name: "upload through ferry"}
-	downD, downP := &series{name: "download, direct jlaffaye/ftp"}, &series{name: "download through ferry"}
-	b.pairs([][2]*series{{upD, upP}, {downD, downP}}, map[*series]func() error{
+	upD, upP := &benchutil.Series{Name: "upload, direct jlaffaye/ftp"}, &benchutil.Series{Name: "upload through ferry"}
+	downD, downP := &benchutil.Series{Name: "download, direct jlaffaye/ftp"}, &benchutil.Series{Name: "download through ferry"}
+	b.pairs([][2]*benchutil.Series{{upD, upP}, {downD, downP}}, map[*benchutil.Series]func() error{
 		upD: directUp, upP: proxUp, downD: directDown, downP: proxDown,
 	})
 	if err := getCheck(base+"/api/2.0/mlflow-artifacts/artifacts/bench/blob.bin", b.size, b.sum); err != nil {
 		t.Fatalf("proxied object read back: %v", err)
 	}
 	b.concurrent(base, 8)
-	rss := peakRSS(t, pid)
-	b.report([]*series{upD, upP, downD, downP})
+	rss := benchutil.PeakRSS(t, pid)
+	b.report([]*benchutil.Series{upD, upP, downD, downP})
 	b.ratio("ftp upload vs jlaffaye/ftp", upD, upP)
 	b.ratio("ftp download vs jlaffaye/ftp", downD, downP)
-	b.t.Logf("ferry peak RSS (VmHWM): %.1f MiB; load after: %s", float64(rss)/(1<<20), load())
+	b.t.Logf("ferry peak RSS (VmHWM): %.1f MiB; load after: %s", float64(rss)/(1<<20), benchutil.Load())
 	if rss > targetRSS {
 		b.miss("ferry peak RSS %.1f MiB; target %d MiB", float64(rss)/(1<<20), targetRSS>>20)
 	}
 }
 
-func load() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	return strings.TrimSpace(string(b))
-}
-
-// writeRandomFile streams size pseudo-random bytes to path and returns
-// their SHA-256.
-func writeRandomFile(t *testing.T, path string, size int64) []byte {
+// startFerry runs ferry, artifacts only, on dest with env on top of an
+// environment without MLFLOW_ and FERRY_ variables, HOME and SSH_AUTH_SOCK
+// (so that no user's SSH configuration or agent is used); it returns
+// ferry's base URL and pid.
+func startFerry(t *testing.T, bin, dest string, env []string) (string, int) {
 	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
-	r := rand.New(rand.NewPCG(uint64(size), 2))
-	buf := make([]byte, 1<<20)
-	for written := int64(0); written < size; {
-		for i := 0; i+8 <= len(buf); i += 8 {
-			v := r.Uint64()
-			for j := range 8 {
-				buf[i+j] = byte(v >> (8 * j))
-			}
-		}
-		n := min(int64(len(buf)), size-written)
-		if _, err := w.Write(buf[:n]); err != nil {
-			t.Fatal(err)
-		}
-		written += n
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	return h.Sum(nil)
-}
-
-func buildFerry(t *testing.T, dir string) string {
-	t.Helper()
-	if bin := os.Getenv("FERRY_BIN"); bin != "" {
-		return bin
-	}
-	bin := filepath.Join(dir, "ferry")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/ferryml/ferry")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
-
-func startFerry(t *testing.T, bin, dir, dest string, env []string) (string, int) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	var clean []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "MLFLOW_") && !strings.HasPrefix(kv, "FERRY_") && !strings.HasPrefix(kv, "HOME=") &&
-			!strings.HasPrefix(kv, "SSH_AUTH_SOCK=") {
-			clean = append(clean, kv)
-		}
-	}
-	logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("ferry-%d.log", port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "server", "--host", "127.0.0.1", "--port", strconv.Itoa(port),
+	f := ferrytest.StartServer(t, bin, append(ferrytest.CleanEnv("MLFLOW_", "FERRY_", "HOME", "SSH_AUTH_SOCK"), env...),
 		"--artifacts-destination", dest, "--artifacts-only")
-	cmd.Dir = dir
-	cmd.Env = append(clean, env...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		logf.Close()
-	})
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		if resp, err := http.Get(base + "/health"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return base, cmd.Process.Pid
-			}
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("ferry did not start:\n%s", b)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
-// peakRSS is the process's VmHWM in bytes.
-func peakRSS(t *testing.T, pid int) int64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM")
-	return 0
+	return f.Base, f.PID()
 }
