@@ -77,14 +77,15 @@ func TestKnownUnimplementedIs501UnknownIs404(t *testing.T) {
 		raw, _ := json.Marshal(wire.BodyOf(wire.Errorf(wire.NotImplemented, "x")))
 		_ = json.Unmarshal(raw, &want)
 		for _, p := range []struct{ method, path string }{
-			{"POST", prefix + "/api/2.0/mlflow/registered-models/create"},
-			{"POST", prefix + "/ajax-api/2.0/mlflow/registered-models/create"},
+			{"POST", prefix + "/api/2.0/mlflow/webhooks"},
+			{"POST", prefix + "/ajax-api/2.0/mlflow/webhooks"},
 			{"GET", prefix + "/api/3.0/mlflow/traces/tr-1"},
 			{"GET", prefix + "/get-artifact"},
 			{"POST", prefix + "/ajax-api/2.0/mlflow/upload-artifact"},
 			{"POST", "/v1/traces"}, // FastAPI: never prefixed
-			// Tracking routes without a tracking domain wired.
+			// Served routes whose domain this app does not wire.
 			{"POST", prefix + "/api/2.0/mlflow/runs/create"},
+			{"POST", prefix + "/ajax-api/2.0/mlflow/registered-models/create"},
 		} {
 			a := call(t, app, p.method, p.path)
 			if a.status != 501 || a.body["error_code"] != "NOT_IMPLEMENTED" || fields(a.body) != fields(want) ||
