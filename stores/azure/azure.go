@@ -307,7 +307,7 @@ func (s *Store) hasChildren(ctx context.Context, key string) (bool, error) {
 // "name/", while the store orders by key, where a directory "a" sorts
 // before "a.txt" although "a/" sorts after it. So a page reads on past its
 // last entry just far enough to be sure that no directory whose key
-// belongs in the page is still to come (listBound), as the S3 driver does.
+// belongs in the page is still to come (stores.ListBound), as the S3 driver does.
 //
 // Every wanted entry of a page after key K has an Azure name at or after
 // prefix+K. A later page therefore starts at the continuation marker of
@@ -400,7 +400,7 @@ func (s *Store) List(ctx context.Context, dir string, page stores.ListPage) (sto
 			if len(got) > limit {
 				sort.Slice(got, func(i, j int) bool { return got[i].Key < got[j].Key })
 				got = got[:limit+1]
-				bound = listBound(s.blobName(got[limit].Key), prefix)
+				bound = stores.ListBound(s.blobName(got[limit].Key), prefix)
 			}
 		}
 	}
@@ -452,41 +452,10 @@ func (mm *markerMemo) put(dir, after, marker string) {
 	mm.m[dir+"\x00"+after] = marker
 }
 
-// listBound is the Azure name past which no entry can still sort (by
-// key) before full, the name of a listed child of prefix: only a
-// directory whose name is a prefix of full's name can, listed as
-// name + "/".
-func listBound(full, prefix string) string {
-	name := strings.TrimPrefix(full, prefix)
-	bound := full
-	for j := 1; j <= len(name); j++ {
-		if b := prefix + name[:j] + "/"; b > bound {
-			bound = b
-		}
-	}
-	return bound
-}
-
 // Open implements stores.Store.
 func (s *Store) Open(ctx context.Context, key string, offset, length int64) (io.ReadCloser, stores.Entry, error) {
-	if key == "" {
-		return nil, stores.Entry{}, fmt.Errorf("open root: %w", stores.ErrIsDir)
-	}
-	if offset < 0 {
-		return nil, stores.Entry{}, fmt.Errorf("open %s at %d: %w", key, offset, stores.ErrInvalidRange)
-	}
-	if length == 0 {
-		e, err := s.Stat(ctx, key)
-		if err != nil {
-			return nil, e, err
-		}
-		if e.IsDir {
-			return nil, e, fmt.Errorf("open %s: %w", key, stores.ErrIsDir)
-		}
-		if offset > e.Size || (offset == e.Size && e.Size > 0) {
-			return nil, e, fmt.Errorf("open %s at %d of %d: %w", key, offset, e.Size, stores.ErrInvalidRange)
-		}
-		return io.NopCloser(strings.NewReader("")), e, nil
+	if rc, e, done, err := stores.OpenWithoutRead(ctx, s.Stat, key, offset, length); done {
+		return rc, e, err
 	}
 	rng := blob.HTTPRange{Offset: offset}
 	if length > 0 {

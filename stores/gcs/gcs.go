@@ -278,7 +278,7 @@ func (s *Store) hasChildren(ctx context.Context, key string) (bool, error) {
 // directory as "name/"; keys sort without the slash, so "dir" comes
 // before "dir-x" although "dir/" comes after it. The listing therefore
 // reads on past a full page until no later name can still sort before
-// the page's last key (listBound).
+// the page's last key (stores.ListBound).
 func (s *Store) List(ctx context.Context, dir string, page stores.ListPage) (stores.Listing, error) {
 	limit := page.Limit
 	if limit <= 0 || limit > defaultPageSize {
@@ -325,7 +325,7 @@ func (s *Store) List(ctx context.Context, dir string, page stores.ListPage) (sto
 			if len(got) > limit {
 				sort.Slice(got, func(i, j int) bool { return got[i].Key < got[j].Key })
 				got = got[:limit+1]
-				bound = listBound(s.objectName(got[limit].Key), prefix)
+				bound = stores.ListBound(s.objectName(got[limit].Key), prefix)
 			}
 		}
 		// A GCS page holds its objects first, then its prefixes (each
@@ -347,40 +347,10 @@ func (s *Store) List(ctx context.Context, dir string, page stores.ListPage) (sto
 	return out, nil
 }
 
-// listBound is the GCS name past which no entry can still sort (by key)
-// before full, the name of a listed child of prefix: only a directory
-// whose name is a prefix of full's name can, listed as name + "/".
-func listBound(full, prefix string) string {
-	name := strings.TrimPrefix(full, prefix)
-	bound := full
-	for j := 1; j <= len(name); j++ {
-		if b := prefix + name[:j] + "/"; b > bound {
-			bound = b
-		}
-	}
-	return bound
-}
-
 // Open implements stores.Store.
 func (s *Store) Open(ctx context.Context, key string, offset, length int64) (io.ReadCloser, stores.Entry, error) {
-	if key == "" {
-		return nil, stores.Entry{}, fmt.Errorf("open root: %w", stores.ErrIsDir)
-	}
-	if offset < 0 {
-		return nil, stores.Entry{}, fmt.Errorf("open %s at %d: %w", key, offset, stores.ErrInvalidRange)
-	}
-	if length == 0 {
-		e, err := s.Stat(ctx, key)
-		if err != nil {
-			return nil, e, err
-		}
-		if e.IsDir {
-			return nil, e, fmt.Errorf("open %s: %w", key, stores.ErrIsDir)
-		}
-		if offset > e.Size || (offset == e.Size && e.Size > 0) {
-			return nil, e, fmt.Errorf("open %s at %d of %d: %w", key, offset, e.Size, stores.ErrInvalidRange)
-		}
-		return io.NopCloser(strings.NewReader("")), e, nil
+	if rc, e, done, err := stores.OpenWithoutRead(ctx, s.Stat, key, offset, length); done {
+		return rc, e, err
 	}
 	obj := s.bucket.Object(s.objectName(key))
 	r, err := obj.NewRangeReader(ctx, offset, length)

@@ -395,7 +395,7 @@ func drain(ch <-chan minio.ObjectInfo) {
 // "name/"; the store's order is by key, where a directory "a" sorts before
 // "a.txt" although "a/" sorts after it. So a page reads on past its last
 // entry just far enough to be sure that no directory whose key belongs in
-// the page is still to come (listBound). That needs S3's own order, which
+// the page is still to come (stores.ListBound). That needs S3's own order, which
 // minio-go's ListObjects channel does not keep (it sends each batch's
 // objects before its directories), hence the batch-wise listBatch.
 func (s *Store) List(ctx context.Context, dir string, page stores.ListPage) (stores.Listing, error) {
@@ -445,7 +445,7 @@ func (s *Store) List(ctx context.Context, dir string, page stores.ListPage) (sto
 			if len(got) > limit {
 				sort.Slice(got, func(i, j int) bool { return got[i].Key < got[j].Key })
 				got = got[:limit+1]
-				bound = listBound(s.objectKey(got[limit].Key), prefix)
+				bound = stores.ListBound(s.objectKey(got[limit].Key), prefix)
 			}
 		}
 		if !r.IsTruncated || r.NextContinuationToken == "" {
@@ -484,40 +484,10 @@ func (s *Store) listBatch(ctx context.Context, prefix, startAfter, token string)
 	}
 }
 
-// listBound is the S3 name past which no entry can still sort (by key)
-// before full, the S3 key of a listed child of prefix: only a directory
-// whose name is a prefix of full's name can, listed as name + "/".
-func listBound(full, prefix string) string {
-	name := strings.TrimPrefix(full, prefix)
-	bound := full
-	for j := 1; j <= len(name); j++ {
-		if b := prefix + name[:j] + "/"; b > bound {
-			bound = b
-		}
-	}
-	return bound
-}
-
 // Open implements stores.Store.
 func (s *Store) Open(ctx context.Context, key string, offset, length int64) (io.ReadCloser, stores.Entry, error) {
-	if key == "" {
-		return nil, stores.Entry{}, fmt.Errorf("open root: %w", stores.ErrIsDir)
-	}
-	if offset < 0 {
-		return nil, stores.Entry{}, fmt.Errorf("open %s at %d: %w", key, offset, stores.ErrInvalidRange)
-	}
-	if length == 0 {
-		e, err := s.Stat(ctx, key)
-		if err != nil {
-			return nil, e, err
-		}
-		if e.IsDir {
-			return nil, e, fmt.Errorf("open %s: %w", key, stores.ErrIsDir)
-		}
-		if offset > e.Size || (offset == e.Size && e.Size > 0) {
-			return nil, e, fmt.Errorf("open %s at %d of %d: %w", key, offset, e.Size, stores.ErrInvalidRange)
-		}
-		return io.NopCloser(strings.NewReader("")), e, nil
+	if rc, e, done, err := stores.OpenWithoutRead(ctx, s.Stat, key, offset, length); done {
+		return rc, e, err
 	}
 	ranged := offset > 0 || length > 0
 	rc, e, err := s.get(ctx, key, offset, length, ranged)
