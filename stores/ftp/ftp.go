@@ -37,6 +37,7 @@ import (
 
 	"github.com/ferryml/ferry/stores"
 	"github.com/ferryml/ferry/stores/internal/connpool"
+	"github.com/ferryml/ferry/stores/internal/leftovers"
 )
 
 func init() {
@@ -82,58 +83,21 @@ type Store struct {
 	// "-a" to show dotfiles (".hidden" is a legal key).
 	listHidden bool
 
-	mu        sync.Mutex
-	uploading map[string]int
-	// orphans are what failed uploads could not remove because the
-	// connection was gone (temporary files, then the directories they
-	// made, deepest first); the next operation that succeeds removes them.
-	orphans []orphan
-}
-
-// orphan is a leftover of a failed upload, by key.
-type orphan struct {
-	key string
-	dir bool
-}
-
-// maxOrphans bounds the leftovers remembered while the server is away.
-const maxOrphans = 10000
-
-func (s *Store) addOrphans(o ...orphan) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.orphans = append(s.orphans, o...)
-	if n := len(s.orphans) - maxOrphans; n > 0 {
-		s.orphans = s.orphans[n:]
-	}
+	mu sync.Mutex
+	// left tracks the directories uploads in progress use and what failed
+	// uploads could not remove (see stores/internal/leftovers).
+	left leftovers.Tracker
 }
 
 // cleanOrphans removes the leftovers of failed uploads over c, which has
-// just served an operation. A directory is removed only while empty and
-// unused by an upload in progress.
+// just served an operation.
 func (s *Store) cleanOrphans(c *conn) {
-	s.mu.Lock()
-	list := s.orphans
-	s.orphans = nil
-	s.mu.Unlock()
-	for i, o := range list {
-		var err error
-		if o.dir {
-			s.mu.Lock()
-			busy := s.uploading[o.key] > 0
-			s.mu.Unlock()
-			if busy {
-				continue
-			}
-			err = c.sc.RemoveDir(s.remote(o.key))
-		} else {
-			err = c.sc.Delete(s.remote(o.key))
+	s.left.Clean(func(o leftovers.Orphan) error {
+		if o.Dir {
+			return c.sc.RemoveDir(s.remote(o.Key))
 		}
-		if err != nil && connectionLost(err) {
-			s.addOrphans(list[i:]...)
-			return
-		}
-	}
+		return c.sc.Delete(s.remote(o.Key))
+	}, connectionLost)
 }
 
 var _ stores.Store = (*Store)(nil)
@@ -149,10 +113,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		cfg.Timeout = 60 * time.Second
 	}
 	s := &Store{
-		cfg:       cfg,
-		root:      strings.TrimSuffix(cfg.Root, "/"),
-		log:       slog.New(slog.DiscardHandler),
-		uploading: map[string]int{},
+		cfg:  cfg,
+		root: strings.TrimSuffix(cfg.Root, "/"),
+		log:  slog.New(slog.DiscardHandler),
 	}
 	if s.root == "" {
 		s.root = "/"
@@ -596,7 +559,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("put %q: %w", key, err)
 	}
-	s.beginUpload(dir)
+	s.left.Begin(dir)
 	var created []string
 	committed := false
 	defer func() { s.endUpload(dir, created, committed) }()
@@ -615,7 +578,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 			if stored && !committed {
 				if err := c.sc.Delete(tmp); err != nil {
 					if connectionLost(err) {
-						s.addOrphans(orphan{key: tmpKey})
+						s.left.Add(leftovers.Orphan{Key: tmpKey})
 					} else {
 						s.log.Warn("ftp: could not remove a failed upload's temporary file", "path", tmp, "err", err)
 					}
@@ -781,61 +744,24 @@ func (s *Store) mkdirAbs(c *conn, p string) error {
 	return nil
 }
 
-func (s *Store) beginUpload(dir string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for p := dir; p != ""; p, _ = splitKey(p) {
-		s.uploading[p]++
-	}
-}
-
-// endUpload undoes beginUpload and, after a failed upload, removes the
-// directories it created while they are empty and unused by other uploads.
+// endUpload undoes s.left.Begin and, after a failed upload, removes the
+// directories it created while they are empty and unused by other
+// uploads, so a failed Put leaves nothing in listings.
 func (s *Store) endUpload(dir string, created []string, committed bool) {
-	s.mu.Lock()
-	for p := dir; p != ""; p, _ = splitKey(p) {
-		if s.uploading[p]--; s.uploading[p] <= 0 {
-			delete(s.uploading, p)
-		}
-	}
-	var remove []string
-	if !committed {
-		for _, d := range created {
-			if s.uploading[d] > 0 {
-				break
-			}
-			remove = append(remove, d)
-		}
-	}
-	s.mu.Unlock()
+	remove := s.left.End(dir, created, committed)
 	if len(remove) == 0 {
 		return
 	}
+	// A fresh context: the request's may be what was cancelled.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := s.with(ctx, "cleanup", dir, always, func(c *conn) error {
-		for i, d := range remove {
-			s.mu.Lock()
-			busy := s.uploading[d] > 0
-			s.mu.Unlock()
-			if busy {
-				return nil // in use again: keep it
-			}
-			if err := c.sc.RemoveDir(s.remote(d)); err != nil {
-				if connectionLost(err) {
-					remove = remove[i:]
-					return err
-				}
-				return nil // not empty: keep it
-			}
-		}
-		remove = nil
-		return nil
+		rest, err := s.left.RemoveDirs(remove, func(d string) error { return c.sc.RemoveDir(s.remote(d)) }, connectionLost)
+		remove = rest
+		return err
 	})
 	if err != nil {
-		for _, d := range remove {
-			s.addOrphans(orphan{key: d, dir: true})
-		}
+		s.left.AddDirs(remove)
 	}
 }
 

@@ -34,6 +34,7 @@ import (
 
 	"github.com/ferryml/ferry/stores"
 	"github.com/ferryml/ferry/stores/internal/connpool"
+	"github.com/ferryml/ferry/stores/internal/leftovers"
 )
 
 func init() {
@@ -65,60 +66,20 @@ type Store struct {
 	log  *slog.Logger
 
 	mu sync.Mutex
-	// uploading counts this process's uploads in progress per directory
-	// (and its parents), so a failed upload only removes directories no
-	// other upload is using.
-	uploading map[string]int
-	// orphans are what failed uploads could not remove because the
-	// connection was gone (temporary files, then the directories they
-	// made, deepest first); the next operation that succeeds removes them.
-	orphans []orphan
-}
-
-// orphan is a leftover of a failed upload, by key.
-type orphan struct {
-	key string
-	dir bool
-}
-
-// maxOrphans bounds the leftovers remembered while the server is away.
-const maxOrphans = 10000
-
-func (s *Store) addOrphans(o ...orphan) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.orphans = append(s.orphans, o...)
-	if n := len(s.orphans) - maxOrphans; n > 0 {
-		s.orphans = s.orphans[n:]
-	}
+	// left tracks the directories uploads in progress use and what failed
+	// uploads could not remove (see stores/internal/leftovers).
+	left leftovers.Tracker
 }
 
 // cleanOrphans removes the leftovers of failed uploads over c, which has
-// just served an operation. A directory is removed only while empty and
-// unused by an upload in progress.
+// just served an operation.
 func (s *Store) cleanOrphans(c *conn) {
-	s.mu.Lock()
-	list := s.orphans
-	s.orphans = nil
-	s.mu.Unlock()
-	for i, o := range list {
-		var err error
-		if o.dir {
-			s.mu.Lock()
-			busy := s.uploading[o.key] > 0
-			s.mu.Unlock()
-			if busy {
-				continue
-			}
-			err = c.sftp.RemoveDirectory(s.remote(o.key))
-		} else {
-			err = c.sftp.Remove(s.remote(o.key))
+	s.left.Clean(func(o leftovers.Orphan) error {
+		if o.Dir {
+			return c.sftp.RemoveDirectory(s.remote(o.Key))
 		}
-		if err != nil && (c.isDead() || connectionLost(err)) {
-			s.addOrphans(list[i:]...)
-			return
-		}
-	}
+		return c.sftp.Remove(s.remote(o.Key))
+	}, func(err error) bool { return c.isDead() || connectionLost(err) })
 }
 
 var _ stores.Store = (*Store)(nil)
@@ -132,10 +93,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("sftp store %s@%s: %w", cfg.User, cfg.Addr(), classify(err))
 	}
 	s := &Store{
-		cfg:       cfg,
-		root:      strings.TrimSuffix(cfg.Root, "/"),
-		log:       slog.New(slog.DiscardHandler),
-		uploading: map[string]int{},
+		cfg:  cfg,
+		root: strings.TrimSuffix(cfg.Root, "/"),
+		log:  slog.New(slog.DiscardHandler),
 	}
 	if s.root == "" {
 		s.root = "/"
@@ -513,7 +473,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("put %q: %w", key, err)
 	}
-	s.beginUpload(dir)
+	s.left.Begin(dir)
 	var created []string
 	committed := false
 	defer func() { s.endUpload(dir, created, committed) }()
@@ -534,7 +494,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 				f.Close()
 				if rerr := c.sftp.Remove(tmp); rerr != nil {
 					if c.isDead() || connectionLost(rerr) {
-						s.addOrphans(orphan{key: tmpKey})
+						s.left.Add(leftovers.Orphan{Key: tmpKey})
 					} else {
 						s.log.Warn("sftp: could not remove a failed upload's temporary file", "path", tmp, "err", rerr)
 					}
@@ -675,35 +635,11 @@ func (s *Store) mkdirs(c *conn, dir string) ([]string, error) {
 	return made, nil
 }
 
-// beginUpload marks dir and its parents as used by an upload in progress.
-func (s *Store) beginUpload(dir string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for p := dir; p != ""; p, _ = splitKey(p) {
-		s.uploading[p]++
-	}
-}
-
-// endUpload undoes beginUpload and, after a failed upload, removes the
+// endUpload undoes s.left.Begin and, after a failed upload, removes the
 // directories it created while they are empty and unused by other
 // uploads, so a failed Put leaves nothing in listings.
 func (s *Store) endUpload(dir string, created []string, committed bool) {
-	s.mu.Lock()
-	for p := dir; p != ""; p, _ = splitKey(p) {
-		if s.uploading[p]--; s.uploading[p] <= 0 {
-			delete(s.uploading, p)
-		}
-	}
-	var remove []string
-	if !committed {
-		for _, d := range created {
-			if s.uploading[d] > 0 {
-				break
-			}
-			remove = append(remove, d)
-		}
-	}
-	s.mu.Unlock()
+	remove := s.left.End(dir, created, committed)
 	if len(remove) == 0 {
 		return
 	}
@@ -711,28 +647,12 @@ func (s *Store) endUpload(dir string, created []string, committed bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := s.with(ctx, "cleanup", dir, always, func(c *conn) error {
-		for i, d := range remove {
-			s.mu.Lock()
-			busy := s.uploading[d] > 0
-			s.mu.Unlock()
-			if busy {
-				return nil // in use again: keep it
-			}
-			if err := c.sftp.RemoveDirectory(s.remote(d)); err != nil {
-				if c.isDead() || connectionLost(err) {
-					remove = remove[i:]
-					return err
-				}
-				return nil // not empty: keep it
-			}
-		}
-		remove = nil
-		return nil
+		rest, err := s.left.RemoveDirs(remove, func(d string) error { return c.sftp.RemoveDirectory(s.remote(d)) }, func(err error) bool { return c.isDead() || connectionLost(err) })
+		remove = rest
+		return err
 	})
 	if err != nil {
-		for _, d := range remove {
-			s.addOrphans(orphan{key: d, dir: true})
-		}
+		s.left.AddDirs(remove)
 	}
 }
 
