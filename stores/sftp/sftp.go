@@ -509,6 +509,12 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 			return err
 		}
 		if size >= 0 && n != size {
+			if !body.eof {
+				// The body did not end, yet pkg/sftp stopped writing without an
+				// error: it does that when the connection dies under it (seen
+				// under load with sshd killed mid-upload). Not the client's fault.
+				return fmt.Errorf("sftp stopped writing after %d of %d bytes: %w", n, size, stores.ErrUnavailable)
+			}
 			return fmt.Errorf("got %d of %d bytes: %w", n, size, stores.ErrIncomplete)
 		}
 		if err := f.Close(); err != nil {
@@ -555,12 +561,15 @@ type countingReader struct {
 	r   io.Reader
 	n   int64
 	err error
+	eof bool // r ended (io.EOF)
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
-	if err != nil && err != io.EOF {
+	if err == io.EOF {
+		c.eof = true
+	} else if err != nil {
 		c.err = err
 	}
 	return n, err
