@@ -18,59 +18,41 @@ parts until complete or abort. gcsxml is built from the repository with
 the tests are skipped, or fail when CI=true or FERRY_REQUIRE_BACKENDS=1.
 """
 
-import concurrent.futures
-import math
 import os
 import pathlib
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 import unittest
 import uuid
 
 import requests
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from mpu_client import REPO, MultipartClient, backend_binary, ferry_bin, skip_or_fail, start_ferry, stop_ferry
+
 GCSSH = REPO / "test" / "backends" / "gcs.sh"
 CHUNK = 5 * 1024 * 1024  # the smallest part the XML API accepts; the client default is 10 MiB
-REQUIRED = os.environ.get("CI") == "true" or os.environ.get("FERRY_REQUIRE_BACKENDS") == "1"
 PREFIX = "artifacts"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class FerryOnGCS(MultipartClient, unittest.TestCase):
+    CHUNK = CHUNK
 
+    @staticmethod
+    def tamper(url):
+        return url.replace("partNumber=", "partNumber=1")  # another part than the one signed
 
-def fake_gcs_binary():
-    out = subprocess.run([str(GCSSH), "bin"], capture_output=True, text=True, check=True).stdout.strip()
-    path = pathlib.Path(out) / "fake-gcs-server"
-    if path.exists():
-        return path
-    found = shutil.which("fake-gcs-server")
-    return pathlib.Path(found) if found else None
-
-
-class FerryOnGCS(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="ferry-gcs-py-")
         cls.gcs_pid = None
         cls.xml = None
         cls.ferry = None
-        if fake_gcs_binary() is None:
-            msg = "fake-gcs-server not installed; run test/backends/gcs.sh install"
-            if REQUIRED:
-                raise RuntimeError(msg)
-            raise unittest.SkipTest(msg)
-        ferry_bin = os.environ.get("FERRY_BIN")
-        if not ferry_bin:
-            raise RuntimeError("FERRY_BIN is not set; build ferry and point FERRY_BIN at it (test/run.sh does)")
+        if backend_binary(GCSSH, "fake-gcs-server") is None:
+            skip_or_fail("fake-gcs-server not installed; run test/backends/gcs.sh install")
+        ferry_bin()  # fails before the backend starts when FERRY_BIN is unset
         try:
             out = subprocess.run([str(GCSSH), "start", cls.tmp], capture_output=True, text=True,
                                  check=True, timeout=120).stdout
@@ -97,40 +79,17 @@ class FerryOnGCS(unittest.TestCase):
                 xinfo[k] = v
             cls.xml_url = "http://" + xinfo["HOST"]
 
-            port = free_port()
-            cls.base = f"http://127.0.0.1:{port}"
             env = {k: v for k, v in os.environ.items()
                    if not k.startswith(("MLFLOW_", "FERRY_", "AWS_", "GOOGLE_", "STORAGE_EMULATOR_HOST", "GCE_METADATA_HOST"))}
             env.update({"STORAGE_EMULATOR_HOST": xinfo["HOST"], "GOOGLE_APPLICATION_CREDENTIALS": xinfo["KEY"]})
-            cls.ferry_log = open(os.path.join(cls.tmp, "ferry.log"), "wb")
-            cls.ferry = subprocess.Popen(
-                [ferry_bin, "server", "--host", "127.0.0.1", "--port", str(port),
-                 "--artifacts-destination", f"gs://{cls.bucket}/{PREFIX}",
-                 "--backend-store-uri", "sqlite:///" + os.path.join(cls.tmp, "mlflow.db")],
-                cwd=cls.tmp, env=env, stdout=cls.ferry_log, stderr=subprocess.STDOUT)
-            deadline = time.time() + 30
-            while True:
-                try:
-                    if requests.get(cls.base + "/health", timeout=2).text == "OK":
-                        break
-                except requests.ConnectionError:
-                    pass
-                if cls.ferry.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("ferry did not start: " + pathlib.Path(cls.ferry_log.name).read_text())
-                time.sleep(0.05)
+            start_ferry(cls, f"gs://{cls.bucket}/{PREFIX}", env)
         except BaseException:
             cls.tearDownClass()
             raise
 
     @classmethod
     def tearDownClass(cls):
-        if cls.ferry is not None:
-            cls.ferry.send_signal(signal.SIGTERM)
-            try:
-                cls.ferry.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                cls.ferry.kill()
-            cls.ferry_log.close()
+        stop_ferry(cls)
         if cls.xml is not None:
             cls.xml.send_signal(signal.SIGTERM)
             try:
@@ -156,59 +115,6 @@ class FerryOnGCS(unittest.TestCase):
         r = requests.get(f"{self.gcs}/storage/v1/b/{self.bucket}/o/{requests.utils.quote(name, safe='')}",
                          params={"alt": "media"}, timeout=60)
         return r.status_code, r.content
-
-    def mpu(self, op, artifact_dir, body):
-        return requests.post(f"{self.base}/api/2.0/mlflow-artifacts/mpu/{op}/{artifact_dir}", json=body, timeout=120)
-
-    def log_artifact_multipart(self, local_file, artifact_dir, tamper_part=None):
-        """_try_multipart_upload: create, parts through presigned URLs, complete; abort on failure."""
-        size = os.path.getsize(local_file)
-        num_parts = math.ceil(size / CHUNK)
-        resp = self.mpu("create", artifact_dir, {"path": local_file, "num_parts": num_parts})
-        self.assertEqual(resp.status_code, 200, resp.text)
-        create = resp.json()
-        credentials = create.get("credentials", [])
-        self.assertEqual([c["part_number"] for c in credentials], list(range(1, num_parts + 1)))
-
-        def upload_part(index, credential):
-            with open(local_file, "rb") as f:
-                f.seek(CHUNK * index)
-                data = f.read(CHUNK)
-            url = credential["url"]
-            if index == tamper_part:
-                url = url.replace("partNumber=", "partNumber=1")  # another part than the one signed
-            r = requests.put(url, data=data, headers=credential.get("headers", {}), timeout=120)
-            r.raise_for_status()
-            return {"part_number": credential["part_number"], "etag": r.headers.get("ETag", ""), "url": credential["url"]}
-
-        try:
-            with concurrent.futures.ThreadPoolExecutor(max_workers=min(2 * (os.cpu_count() or 1), 20)) as pool:
-                futures = [pool.submit(upload_part, i, c) for i, c in enumerate(credentials)]
-                errors = {}
-                parts = []
-                for i, fut in enumerate(futures):
-                    try:
-                        parts.append(fut.result())
-                    except Exception as e:  # noqa: BLE001 - the client collects every part's error
-                        errors[i + 1] = repr(e)
-            if errors:
-                raise RuntimeError(f"Failed to upload at least one part of {local_file}. Errors: {errors}")
-            parts.sort(key=lambda p: p["part_number"])
-            resp = self.mpu("complete", artifact_dir,
-                            {"path": local_file, "upload_id": create.get("upload_id"), "parts": parts})
-            if resp.status_code != 200:
-                raise RuntimeError(f"complete: {resp.status_code} {resp.text}")
-        except Exception:
-            resp = self.mpu("abort", artifact_dir, {"path": local_file, "upload_id": create.get("upload_id")})
-            self.assertEqual(resp.status_code, 200, resp.text)
-            raise
-        return create
-
-    def make_file(self, name, size):
-        path = os.path.join(self.tmp, name)
-        with open(path, "wb") as f:
-            f.write(os.urandom(size))
-        return path
 
     # --- tests ------------------------------------------------------------
 

@@ -18,16 +18,11 @@ when CI=true or FERRY_REQUIRE_BACKENDS=1. Only the standard library, boto3
 and requests are used.
 """
 
-import concurrent.futures
-import math
 import os
 import pathlib
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 import unittest
 import uuid
 
@@ -35,42 +30,28 @@ import boto3
 import botocore.config
 import requests
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from mpu_client import REPO, MultipartClient, backend_binary, ferry_bin, skip_or_fail, start_ferry, stop_ferry
+
 S3SH = REPO / "test" / "backends" / "s3.sh"
 CHUNK = 5 * 1024 * 1024  # the smallest part S3 accepts; the client default is 10 MiB
 OWNER = "123456789012"
-REQUIRED = os.environ.get("CI") == "true" or os.environ.get("FERRY_REQUIRE_BACKENDS") == "1"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class FerryOnMinIO(MultipartClient, unittest.TestCase):
+    CHUNK = CHUNK
 
+    @staticmethod
+    def tamper(url):
+        return url.replace("X-Amz-Signature=", "X-Amz-Signature=0")
 
-def minio_binary():
-    out = subprocess.run([str(S3SH), "bin"], capture_output=True, text=True, check=True).stdout.strip()
-    path = pathlib.Path(out) / "minio"
-    if path.exists():
-        return path
-    found = shutil.which("minio")
-    return pathlib.Path(found) if found else None
-
-
-class FerryOnMinIO(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="ferry-s3-py-")
         cls.minio_pid = None
         cls.ferry = None
-        if minio_binary() is None:
-            msg = "minio not installed; run test/backends/s3.sh install"
-            if REQUIRED:
-                raise RuntimeError(msg)
-            raise unittest.SkipTest(msg)
-        ferry_bin = os.environ.get("FERRY_BIN")
-        if not ferry_bin:
-            raise RuntimeError("FERRY_BIN is not set; build ferry and point FERRY_BIN at it (test/run.sh does)")
+        if backend_binary(S3SH, "minio") is None:
+            skip_or_fail("minio not installed; run test/backends/s3.sh install")
+        ferry_bin()  # fails before the backend starts when FERRY_BIN is unset
         try:
             out = subprocess.run([str(S3SH), "start", "minio", cls.tmp], capture_output=True, text=True,
                                  check=True, timeout=120).stdout
@@ -84,8 +65,6 @@ class FerryOnMinIO(unittest.TestCase):
             cls.bucket = "mpu-" + uuid.uuid4().hex[:10]
             cls.s3.create_bucket(Bucket=cls.bucket)
 
-            port = free_port()
-            cls.base = f"http://127.0.0.1:{port}"
             env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "FERRY_", "AWS_"))}
             env.update({
                 "MLFLOW_S3_ENDPOINT_URL": cls.endpoint,
@@ -94,93 +73,17 @@ class FerryOnMinIO(unittest.TestCase):
                 "AWS_DEFAULT_REGION": "us-east-1",
                 "MLFLOW_S3_EXPECTED_BUCKET_OWNER": OWNER,
             })
-            cls.ferry_log = open(os.path.join(cls.tmp, "ferry.log"), "wb")
-            cls.ferry = subprocess.Popen(
-                [ferry_bin, "server", "--host", "127.0.0.1", "--port", str(port),
-                 "--artifacts-destination", f"s3://{cls.bucket}/artifacts",
-                 "--backend-store-uri", "sqlite:///" + os.path.join(cls.tmp, "mlflow.db")],
-                cwd=cls.tmp, env=env, stdout=cls.ferry_log, stderr=subprocess.STDOUT)
-            deadline = time.time() + 30
-            while True:
-                try:
-                    if requests.get(cls.base + "/health", timeout=2).text == "OK":
-                        break
-                except requests.ConnectionError:
-                    pass
-                if cls.ferry.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("ferry did not start: " + pathlib.Path(cls.ferry_log.name).read_text())
-                time.sleep(0.05)
+            start_ferry(cls, f"s3://{cls.bucket}/artifacts", env)
         except BaseException:
             cls.tearDownClass()
             raise
 
     @classmethod
     def tearDownClass(cls):
-        if cls.ferry is not None:
-            cls.ferry.send_signal(signal.SIGTERM)
-            try:
-                cls.ferry.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                cls.ferry.kill()
-            cls.ferry_log.close()
+        stop_ferry(cls)
         if cls.minio_pid:
             subprocess.run([str(S3SH), "stop", cls.minio_pid], check=False)
         shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    # --- the MLflow client's algorithm -----------------------------------
-
-    def mpu(self, op, artifact_dir, body):
-        return requests.post(f"{self.base}/api/2.0/mlflow-artifacts/mpu/{op}/{artifact_dir}", json=body, timeout=120)
-
-    def log_artifact_multipart(self, local_file, artifact_dir, tamper_part=None):
-        """_try_multipart_upload: create, parts through presigned URLs, complete; abort on failure."""
-        size = os.path.getsize(local_file)
-        num_parts = math.ceil(size / CHUNK)
-        resp = self.mpu("create", artifact_dir, {"path": local_file, "num_parts": num_parts})
-        self.assertEqual(resp.status_code, 200, resp.text)
-        create = resp.json()
-        credentials = create.get("credentials", [])
-        self.assertEqual([c["part_number"] for c in credentials], list(range(1, num_parts + 1)))
-
-        def upload_part(index, credential):
-            with open(local_file, "rb") as f:
-                f.seek(CHUNK * index)
-                data = f.read(CHUNK)
-            url = credential["url"]
-            if index == tamper_part:
-                url = url.replace("X-Amz-Signature=", "X-Amz-Signature=0")
-            r = requests.put(url, data=data, headers=credential.get("headers", {}), timeout=120)
-            r.raise_for_status()
-            return {"part_number": credential["part_number"], "etag": r.headers.get("ETag", ""), "url": credential["url"]}
-
-        try:
-            with concurrent.futures.ThreadPoolExecutor(max_workers=min(2 * (os.cpu_count() or 1), 20)) as pool:
-                futures = [pool.submit(upload_part, i, c) for i, c in enumerate(credentials)]
-                errors = {}
-                parts = []
-                for i, fut in enumerate(futures):
-                    try:
-                        parts.append(fut.result())
-                    except Exception as e:  # noqa: BLE001 - the client collects every part's error
-                        errors[i + 1] = repr(e)
-            if errors:
-                raise RuntimeError(f"Failed to upload at least one part of {local_file}. Errors: {errors}")
-            parts.sort(key=lambda p: p["part_number"])
-            resp = self.mpu("complete", artifact_dir,
-                            {"path": local_file, "upload_id": create.get("upload_id"), "parts": parts})
-            if resp.status_code != 200:
-                raise RuntimeError(f"complete: {resp.status_code} {resp.text}")
-        except Exception:
-            resp = self.mpu("abort", artifact_dir, {"path": local_file, "upload_id": create.get("upload_id")})
-            self.assertEqual(resp.status_code, 200, resp.text)
-            raise
-        return create
-
-    def make_file(self, name, size):
-        path = os.path.join(self.tmp, name)
-        with open(path, "wb") as f:
-            f.write(os.urandom(size))
-        return path
 
     def open_uploads(self):
         return self.s3.list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])
