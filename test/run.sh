@@ -36,7 +36,8 @@ export FERRY_REQUIRE_BACKENDS=1
 step "build ferry"
 FERRY_BIN="$(mktemp -d)/ferry"
 export FERRY_BIN
-go build -o "$FERRY_BIN" .
+# Flags: internal/buildflags (idle RSS; README § Benchmarks).
+go build -tags disable_grpc_modules -ldflags=-extldflags=-Wl,-Ttext-segment=0x401000 -o "$FERRY_BIN" .
 
 step "go test -race"
 go test -race -count=1 -timeout 25m ./...

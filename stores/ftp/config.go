@@ -32,7 +32,16 @@ const (
 	// (default 8); FTP carries one transfer per control connection, so
 	// this is also the bound on concurrent transfers.
 	EnvMaxConnections = "FERRY_FTP_MAX_CONNECTIONS"
+	// EnvKeepAlive is how long a pooled control connection may stay
+	// quiet before it is sent a NOOP (a Go duration such as "30s";
+	// default DefaultKeepAlive; "0" or "off" sends none). Servers drop
+	// idle control connections (vsftpd's idle_session_timeout, 300 s by
+	// default, often set lower), and NATs forget quiet ones.
+	EnvKeepAlive = "FERRY_FTP_KEEPALIVE"
 )
+
+// DefaultKeepAlive is the keep-alive period when EnvKeepAlive is unset.
+const DefaultKeepAlive = 30 * time.Second
 
 // TLSMode is how a connection is protected.
 type TLSMode string
@@ -60,6 +69,10 @@ type Config struct {
 	// Timeout bounds connecting, and every wait for the server's reply
 	// or data (default 60 s).
 	Timeout time.Duration
+	// KeepAlive is how long a pooled connection may stay quiet before it
+	// is sent a NOOP (0: DefaultKeepAlive; negative: never). Pooled
+	// connections are closed after two minutes idle whatever it is.
+	KeepAlive time.Duration
 }
 
 // Addr is "host:port".
@@ -141,6 +154,17 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 			return c, fmt.Errorf("%s=%q: want a number from 1 to 1024", EnvMaxConnections, v)
 		}
 		c.MaxConnections = n
+	}
+	switch v := strings.ToLower(os.Getenv(EnvKeepAlive)); v {
+	case "":
+	case "0", "off":
+		c.KeepAlive = -1
+	default:
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			return c, fmt.Errorf("%s=%q: want a duration of at least 1s (such as 30s), or off", EnvKeepAlive, v)
+		}
+		c.KeepAlive = d
 	}
 	return c, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/ferryml/ferry/stores"
 	"github.com/ferryml/ferry/stores/ftp"
 	"github.com/ferryml/ferry/stores/internal/hostiletest"
+	"github.com/ferryml/ferry/stores/internal/leftovers/sweeptest"
 	"github.com/ferryml/ferry/test/backends/ftpsrv"
 )
 
@@ -311,4 +312,16 @@ func TestMissingRootMadeByFirstUpload(t *testing.T) {
 	if _, err := os.Stat(root + "/top.txt"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRemoveStaleTemps: what a crash of Ferry leaves is swept once old.
+func TestRemoveStaleTemps(t *testing.T) {
+	srv := ftpsrv.Start(t)
+	root := srv.Root + "/sweep"
+	s, err := ftp.New(context.Background(), config(t, srv, root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	sweeptest.Check(t, s, root, ftp.TempPrefix)
 }

@@ -31,6 +31,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jlaffaye/ftp"
@@ -67,6 +68,18 @@ type conn struct {
 	raw net.Conn
 }
 
+// noop is the pool's keep-alive: a NOOP, bounded by the timeout (at most
+// 10 s: a server that slow is treated as gone).
+func (s *Store) noop(c *conn) error {
+	_ = c.raw.SetDeadline(time.Now().Add(min(s.cfg.Timeout, 10*time.Second)))
+	err := c.sc.NoOp()
+	_ = c.raw.SetDeadline(time.Time{})
+	if err != nil {
+		s.log.Debug("ftp: keep-alive failed; connection closed", "addr", s.cfg.Addr(), "err", err)
+	}
+	return err
+}
+
 func (c *conn) close() {
 	_ = c.raw.SetDeadline(time.Now().Add(2 * time.Second))
 	_ = c.sc.Quit()
@@ -82,6 +95,9 @@ type Store struct {
 	// listHidden is set when the server lacks MLSD: its LIST then needs
 	// "-a" to show dotfiles (".hidden" is a legal key).
 	listHidden bool
+
+	// dials counts the control connections made (tests read it).
+	dials atomic.Int64
 
 	mu sync.Mutex
 	// left tracks the directories uploads in progress use and what failed
@@ -129,6 +145,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	s.listHidden = !first.sc.IsTimePreciseInList()
 	first.close()
 	s.pool = connpool.New(cfg.MaxConnections, idleTimeout, s.dial, (*conn).close)
+	if cfg.KeepAlive == 0 {
+		cfg.KeepAlive = DefaultKeepAlive
+	}
+	s.pool.SetKeepAlive(cfg.KeepAlive, s.noop)
 	err = s.with(ctx, "open store", "", always, func(c *conn) error {
 		k, _, err := s.stat(c, s.root)
 		if err == nil && k == file {
@@ -193,6 +213,7 @@ func (s *Store) dial(ctx context.Context) (*conn, error) {
 		_ = raw.Close()
 		return nil, fmt.Errorf("login as %q: %w", s.cfg.User, err)
 	}
+	s.dials.Add(1)
 	return &conn{sc: sc, raw: raw}, nil
 }
 

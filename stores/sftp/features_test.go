@@ -21,6 +21,7 @@ import (
 
 	"github.com/ferryml/ferry/stores"
 	"github.com/ferryml/ferry/stores/internal/hostiletest"
+	"github.com/ferryml/ferry/stores/internal/leftovers/sweeptest"
 	"github.com/ferryml/ferry/stores/sftp"
 	"github.com/ferryml/ferry/test/backends/sftpsrv"
 )
@@ -416,4 +417,16 @@ func TestMissingRootMadeByFirstUpload(t *testing.T) {
 	if _, err := os.Stat(root + "/top.txt"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRemoveStaleTemps: what a crash of Ferry leaves is swept once old.
+func TestRemoveStaleTemps(t *testing.T) {
+	srv := sftpsrv.Start(t)
+	root := srv.Root + "/sweep"
+	s, err := sftp.New(context.Background(), keyConfig(t, srv, root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	sweeptest.Check(t, s, root, sftp.TempPrefix)
 }

@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/ferryml/ferry/internal/buildflags"
 )
 
 // Main is a TestMain body: it sets *bin to the absolute path of $FERRY_BIN
@@ -47,7 +49,7 @@ func run(m *testing.M, bin *string) (int, error) {
 	}
 	defer os.RemoveAll(dir)
 	*bin = filepath.Join(dir, "ferry")
-	cmd := exec.Command("go", "build", "-o", *bin, "github.com/ferryml/ferry")
+	cmd := exec.Command("go", append(append([]string{"build"}, buildflags.Args()...), "-o", *bin, "github.com/ferryml/ferry")...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return 0, fmt.Errorf("building ferry (set FERRY_BIN to skip): %w", err)

@@ -27,18 +27,24 @@ type Pool[C any] struct {
 	maxIdle time.Duration
 	slots   chan struct{}
 
+	// ping and every are the keep-alive (SetKeepAlive); ping nil: none.
+	ping  func(C) error
+	every time.Duration
+
 	mu     sync.Mutex
 	idle   []idleConn[C] // most recently used last
 	closed bool
 	// reaping is set while a timer is due to close stale idle
-	// connections: a store nobody uses (an experiment's root that was
-	// listed once) must not keep its connections open for ever.
+	// connections (and to ping the others): a store nobody uses (an
+	// experiment's root that was listed once) must not keep its
+	// connections open for ever.
 	reaping bool
 }
 
 type idleConn[C any] struct {
 	c     C
-	since time.Time
+	since time.Time // when it was released: maxIdle counts from here
+	alive time.Time // since, or the last successful keep-alive ping
 }
 
 // New returns a pool of at most max connections made by dial and closed by
@@ -49,6 +55,32 @@ func New[C any](max int, maxIdle time.Duration, dial func(context.Context) (C, e
 		max = 1
 	}
 	return &Pool[C]{dial: dial, close: closeFn, maxIdle: maxIdle, slots: make(chan struct{}, max)}
+}
+
+// SetKeepAlive makes the pool ping each idle connection that has been
+// quiet for every, so that a server's idle timeout shorter than maxIdle
+// (vsftpd's idle_session_timeout, a NAT's) does not leave stale
+// connections in the pool. A connection whose ping fails is closed.
+// Pings stop at maxIdle, which still bounds how long a connection idles,
+// and a ping takes a slot like a Get, so pinging never exceeds the bound
+// (when every slot is taken nothing is idle for long anyway). The check
+// runs every every/2, so the server sees a command at least every
+// 1.5×every. Call it before the pool is used; every <= 0 or a nil ping
+// disables it, and so does maxIdle 0 (no reaper runs).
+func (p *Pool[C]) SetKeepAlive(every time.Duration, ping func(C) error) {
+	if every <= 0 || ping == nil {
+		p.ping, p.every = nil, 0
+		return
+	}
+	p.ping, p.every = ping, every
+}
+
+// tick is the period of the reaper timer.
+func (p *Pool[C]) tick() time.Duration {
+	if p.ping != nil && p.every/2 < p.maxIdle {
+		return max(p.every/2, time.Millisecond)
+	}
+	return p.maxIdle
 }
 
 // Conn is one checked-out connection. Exactly one of Release or Discard
@@ -149,18 +181,19 @@ func (c *Conn[C]) Release() {
 		p.mu.Unlock()
 		p.close(c.C)
 	} else {
-		p.idle = append(p.idle, idleConn[C]{c: c.C, since: time.Now()})
+		now := time.Now()
+		p.idle = append(p.idle, idleConn[C]{c: c.C, since: now, alive: now})
 		if p.maxIdle > 0 && !p.reaping {
 			p.reaping = true
-			time.AfterFunc(p.maxIdle, p.reap)
+			time.AfterFunc(p.tick(), p.reap)
 		}
 		p.mu.Unlock()
 	}
 	<-p.slots
 }
 
-// reap closes the connections idle longer than maxIdle and comes back
-// while any stay idle.
+// reap closes the connections idle longer than maxIdle, pings the quiet
+// ones (SetKeepAlive) and comes back while any stay idle.
 func (p *Pool[C]) reap() {
 	p.mu.Lock()
 	var stale []C
@@ -174,15 +207,81 @@ func (p *Pool[C]) reap() {
 	}
 	clear(p.idle[len(keep):])
 	p.idle = keep
-	if len(p.idle) > 0 && !p.closed {
-		time.AfterFunc(p.maxIdle, p.reap)
-	} else {
-		p.reaping = false
-	}
 	p.mu.Unlock()
 	for _, c := range stale {
 		p.close(c)
 	}
+	if p.ping != nil {
+		p.keepAlive()
+	}
+	p.mu.Lock()
+	if len(p.idle) > 0 && !p.closed {
+		time.AfterFunc(p.tick(), p.reap)
+	} else {
+		p.reaping = false
+	}
+	p.mu.Unlock()
+}
+
+// keepAlive pings, one at a time, the idle connections quiet for every.
+// A connection being pinged is out of the idle list (no Get can take it)
+// and holds a slot (so a Get meanwhile cannot dial past the bound).
+func (p *Pool[C]) keepAlive() {
+	start := time.Now()
+	for {
+		select {
+		case p.slots <- struct{}{}:
+		default:
+			return // every slot in use
+		}
+		ic, ok := p.takeQuiet(start)
+		if !ok {
+			<-p.slots
+			return
+		}
+		if err := p.ping(ic.c); err != nil {
+			p.close(ic.c)
+			<-p.slots
+			continue
+		}
+		ic.alive = time.Now()
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			p.close(ic.c)
+			<-p.slots
+			return
+		}
+		// Back in its place by release time, so the most recently used
+		// stays last.
+		i := len(p.idle)
+		for i > 0 && p.idle[i-1].since.After(ic.since) {
+			i--
+		}
+		p.idle = append(p.idle, idleConn[C]{})
+		copy(p.idle[i+1:], p.idle[i:])
+		p.idle[i] = ic
+		p.mu.Unlock()
+		<-p.slots
+	}
+}
+
+// takeQuiet removes from the idle list the first connection that at
+// start had been quiet for at least every (and was not yet due to be
+// reaped); one pinged since start is not taken again.
+func (p *Pool[C]) takeQuiet(start time.Time) (idleConn[C], bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return idleConn[C]{}, false
+	}
+	for i, ic := range p.idle {
+		if start.Sub(ic.alive) >= p.every && start.Sub(ic.since) < p.maxIdle {
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			return ic, true
+		}
+	}
+	return idleConn[C]{}, false
 }
 
 // Discard closes a connection that broke or is in an unknown state.

@@ -95,3 +95,72 @@ func TestIdleConnectionsAreReaped(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestKeepAlive: idle connections are pinged while quiet, a failing ping
+// closes its connection, a checked-out one is not pinged, and pinging
+// stops at maxIdle.
+func TestKeepAlive(t *testing.T) {
+	p, _, all := newPool(2, 400*time.Millisecond)
+	var pings sync.Map // id -> *atomic.Int32
+	var bad atomic.Int32
+	p.SetKeepAlive(20*time.Millisecond, func(f *fake) error {
+		n, _ := pings.LoadOrStore(f.id, new(atomic.Int32))
+		n.(*atomic.Int32).Add(1)
+		if int32(f.id) == bad.Load() {
+			return errors.New("server gone")
+		}
+		return nil
+	})
+	ctx := context.Background()
+	a, _ := p.Get(ctx)
+	b, _ := p.Get(ctx)
+	bad.Store(int32(b.C.id))
+	a.Release()
+	b.Release()
+	count := func(id int) int32 {
+		n, ok := pings.Load(id)
+		if !ok {
+			return 0
+		}
+		return n.(*atomic.Int32).Load()
+	}
+	time.Sleep(150 * time.Millisecond)
+	if n := count(a.C.id); n < 2 {
+		t.Fatalf("healthy idle connection pinged %d times in 150 ms with a 20 ms keep-alive", n)
+	}
+	if count(b.C.id) != 1 || !b.C.closed.Load() {
+		t.Fatalf("connection whose ping failed: pinged %d times, closed %v; want once, closed", count(b.C.id), b.C.closed.Load())
+	}
+	if a.C.closed.Load() {
+		t.Fatal("healthy connection closed before maxIdle")
+	}
+	c, err := p.Get(ctx)
+	if err != nil || c.C != a.C {
+		t.Fatalf("Get = %v, %v; want the pinged connection", c, err)
+	}
+	// Checked out: not pinged.
+	before := count(a.C.id)
+	time.Sleep(80 * time.Millisecond)
+	if count(a.C.id) != before {
+		t.Fatal("a checked-out connection was pinged")
+	}
+	c.Release()
+	// Pings do not keep it past maxIdle.
+	deadline := time.Now().Add(5 * time.Second)
+	for !a.C.closed.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("a pinged connection outlived maxIdle by far")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	n := 0
+	all.Range(func(_, v any) bool {
+		if !v.(*fake).closed.Load() {
+			n++
+		}
+		return true
+	})
+	if n != 0 {
+		t.Fatalf("%d connections open after maxIdle", n)
+	}
+}

@@ -3,13 +3,19 @@
 // failed upload: which directories uploads in progress are using (so a
 // failed upload never removes a directory another upload still needs),
 // and what a failed upload could not remove because the connection was
-// gone (removed later, over the next connection that works). It does no
-// I/O itself: the drivers pass the remove calls in.
+// gone (removed later, over the next connection that works), and the
+// sweep at start for what a crash of Ferry left (Sweep). It does no I/O
+// itself: the drivers pass the list and remove calls in.
 package leftovers
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // MaxOrphans bounds the leftovers remembered while the server is away;
@@ -137,4 +143,109 @@ func (t *Tracker) Clean(remove func(Orphan) error, lost func(error) bool) {
 			return
 		}
 	}
+}
+
+// Dirent is one entry of a directory listing, for Sweep.
+type Dirent struct {
+	Name string
+	// Dir is set for a directory (not for a link to one: links are
+	// never followed).
+	Dir bool
+	// Regular is set for a plain file; only those are removed.
+	Regular bool
+	// ModTime is the last write; zero when unknown (the file is kept).
+	ModTime time.Time
+}
+
+// Remote is the file server as Sweep needs it, by store key ("" is the
+// root). Each call may check out its own pooled connection, so a long
+// sweep never holds one for long.
+type Remote interface {
+	// ReadDir lists dir with the temporary files included; a missing
+	// dir is (nil, nil).
+	ReadDir(ctx context.Context, dir string) ([]Dirent, error)
+	Remove(ctx context.Context, key string) error
+	RemoveDir(ctx context.Context, key string) error
+}
+
+// SweepMaxDirs bounds the directories one Sweep lists: a store of more
+// is swept in part (and the sweep says so).
+const SweepMaxDirs = 100_000
+
+// sweepMaxDirs is SweepMaxDirs; tests lower it.
+var sweepMaxDirs = SweepMaxDirs
+
+// ErrSweepBound is returned by Sweep when it stopped at SweepMaxDirs.
+var ErrSweepBound = errors.New("sweep stopped after listing its maximum of directories")
+
+// Sweep removes, anywhere under the store, the files whose names start
+// with prefix (the drivers' temporary upload names) last written before
+// now-maxAge: what a crash of Ferry (kill -9, power loss) leaves of the
+// uploads it cut off, which no Tracker remembers. Directories left empty
+// by a removal are removed too, deepest first, up to (not including) the
+// root, while no upload in progress uses them, as a failed upload removes
+// the directories it made. A live upload writes its file continuously,
+// so with maxAge longer than any upload's stall only dead files are old
+// enough; the ages come from the server's clock, so maxAge must also
+// exceed the skew between the server's clock and Ferry's. It lists at
+// most SweepMaxDirs directories; a directory that cannot be listed is
+// skipped, and the first error is returned with the count removed.
+func (t *Tracker) Sweep(ctx context.Context, r Remote, prefix string, maxAge time.Duration) (removed int, err error) {
+	cutoff := time.Now().Add(-maxAge)
+	var firstErr error
+	keep := func(err error) {
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	emptied := map[string]bool{}
+	stack := []string{""}
+	for listed := 0; len(stack) > 0; listed++ {
+		if err := ctx.Err(); err != nil {
+			return removed, err
+		}
+		if listed == sweepMaxDirs {
+			keep(ErrSweepBound)
+			break
+		}
+		dir := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		entries, err := r.ReadDir(ctx, dir)
+		if err != nil {
+			keep(fmt.Errorf("list %q: %w", dir, err))
+			continue
+		}
+		for _, e := range entries {
+			if e.Name == "" || e.Name == "." || e.Name == ".." || strings.Contains(e.Name, "/") {
+				continue
+			}
+			key := e.Name
+			if dir != "" {
+				key = dir + "/" + e.Name
+			}
+			switch {
+			case e.Dir:
+				stack = append(stack, key)
+			case e.Regular && strings.HasPrefix(e.Name, prefix) && !e.ModTime.IsZero() && e.ModTime.Before(cutoff):
+				if err := r.Remove(ctx, key); err != nil {
+					keep(fmt.Errorf("remove %q: %w", key, err))
+					continue
+				}
+				removed++
+				emptied[dir] = true
+			}
+		}
+	}
+	dirs := make([]string, 0, len(emptied))
+	for d := range emptied {
+		dirs = append(dirs, d)
+	}
+	sort.Slice(dirs, func(i, j int) bool { return strings.Count(dirs[i], "/") > strings.Count(dirs[j], "/") })
+	for _, d := range dirs {
+		// RemoveDir fails on a directory that is not empty (or was
+		// removed by a deeper one's climb), which ends the climb.
+		for ; d != "" && !t.busy(d) && ctx.Err() == nil && r.RemoveDir(ctx, d) == nil; d = parent(d) {
+		}
+	}
+	return removed, firstErr
 }

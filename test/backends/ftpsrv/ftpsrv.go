@@ -53,8 +53,10 @@ type Server struct {
 	exited  chan struct{}
 }
 
-// Start starts vsftpd for the test.
-func Start(t testing.TB) *Server {
+// Start starts vsftpd for the test. Extra lines are appended to its
+// configuration (such as "idle_session_timeout=2"); they must not repeat
+// a setting Start makes.
+func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
 	if _, err := os.Stat(Vsftpd); err != nil {
 		unixuser.Skip(t, Vsftpd+" not installed; run test/backends/sftp.sh install")
@@ -132,8 +134,7 @@ func Start(t testing.TB) *Server {
 		// control connection's TLS session (the driver's session cache).
 		"require_ssl_reuse=YES",
 		"ssl_ciphers=HIGH",
-		"",
-	}, "\n")
+	}, "\n") + "\n" + strings.Join(append(extra, ""), "\n")
 	if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferryml/ferry/internal/buildflags"
 )
 
 // Config is what the environment asks of one benchmark run.
@@ -80,7 +82,7 @@ func BuildFerry(t testing.TB, dir string) string {
 		return bin
 	}
 	bin := filepath.Join(dir, "ferry")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/ferryml/ferry")
+	cmd := exec.Command("go", append(append([]string{"build"}, buildflags.Args()...), "-o", bin, "github.com/ferryml/ferry")...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)

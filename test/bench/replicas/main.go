@@ -42,6 +42,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/ferryml/ferry/internal/buildflags"
 )
 
 func main() {
@@ -77,7 +79,7 @@ func run(bin string, clients int, duration time.Duration, rounds int) error {
 	defer os.RemoveAll(tmp)
 	if bin == "" {
 		bin = filepath.Join(tmp, "ferry")
-		build := exec.Command("go", "build", "-o", bin, ".")
+		build := exec.Command("go", append(append([]string{"build"}, buildflags.Args()...), "-o", bin, ".")...)
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {
 			return fmt.Errorf("go build: %w", err)

@@ -50,6 +50,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ferryml/ferry/internal/buildflags"
 )
 
 // The project's targets (test/bench/README.md): ratios are Ferry/baseline.
@@ -329,7 +331,7 @@ func buildFerry(ctx context.Context, work string) (bin, source string, err error
 	}
 	dir := filepath.Dir(gomod)
 	bin = filepath.Join(work, "ferry")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	cmd := exec.CommandContext(ctx, "go", append(append([]string{"build"}, buildflags.Args()...), "-o", bin, ".")...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {

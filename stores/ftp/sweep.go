@@ -1,0 +1,77 @@
+package ftp
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/jlaffaye/ftp"
+
+	"github.com/ferryml/ferry/stores"
+	"github.com/ferryml/ferry/stores/internal/leftovers"
+)
+
+// RemoveStaleTemps removes, anywhere under the store, the temporary files
+// of uploads (TempPrefix names) last written more than maxAge ago by the
+// server's clock (MDTM where the server has it, else the listing's time),
+// and the directories that leaves empty; it returns how many files it
+// removed. Those files are what a crash of Ferry leaves of the uploads it
+// cut off (a failed upload in a running Ferry removes its own). It is the
+// local store's method of the same name for this driver, run in the
+// background at start for --temp-file-max-age; see leftovers.Tracker.Sweep
+// for the bounds and why maxAge must exceed any upload's stall and the
+// clock skew to the server. Each directory is listed over a pooled
+// connection of its own, so requests are served meanwhile.
+func (s *Store) RemoveStaleTemps(ctx context.Context, maxAge time.Duration) (int, error) {
+	return s.left.Sweep(ctx, sweepRemote{s}, TempPrefix, maxAge)
+}
+
+// sweepRemote is the store as leftovers.Sweep walks it.
+type sweepRemote struct{ s *Store }
+
+func (r sweepRemote) ReadDir(ctx context.Context, dir string) ([]leftovers.Dirent, error) {
+	var out []leftovers.Dirent
+	err := r.s.with(ctx, "sweep list", dir, always, func(c *conn) error {
+		out = nil
+		p := r.s.remote(dir)
+		if err := c.sc.ChangeDir(p); err != nil {
+			if connectionLost(err) {
+				return err
+			}
+			return nil // missing, or not a directory
+		}
+		all, err := c.sc.List("")
+		if err != nil {
+			return err
+		}
+		for _, e := range all {
+			d := leftovers.Dirent{Name: e.Name, Dir: e.Type == ftp.EntryTypeFolder, Regular: e.Type == ftp.EntryTypeFile, ModTime: e.Time}
+			if d.Regular && strings.HasPrefix(e.Name, TempPrefix) && c.sc.IsGetTimeSupported() {
+				// LIST times are to the minute at best, and to the day
+				// for files older than six months.
+				t, err := c.sc.GetTime(r.s.remote(stores.JoinKey(dir, e.Name)))
+				if err != nil && connectionLost(err) {
+					return err
+				}
+				if err == nil {
+					d.ModTime = t
+				}
+			}
+			out = append(out, d)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (r sweepRemote) Remove(ctx context.Context, key string) error {
+	return r.s.with(ctx, "sweep remove", key, always, func(c *conn) error {
+		return r.s.ignoreMissing(c, r.s.remote(key), c.sc.Delete(r.s.remote(key)))
+	})
+}
+
+func (r sweepRemote) RemoveDir(ctx context.Context, key string) error {
+	return r.s.with(ctx, "sweep rmdir", key, always, func(c *conn) error {
+		return c.sc.RemoveDir(r.s.remote(key))
+	})
+}
