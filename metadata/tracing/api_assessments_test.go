@@ -31,8 +31,8 @@ func TestAssessments(t *testing.T) {
 		}
 		want := map[string]any{
 			"assessment_id": id, "assessment_name": "quality", "trace_id": tid(1), "span_id": "00000000000000aa",
-			"source":   map[string]any{"source_type": "LLM_JUDGE", "source_id": "gpt"},
-			"feedback": map[string]any{"value": map[string]any{"score": 0.5, "ok": true, "tags": []any{"a"}}},
+			"source":    map[string]any{"source_type": "LLM_JUDGE", "source_id": "gpt"},
+			"feedback":  map[string]any{"value": map[string]any{"score": 0.5, "ok": true, "tags": []any{"a"}}},
 			"rationale": "because", "metadata": map[string]any{"mlflow.assessment.sourceRunId": "run1", "k": "v"}, "valid": true,
 			"create_time": fb["create_time"], "last_update_time": fb["create_time"],
 		}
