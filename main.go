@@ -205,13 +205,13 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 			}
 		}
 		registryAPI := registry.NewAPI(db, registry.Config{Log: log, SourceRegex: sourceRegex})
-		tracingAPI := tracing.NewAPI(db, tracing.Config{
-			Log:       log,
-			Artifacts: artifacts,
-			OpenStore: func(ctx context.Context, uri string) (stores.Store, func(), error) {
-				return opener.Acquire(ctx, uri)
-			},
-		})
+		tracingCfg := tracing.Config{Log: log, OpenStore: func(ctx context.Context, uri string) (stores.Store, func(), error) {
+			return opener.Acquire(ctx, uri)
+		}}
+		if artifacts != nil { // a nil *Instrumented in the interface would not be nil
+			tracingCfg.Artifacts = artifacts
+		}
+		tracingAPI := tracing.NewAPI(db, tracingCfg)
 		api = routes.Merge(trackingAPI.Handlers(), registryAPI.Handlers(), tracingAPI.Handlers())
 	}
 

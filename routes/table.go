@@ -228,10 +228,10 @@ POST /experiments/search-datasets
 POST /runs/create-promptlab-run
 GET,POST /gateway-proxy
 POST /upload-artifact
-GET /get-trace-artifact
+GET /get-trace-artifact tracing
 GET /logged-models/<model_id>/artifacts/files
 [ui] ajax /3.0/mlflow
-GET /get-trace-artifact
+GET /get-trace-artifact tracing
 GET,POST /ui-telemetry
 POST /demo/generate
 POST /demo/delete

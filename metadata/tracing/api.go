@@ -69,6 +69,8 @@ func (a *API) Handlers() routes.Handlers {
 		"GET /3.0/mlflow/traces/<trace_id>/assessments/<assessment_id>":    a.getAssessment,
 		"PATCH /3.0/mlflow/traces/<trace_id>/assessments/<assessment_id>":  a.updateAssessment,
 		"DELETE /3.0/mlflow/traces/<trace_id>/assessments/<assessment_id>": a.deleteAssessment,
+		"GET /2.0/mlflow/get-trace-artifact":                               a.getTraceArtifact,
+		"GET /3.0/mlflow/get-trace-artifact":                               a.getTraceArtifact,
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -136,3 +138,7 @@ func traceIDs(xs []any) []string {
 
 // tid makes a v3 trace id from a small number.
 func tid(n int) string { return fmt.Sprintf("tr-%032x", n) }
+
+func mustReq(method, target string) *http.Request {
+	return httptest.NewRequest(method, target, nil)
+}
