@@ -114,54 +114,67 @@ func traceExists(ctx context.Context, tx *metadata.Tx, id string, lock bool) (bo
 // startTrace is StartTraceV3 (and the v2 start): it creates the trace,
 // or, when spans arrived first (OTLP) and made the row, fills in its info
 // and merges tags and metadata, then reads it back.
+//
+// The row is inserted if absent (ON CONFLICT DO NOTHING / ON DUPLICATE
+// KEY), then locked: concurrent starts of one id (a client retry, an
+// OTLP export) serialise on the row instead of failing a check-then-insert
+// race. The answer is read in a fresh transaction (MySQL's snapshot of the
+// write transaction predates rows other writers committed).
 func (a *API) startTrace(ctx context.Context, t *traceRow, expID string) (*traceRow, error) {
-	var out *traceRow
 	err := a.db.Write(ctx, func(tx *metadata.Tx) error {
 		exp, loc, err := experimentForTrace(ctx, tx, expID)
 		if err != nil {
 			return err
 		}
 		t.ExperimentID = exp
+		ins := "INSERT INTO trace_info (request_id, experiment_id, timestamp_ms, execution_time_ms, status, client_request_id, request_preview, response_preview) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+		if tx.Dialect() == schema.MySQL {
+			ins += " ON DUPLICATE KEY UPDATE request_id = request_id"
+		} else {
+			ins += " ON CONFLICT (request_id) DO NOTHING"
+		}
+		res, err := tx.Exec(ctx, ins, t.ID, exp, t.TimestampMs, t.ExecutionTimeMs, t.Status, t.ClientRequestID, t.RequestPreview, t.ResponsePreview)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		created := n == 1
 		found, oldExp, err := traceExists(ctx, tx, t.ID, true)
 		if err != nil {
 			return err
 		}
-		if found && oldExp != exp {
+		if !found {
+			// MySQL's case-insensitive key matched a trace whose id
+			// differs only in case.
+			return wire.Errorf(wire.ResourceAlreadyExists, "A trace whose ID differs from %s only in case exists.", t.ID)
+		}
+		if oldExp != exp {
 			return wire.Errorf(wire.InvalidParameterValue, "Trace with ID %s already exists in another experiment.", t.ID)
 		}
 		if t.Tags == nil {
 			t.Tags = map[string]string{}
 		}
-		if _, ok := t.Tags[artifactTagKey]; !ok && !found {
+		if _, ok := t.Tags[artifactTagKey]; !ok && created {
 			t.Tags[artifactTagKey] = traceArtifactLocation(loc, t.ID)
 		}
-		if found {
-			_, err = tx.Exec(ctx, "UPDATE trace_info SET timestamp_ms = ?, execution_time_ms = ?, status = ?, client_request_id = ?, request_preview = ?, response_preview = ? WHERE request_id = ?",
-				t.TimestampMs, t.ExecutionTimeMs, t.Status, t.ClientRequestID, t.RequestPreview, t.ResponsePreview, t.ID)
-		} else {
-			_, err = tx.Exec(ctx, "INSERT INTO trace_info (request_id, experiment_id, timestamp_ms, execution_time_ms, status, client_request_id, request_preview, response_preview) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-				t.ID, exp, t.TimestampMs, t.ExecutionTimeMs, t.Status, t.ClientRequestID, t.RequestPreview, t.ResponsePreview)
-		}
-		if err != nil {
-			if metadata.IsUniqueViolation(err) {
-				return wire.Errorf(wire.ResourceAlreadyExists, "Trace with ID %s already exists.", t.ID)
+		if !created {
+			if _, err := tx.Exec(ctx, "UPDATE trace_info SET timestamp_ms = ?, execution_time_ms = ?, status = ?, client_request_id = ?, request_preview = ?, response_preview = ? WHERE request_id = ?",
+				t.TimestampMs, t.ExecutionTimeMs, t.Status, t.ClientRequestID, t.RequestPreview, t.ResponsePreview, t.ID); err != nil {
+				return err
 			}
-			return err
 		}
 		if err := upsertPairs(ctx, tx, "trace_tags", t.ID, t.Tags); err != nil {
 			return err
 		}
-		if err := upsertPairs(ctx, tx, "trace_request_metadata", t.ID, t.Metadata); err != nil {
-			return err
-		}
-		rows, err := loadTraces(ctx, tx, []string{t.ID}, true)
-		if err != nil {
-			return err
-		}
-		out = rows[0]
-		return nil
+		return upsertPairs(ctx, tx, "trace_request_metadata", t.ID, t.Metadata)
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return a.readTrace(ctx, t.ID)
 }
 
 // endTraceV2 is the legacy EndTrace: execution time from the end
