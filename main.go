@@ -27,6 +27,7 @@ import (
 	"github.com/ferryml/ferry/config"
 	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/metadata/registry"
+	"github.com/ferryml/ferry/metadata/tracing"
 	"github.com/ferryml/ferry/metadata/tracking"
 	"github.com/ferryml/ferry/proxy"
 	"github.com/ferryml/ferry/routes"
@@ -204,7 +205,14 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 			}
 		}
 		registryAPI := registry.NewAPI(db, registry.Config{Log: log, SourceRegex: sourceRegex})
-		api = routes.Merge(trackingAPI.Handlers(), registryAPI.Handlers())
+		tracingCfg := tracing.Config{Log: log, OpenStore: func(ctx context.Context, uri string) (stores.Store, func(), error) {
+			return opener.Acquire(ctx, uri)
+		}}
+		if artifacts != nil { // a nil *Instrumented in the interface would not be nil
+			tracingCfg.Artifacts = artifacts
+		}
+		tracingAPI := tracing.NewAPI(db, tracingCfg)
+		api = routes.Merge(trackingAPI.Handlers(), registryAPI.Handlers(), tracingAPI.Handlers())
 	}
 
 	baseCtx, cancelAll := context.WithCancel(context.Background())

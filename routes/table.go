@@ -98,26 +98,26 @@ GET,PATCH,DELETE /webhooks/<webhook_id>
 POST /webhooks/<webhook_id>/test
 
 [traces] api /3.0/mlflow
-POST /traces
-GET /traces/get
-GET /traces/batchGet
-POST /traces/batchGetInfos
-POST /traces/search
-POST /traces/delete-traces
+POST /traces tracing
+GET /traces/get tracing
+GET /traces/batchGet tracing
+POST /traces/batchGetInfos tracing
+POST /traces/search tracing
+POST /traces/delete-traces tracing
 POST /traces/calculate-filter-correlation
 POST /traces/metrics
-GET /traces/<trace_id>
-PATCH,DELETE /traces/<trace_id>/tags
-POST /traces/<trace_id>/assessments
-GET,PATCH,DELETE /traces/<trace_id>/assessments/<assessment_id>
+GET /traces/<trace_id> tracing
+PATCH,DELETE /traces/<trace_id>/tags tracing
+POST /traces/<trace_id>/assessments tracing
+GET,PATCH,DELETE /traces/<trace_id>/assessments/<assessment_id> tracing
 [traces] api /2.0/mlflow
-GET,POST /traces
-POST /traces/delete-traces
-POST /traces/link-to-run
-POST /traces/link-prompts
-PATCH /traces/<request_id>
-GET /traces/<request_id>/info
-PATCH,DELETE /traces/<request_id>/tags
+GET,POST /traces tracing
+POST /traces/delete-traces tracing
+POST /traces/link-to-run tracing
+POST /traces/link-prompts tracing
+PATCH /traces/<request_id> tracing
+GET /traces/<request_id>/info tracing
+PATCH,DELETE /traces/<request_id>/tags tracing
 GET /unified-traces -
 GET /get-online-trace-details -
 [traces] root
@@ -228,10 +228,10 @@ POST /experiments/search-datasets
 POST /runs/create-promptlab-run
 GET,POST /gateway-proxy
 POST /upload-artifact
-GET /get-trace-artifact
+GET /get-trace-artifact tracing
 GET /logged-models/<model_id>/artifacts/files
 [ui] ajax /3.0/mlflow
-GET /get-trace-artifact
+GET /get-trace-artifact tracing
 GET,POST /ui-telemetry
 POST /demo/generate
 POST /demo/delete

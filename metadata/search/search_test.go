@@ -174,7 +174,11 @@ var allowedWords = set("SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "EXISTS", 
 	"logged_models", "logged_model_metrics", "logged_model_params", "logged_model_tags", "model_id", "model_type",
 	"source_run_id", "creation_timestamp_ms", "last_updated_timestamp_ms", "metric_name", "metric_value",
 	"metric_timestamp_ms", "metric_step", "run_id", "dataset_name", "dataset_digest", "param_key", "param_value",
-	"tag_key", "tag_value")
+	"tag_key", "tag_value",
+	// traces (traces.go)
+	"t", "trace_info", "request_id", "timestamp_ms", "execution_time_ms", "client_request_id", "trace_tags",
+	"trace_request_metadata", "assessments", "assessment_type", "trace_id", "spans", "type", "entity_associations",
+	"source_type", "destination_type", "ESCAPE")
 
 var aliasWord = regexp.MustCompile(`^[fdto][0-9]+$`)
 

@@ -1,9 +1,8 @@
 package tracking
 
 import (
-	"net/url"
+	"errors"
 	"path"
-	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -22,8 +21,6 @@ type artifactFile struct {
 	FileSize int64  `json:"file_size,omitempty"`
 }
 
-const proxyAnchor = "/api/2.0/mlflow-artifacts/artifacts/"
-
 // proxiedRoot returns the destination-relative key of a servable proxied
 // artifact root (§5.2), ok=false when root is not proxied or Ferry does
 // not serve artifacts.
@@ -31,27 +28,14 @@ func (a *API) proxiedRoot(root string) (key string, ok bool, werr *wire.Error) {
 	if a.cfg.Artifacts == nil {
 		return "", false, nil
 	}
-	u, err := url.Parse(root)
-	if err != nil {
-		return "", false, nil
-	}
-	switch strings.ToLower(u.Scheme) {
-	case "mlflow-artifacts":
-		key = strings.TrimLeft(u.Path, "/")
-	case "http", "https":
-		_, after, found := strings.Cut(u.Path, proxyAnchor)
-		if !found {
-			return "", true, wire.Errorf(wire.InternalError, "The artifact root %s is not under %s", root, proxyAnchor)
-		}
-		key = strings.TrimLeft(after, "/")
-	default:
-		return "", false, nil
-	}
-	k, err := stores.CleanKey(key)
-	if err != nil {
+	k, proxied, err := stores.ProxiedRootKey(root)
+	switch {
+	case errors.Is(err, stores.ErrNotUnderProxy):
+		return "", true, wire.Errorf(wire.InternalError, "The artifact root %s is not under %s", root, stores.ProxyAnchor)
+	case err != nil:
 		return "", true, &wire.Error{Code: wire.InvalidParameterValue, Message: "Invalid path", Cause: err}
 	}
-	return k, true, nil
+	return k, proxied, nil
 }
 
 // artifactDir reads the directory parameter of a listing (name), checked

@@ -1,0 +1,199 @@
+package tracing
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/ferryml/ferry/metadata"
+	"github.com/ferryml/ferry/metadata/search"
+	"github.com/ferryml/ferry/wire"
+)
+
+// Trace search (§2.6, §6.3a): max_results default 100, at most 500.
+const (
+	defaultMaxResults = 100
+	maxMaxResults     = 500
+	maxExperimentIDs  = 1000
+)
+
+// searchArgs are the parameters both search versions share.
+type searchArgs struct {
+	exps    []int64
+	filter  []search.Comparison
+	orderBy []search.OrderBy
+	max     int64
+	offset  int64
+}
+
+func readSearchArgs(r *request, expIDs []string) (*searchArgs, *wire.Error) {
+	if len(expIDs) > maxExperimentIDs {
+		return nil, wire.Errorf(wire.InvalidParameterValue, "Too many experiments: %d (at most %d).", len(expIDs), maxExperimentIDs)
+	}
+	sa := &searchArgs{max: defaultMaxResults}
+	for _, id := range expIDs {
+		// An experiment id that is not a number names no experiment.
+		if n, err := strconv.ParseInt(id, 10, 64); err == nil {
+			sa.exps = append(sa.exps, n)
+		}
+	}
+	filter, _, werr := r.str("filter")
+	if werr != nil {
+		return nil, werr
+	}
+	var err error
+	if sa.filter, err = search.ParseTracesFilter(filter); err != nil {
+		return nil, wire.Errorf(wire.InvalidParameterValue, "%s", err.Error())
+	}
+	order, werr := r.strs("order_by")
+	if werr != nil {
+		return nil, werr
+	}
+	if sa.orderBy, err = search.ParseTracesOrderBy(order); err != nil {
+		return nil, wire.Errorf(wire.InvalidParameterValue, "%s", err.Error())
+	}
+	if n, ok, werr := r.integer("max_results"); werr != nil {
+		return nil, werr
+	} else if ok {
+		if n > maxMaxResults || n < 1 {
+			return nil, wire.Errorf(wire.InvalidParameterValue, "Invalid value %d for parameter 'max_results' supplied. It must be between 1 and %d.", n, maxMaxResults)
+		}
+		sa.max = n
+	}
+	token, _, werr := r.str("page_token")
+	if werr != nil {
+		return nil, werr
+	}
+	if sa.offset, werr = wire.ParsePageToken(token); werr != nil {
+		return nil, werr
+	}
+	return sa, nil
+}
+
+// searchTraces runs one page: the matching ids (max+1 to know whether a
+// next page exists), then their infos, in one read transaction.
+func (a *API) searchTraces(ctx context.Context, sa *searchArgs) ([]*traceRow, string, error) {
+	var out []*traceRow
+	next := ""
+	err := a.db.Read(ctx, func(tx *metadata.Tx) error {
+		q, args := search.TracesQuery{Columns: "t.request_id", ExperimentIDs: sa.exps, Filter: sa.filter,
+			OrderBy: sa.orderBy, Limit: sa.max + 1, Offset: sa.offset}.Render(tx.Dialect())
+		var ids []string
+		err := tx.Each(ctx, q, args, func(rows *sql.Rows) error {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if int64(len(ids)) > sa.max {
+			ids = ids[:sa.max]
+			next = wire.PageToken(sa.offset + sa.max)
+		}
+		out, err = loadTraces(ctx, tx, ids, true)
+		return err
+	})
+	return out, next, err
+}
+
+// searchTracesV3 is POST /api/3.0/mlflow/traces/search.
+func (a *API) searchTracesV3(c *fiber.Ctx) error {
+	r, werr := readRequest(c)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	raw, ok := r.raw("locations")
+	if !ok {
+		return wire.Send(c, wire.MissingParam("locations"))
+	}
+	list, ok := raw.([]any)
+	if !ok {
+		return wire.Send(c, typeError("locations", raw))
+	}
+	if len(list) == 0 {
+		return wire.Send(c, wire.MissingParam("locations"))
+	}
+	var expIDs []string
+	for i, x := range list {
+		path := fmt.Sprintf("locations[%d]", i)
+		loc, _, werr := asObject(path, x)
+		if werr != nil {
+			return wire.Send(c, werr)
+		}
+		expRaw, ok := loc["mlflow_experiment"]
+		if !ok || expRaw == nil {
+			continue // other location kinds hold no traces here
+		}
+		exp, _, werr := asObject(path+".mlflow_experiment", expRaw)
+		if werr != nil {
+			return wire.Send(c, werr)
+		}
+		id, _, werr := strField(exp, path+".mlflow_experiment", "experiment_id")
+		if werr != nil {
+			return wire.Send(c, werr)
+		}
+		expIDs = append(expIDs, id)
+	}
+	sa, werr := readSearchArgs(r, expIDs)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	ts, next, err := a.searchTraces(c.UserContext(), sa)
+	if err != nil {
+		return a.send(c, nil, err)
+	}
+	body := fiber.Map{}
+	if len(ts) > 0 {
+		infos := make([]traceInfoV3, len(ts))
+		for i, t := range ts {
+			infos[i] = t.v3()
+		}
+		body["traces"] = infos
+	}
+	if next != "" {
+		body["next_page_token"] = next
+	}
+	return a.send(c, body, nil)
+}
+
+// searchTracesV2 is the legacy GET /api/2.0/mlflow/traces.
+func (a *API) searchTracesV2(c *fiber.Ctx) error {
+	r, werr := readRequest(c)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	expIDs, werr := r.strs("experiment_ids")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	if len(expIDs) == 0 {
+		return wire.Send(c, wire.MissingParam("experiment_ids"))
+	}
+	sa, werr := readSearchArgs(r, expIDs)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	ts, next, err := a.searchTraces(c.UserContext(), sa)
+	if err != nil {
+		return a.send(c, nil, err)
+	}
+	body := fiber.Map{}
+	if len(ts) > 0 {
+		infos := make([]traceInfoV2, len(ts))
+		for i, t := range ts {
+			infos[i] = t.v2()
+		}
+		body["traces"] = infos
+	}
+	if next != "" {
+		body["next_page_token"] = next
+	}
+	return a.send(c, body, nil)
+}

@@ -1,0 +1,111 @@
+package tracing
+
+import (
+	"fmt"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/ferryml/ferry/wire"
+)
+
+// The legacy v2 trace routes (StartTrace, EndTrace, GetTraceInfo,
+// SearchTraces), kept by upstream for old clients.
+
+// pairs reads a v2 list of {key, value} into a map (last wins).
+func pairs(r *request, field string) (map[string]string, *wire.Error) {
+	raw, ok := r.raw(field)
+	if !ok || r.query {
+		return nil, nil
+	}
+	list, ok := raw.([]any)
+	if !ok {
+		return nil, typeError(field, raw)
+	}
+	out := map[string]string{}
+	for i, x := range list {
+		path := fmt.Sprintf("%s[%d]", field, i)
+		m, _, werr := asObject(path, x)
+		if werr != nil {
+			return nil, werr
+		}
+		k, ok, werr := strField(m, path, "key")
+		if werr != nil {
+			return nil, werr
+		}
+		if !ok {
+			return nil, wire.MissingParam(path + ".key")
+		}
+		v, _, werr := strField(m, path, "value")
+		if werr != nil {
+			return nil, werr
+		}
+		out[k] = v
+	}
+	return out, checkPairs(field, out)
+}
+
+// startTraceV2 is the legacy POST /api/2.0/mlflow/traces: the server
+// makes the id (tr-<32 hex>) and the trace starts IN_PROGRESS.
+func (a *API) startTraceV2(c *fiber.Ctx) error {
+	r, werr := readRequest(c)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	expID, werr := r.reqStr("experiment_id")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	ts, _, werr := r.integer("timestamp_ms")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	md, werr := pairs(r, "request_metadata")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	tags, werr := pairs(r, "tags")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	t := &traceRow{ID: "tr-" + newHexID(16), TimestampMs: ts, Status: "IN_PROGRESS", Metadata: md, Tags: tags}
+	out, err := a.startTrace(c.UserContext(), t, expID)
+	if err != nil {
+		return a.send(c, nil, err)
+	}
+	return a.send(c, fiber.Map{"trace_info": out.v2()}, nil)
+}
+
+// endTraceV2Route is the legacy PATCH /api/2.0/mlflow/traces/<request_id>.
+func (a *API) endTraceV2Route(c *fiber.Ctx) error {
+	id, werr := traceIDParam(c)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	r, werr := readRequest(c)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	ts, _, werr := r.integer("timestamp_ms")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	status := "STATE_UNSPECIFIED"
+	if v, ok := r.raw("status"); ok {
+		if status, werr = parseState("status", v); werr != nil {
+			return wire.Send(c, werr)
+		}
+	}
+	md, werr := pairs(r, "request_metadata")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	tags, werr := pairs(r, "tags")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	out, err := a.endTraceV2(c.UserContext(), id, ts, status, md, tags)
+	if err != nil {
+		return a.send(c, nil, err)
+	}
+	return a.send(c, fiber.Map{"trace_info": out.v2()}, nil)
+}
