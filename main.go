@@ -27,6 +27,7 @@ import (
 	"github.com/ferryml/ferry/config"
 	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/metadata/registry"
+	"github.com/ferryml/ferry/metadata/tracing/otlp"
 	"github.com/ferryml/ferry/metadata/tracking"
 	"github.com/ferryml/ferry/proxy"
 	"github.com/ferryml/ferry/routes"
@@ -204,7 +205,8 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 			}
 		}
 		registryAPI := registry.NewAPI(db, registry.Config{Log: log, SourceRegex: sourceRegex})
-		api = routes.Merge(trackingAPI.Handlers(), registryAPI.Handlers())
+		otlpAPI := otlp.NewAPI(db, otlp.Config{Log: log})
+		api = routes.Merge(trackingAPI.Handlers(), registryAPI.Handlers(), otlpAPI.Handlers())
 	}
 
 	baseCtx, cancelAll := context.WithCancel(context.Background())

@@ -48,6 +48,9 @@ const (
 	Tracking Provider = "tracking"
 	// Registry is package metadata/registry.
 	Registry Provider = "registry"
+	// Tracing is package metadata/tracing and its subpackages
+	// (metadata/tracing/otlp serves /v1/traces).
+	Tracing Provider = "tracing"
 	// NotImplemented marks a route Ferry does not serve yet: 501.
 	NotImplemented Provider = ""
 	// Outside marks a route Ferry deliberately leaves out and answers 404
