@@ -55,6 +55,8 @@ type API struct {
 	db    *metadata.DB
 	log   *slog.Logger
 	slots *semaphore.Weighted
+	// maxBody is MaxBodyBytes; tests lower it to exercise the cap cheaply.
+	maxBody int
 }
 
 // NewAPI builds the OTLP ingest API on db.
@@ -62,7 +64,7 @@ func NewAPI(db *metadata.DB, cfg Config) *API {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &API{db: db, log: cfg.Log, slots: semaphore.NewWeighted(ingestSlots)}
+	return &API{db: db, log: cfg.Log, slots: semaphore.NewWeighted(ingestSlots), maxBody: MaxBodyBytes}
 }
 
 // Handlers returns the handler keyed as the route table (package routes)
@@ -91,11 +93,11 @@ func (a *API) export(c *fiber.Ctx) error {
 		}
 		return detail(c, fiber.StatusBadRequest, fmt.Sprintf("Invalid Content-Type: %s. Expected: application/x-protobuf or application/json", shown))
 	}
-	if cl := c.Request().Header.ContentLength(); cl > MaxBodyBytes {
+	if cl := c.Request().Header.ContentLength(); cl > a.maxBody {
 		c.Set(fiber.HeaderConnection, "close") // the unread body is not drained
 		return detail(c, fiber.StatusRequestEntityTooLarge, tooLarge)
 	}
-	raw, werr := wire.ReadBody(c, MaxBodyBytes)
+	raw, werr := wire.ReadBody(c, int64(a.maxBody))
 	if werr != nil {
 		if werr.Code == wire.InvalidParameterValue { // over the cap while reading a chunked body
 			c.Set(fiber.HeaderConnection, "close")
@@ -113,7 +115,7 @@ func (a *API) export(c *fiber.Ctx) error {
 	}
 	defer a.slots.Release(1)
 
-	body, status, msg := decompress(raw, c.Get(fiber.HeaderContentEncoding))
+	body, status, msg := decompress(raw, c.Get(fiber.HeaderContentEncoding), a.maxBody)
 	if status != 0 {
 		return detail(c, status, msg)
 	}
@@ -168,8 +170,8 @@ func detail(c *fiber.Ctx, status int, msg string) error {
 }
 
 // decompress applies the Content-Encoding (upstream's decompress_otlp_body:
-// gzip, deflate as zlib or raw), stopping at MaxBodyBytes of output.
-func decompress(raw []byte, encoding string) ([]byte, int, string) {
+// gzip, deflate as zlib or raw), stopping at limit bytes of output.
+func decompress(raw []byte, encoding string, limit int) ([]byte, int, string) {
 	if encoding == "" {
 		return raw, 0, ""
 	}
@@ -179,27 +181,27 @@ func decompress(raw []byte, encoding string) ([]byte, int, string) {
 		if err != nil {
 			return nil, fiber.StatusBadRequest, "Failed to decompress gzip payload"
 		}
-		return inflate(zr, "gzip")
+		return inflate(zr, "gzip", limit)
 	case "deflate":
 		if zr, err := zlib.NewReader(bytes.NewReader(raw)); err == nil {
-			if out, st, msg := inflate(zr, "deflate"); st != fiber.StatusBadRequest {
+			if out, st, msg := inflate(zr, "deflate", limit); st != fiber.StatusBadRequest {
 				return out, st, msg
 			}
 		}
-		return inflate(flate.NewReader(bytes.NewReader(raw)), "deflate")
+		return inflate(flate.NewReader(bytes.NewReader(raw)), "deflate", limit)
 	default:
 		return nil, fiber.StatusBadRequest, "Unsupported Content-Encoding: " + enc
 	}
 }
 
-// inflate reads a decompressing reader to its end, at most MaxBodyBytes.
-func inflate(r io.ReadCloser, name string) ([]byte, int, string) {
+// inflate reads a decompressing reader to its end, at most limit bytes.
+func inflate(r io.ReadCloser, name string, limit int) ([]byte, int, string) {
 	defer r.Close()
-	out, err := io.ReadAll(io.LimitReader(r, MaxBodyBytes+1))
+	out, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
 	if err != nil {
 		return nil, fiber.StatusBadRequest, "Failed to decompress " + name + " payload"
 	}
-	if len(out) > MaxBodyBytes {
+	if len(out) > limit {
 		return nil, fiber.StatusRequestEntityTooLarge, tooLarge
 	}
 	return out, 0, ""

@@ -5,8 +5,8 @@ import (
 	"compress/flate"
 	"compress/gzip"
 	"compress/zlib"
-	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -40,7 +40,8 @@ func TestExportProtobuf(t *testing.T) {
 			kv("list", &commonpb.AnyValue{Value: &commonpb.AnyValue_ArrayValue{ArrayValue: &commonpb.ArrayValue{
 				Values: []*commonpb.AnyValue{str("a"), {Value: &commonpb.AnyValue_BoolValue{BoolValue: true}}}}}}),
 			kv("mlflow.traceRequestId", str("tr-forged")))
-		child := span(ta, id(8, 2), id(8, 1), "llm", 1_200_000_000, 3_000_000_000, errCode)
+		child := span(ta, id(8, 2), id(8, 1), "llm", 1_200_000_000, 3_000_000_000, errCode,
+			kv("mlflow.spanType", str(`"LLM"`))) // as MLflow-made spans carry it
 		child.Events = []*tracepb.Span_Event{{Name: "exception", TimeUnixNano: 2_000_000_000,
 			Attributes: []*commonpb.KeyValue{kv("exception.message", str("boom"))}}}
 		orphan := span(tb, id(8, 3), id(8, 4), "tool", 5_000_000_000, 6_000_000_000, unset)
@@ -69,26 +70,29 @@ func TestExportProtobuf(t *testing.T) {
 			t.Errorf("root row: %+v", r)
 		}
 		attrs := r.content["attributes"].(map[string]any)
-		want := map[string]string{
-			"mlflow.traceRequestId": `"` + idA + `"`, // the derived id, not the forged one
-			"mlflow.spanType":       `"AGENT"`,
-			"mlflow.spanInputs":     `{"q": "hi"}`,
-			"count":                 "7",
-			"ratio":                 "1.0",
-			"list":                  `["a", true]`,
-			"service.name":          `"claude-code"`,
+		want := map[string]any{
+			"mlflow.traceRequestId": `"` + idA + `"`, // the derived id, JSON-encoded, not the forged one
+			"mlflow.spanType":       "AGENT",         // values as the span carried them
+			"mlflow.spanInputs":     map[string]any{"q": "hi"},
+			"count":                 float64(7),
+			"ratio":                 float64(1),
+			"list":                  []any{"a", true},
+			"service.name":          `"claude-code"`, // JSON-encoded, as upstream dumps it
 		}
 		for k, v := range want {
-			if attrs[k] != v {
+			if fmt.Sprint(attrs[k]) != fmt.Sprint(v) {
 				t.Errorf("attribute %s = %#v, want %#v", k, attrs[k], v)
 			}
 		}
-		if r.content["trace_id"] != base64.StdEncoding.EncodeToString(ta) || r.content["span_id"] != base64.StdEncoding.EncodeToString(id(8, 1)) ||
-			r.content["parent_span_id"] != "" || r.content["status"].(map[string]any)["code"] != "STATUS_CODE_OK" {
+		if !strings.Contains(r.contentRaw, `"ratio": 1.0`) {
+			t.Errorf("float not in Python's form: %s", r.contentRaw)
+		}
+		if r.content["trace_id"] != idA || r.content["span_id"] != "0101010101010101" || r.content["parent_span_id"] != nil ||
+			r.content["status"].(map[string]any)["code"] != "OK" || r.content["otel_trace_id"] != idA[3:] {
 			t.Errorf("root content: %s", r.contentRaw)
 		}
 		c := spans["0202020202020202"]
-		if c.parent.String != "0101010101010101" || c.typ.Valid || c.status != "ERROR" || c.content["attributes"].(map[string]any)["service.name"] != nil {
+		if c.parent.String != "0101010101010101" || c.typ.String != "LLM" || c.status != "ERROR" || c.content["attributes"].(map[string]any)["service.name"] != nil {
 			t.Errorf("child row: %+v", c)
 		}
 		if ev := c.content["events"].([]any); len(ev) != 1 || ev[0].(map[string]any)["attributes"].(map[string]any)["exception.message"] != "boom" {

@@ -1,7 +1,6 @@
 package otlp
 
 import (
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -167,11 +166,14 @@ func convertSpan(sp *tracepb.Span, service string) (spanRow, error) {
 		r.status = "UNSET"
 	}
 
-	// Attributes: each value as its JSON dump. The trace id attribute is
-	// always the one derived from the OTel trace id (upstream lets a
-	// client's own value win; Ferry keeps column and content in step).
+	// Attributes: each value as the span carried it (decoded, not dumped
+	// again: MLflow-made spans carry JSON strings already). The trace id
+	// attribute is always the one derived from the OTel trace id, as a
+	// JSON-encoded string (upstream lets a client's value win; Ferry keeps
+	// column and content in step), and the allow-listed service name goes on
+	// root spans JSON-encoded, as upstream's dump_span_attribute_value does.
 	attrs := make([]attr, 0, len(sp.GetAttributes())+2)
-	attrs = append(attrs, attr{attrRequestID, string(appendPyString(nil, r.traceID))})
+	attrs = append(attrs, attr{attrRequestID, string(appendPyString(nil, string(appendPyString(nil, r.traceID))))})
 	index := map[string]int{attrRequestID: 0}
 	put := func(k, v string) {
 		if i, ok := index[k]; ok {
@@ -187,22 +189,47 @@ func convertSpan(sp *tracepb.Span, service string) (spanRow, error) {
 		put(kv.GetKey(), string(appendPyJSON(nil, kv.GetValue(), 0)))
 	}
 	if r.parentID == "" && service != "" {
-		put(attrService, string(appendPyString(nil, service)))
+		put(attrService, string(appendPyString(nil, string(appendPyString(nil, service)))))
 	}
 	if i, ok := index[attrSpanType]; ok {
-		var t string
-		if json.Unmarshal([]byte(attrs[i].v), &t) == nil {
+		if t, isString := loadsString(attrs[i].v); isString {
 			r.spanType = &t
 		}
 	}
 	if i, ok := index[attrInputs]; ok {
-		r.inputs = attrs[i].v
+		r.inputs = previewText(attrs[i].v)
 	}
 	if i, ok := index[attrOutputs]; ok {
-		r.outputs = attrs[i].v
+		r.outputs = previewText(attrs[i].v)
 	}
-	r.content = spanContent(sp, r, tid, sid, attrs)
+	r.content = spanContent(sp, r, attrs)
 	return r, nil
+}
+
+// loadsString reads a string attribute as upstream's attribute registry
+// does: the string's JSON value when it holds a JSON string ("\"LLM\""),
+// else the string itself ("LLM"); isString is false for other values.
+func loadsString(v string) (string, bool) {
+	var s string
+	if json.Unmarshal([]byte(v), &s) != nil {
+		return "", false
+	}
+	var inner string
+	if json.Unmarshal([]byte(s), &inner) == nil {
+		return inner, true
+	}
+	return s, true
+}
+
+// previewText is the JSON text of a span's inputs or outputs attribute: a
+// string attribute already holds it (MLflow-made spans), any other value is
+// its own JSON.
+func previewText(v string) string {
+	var s string
+	if json.Unmarshal([]byte(v), &s) == nil {
+		return s
+	}
+	return v
 }
 
 type attr struct{ k, v string }
@@ -216,24 +243,22 @@ func allZero(b []byte) bool {
 	return true
 }
 
-// spanContent is spans.content: upstream's MLflow-3 span dict (the form of
-// a span in traces.json, which every 3.x client's Span.from_dict reads):
-// base64 ids, "" parent for a root span, nanosecond integers, attribute
-// values as JSON strings, the proto status code name, and events with
-// their decoded attribute values.
-func spanContent(sp *tracepb.Span, r spanRow, tid, sid []byte, attrs []attr) string {
+// spanContent is spans.content: upstream's Span.to_dict() (dict version 4,
+// the format metadata/NOTES.md fixes for the tracing readers): MLflow trace
+// id, hex span ids, parent null for a root span, nanosecond integers,
+// attributes as carried, MLflow's status code names, events with their
+// decoded attributes, and the OTel trace id in hex.
+func spanContent(sp *tracepb.Span, r spanRow, attrs []attr) string {
 	b := make([]byte, 0, 256)
 	b = append(b, `{"trace_id": `...)
-	b = appendPyString(b, base64.StdEncoding.EncodeToString(tid))
+	b = appendPyString(b, r.traceID)
 	b = append(b, `, "span_id": `...)
-	b = appendPyString(b, base64.StdEncoding.EncodeToString(sid))
-	b = append(b, `, "trace_state": `...)
-	b = appendPyString(b, sp.GetTraceState())
+	b = appendPyString(b, r.spanID)
 	b = append(b, `, "parent_span_id": `...)
 	if r.parentID != "" {
-		b = appendPyString(b, base64.StdEncoding.EncodeToString(sp.GetParentSpanId()))
+		b = appendPyString(b, r.parentID)
 	} else {
-		b = append(b, `""`...)
+		b = append(b, "null"...)
 	}
 	b = append(b, `, "name": `...)
 	b = appendPyString(b, r.name)
@@ -245,33 +270,35 @@ func spanContent(sp *tracepb.Span, r spanRow, tid, sid []byte, attrs []attr) str
 	} else {
 		b = append(b, "null"...)
 	}
-	b = append(b, `, "attributes": {`...)
+	b = append(b, `, "events": [`...)
+	for i, ev := range sp.GetEvents() {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, `{"name": `...)
+		b = appendPyString(b, ev.GetName())
+		b = append(b, `, "time_unix_nano": `...)
+		b = appendUint(b, ev.GetTimeUnixNano())
+		b = append(b, `, "attributes": `...)
+		b = appendPyDict(b, ev.GetAttributes(), 0)
+		b = append(b, '}')
+	}
+	b = append(b, `], "status": {"code": "`...)
+	b = append(b, r.status...)
+	b = append(b, `", "message": `...)
+	b = appendPyString(b, sp.GetStatus().GetMessage())
+	b = append(b, `}, "attributes": {`...)
 	for i, a := range attrs {
 		if i > 0 {
 			b = append(b, ", "...)
 		}
 		b = appendPyString(b, a.k)
 		b = append(b, ": "...)
-		b = appendPyString(b, a.v)
+		b = append(b, a.v...)
 	}
-	b = append(b, `}, "status": {"message": `...)
-	b = appendPyString(b, sp.GetStatus().GetMessage())
-	b = append(b, `, "code": "STATUS_CODE_`...)
-	b = append(b, r.status...)
-	b = append(b, `"}, "events": [`...)
-	for i, ev := range sp.GetEvents() {
-		if i > 0 {
-			b = append(b, ", "...)
-		}
-		b = append(b, `{"time_unix_nano": `...)
-		b = appendUint(b, ev.GetTimeUnixNano())
-		b = append(b, `, "name": `...)
-		b = appendPyString(b, ev.GetName())
-		b = append(b, `, "attributes": `...)
-		b = appendPyDict(b, ev.GetAttributes(), 0)
-		b = append(b, '}')
-	}
-	b = append(b, "]}"...)
+	b = append(b, `}, "_dict_version": 4, "otel_trace_id": `...)
+	b = appendPyString(b, r.traceID[len(traceIDPrefix):])
+	b = append(b, '}')
 	return string(b)
 }
 

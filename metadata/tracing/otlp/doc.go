@@ -11,23 +11,26 @@
 // again:
 //   - trace_id "tr-" + the 32 lower-case hex digits of the OTel trace id;
 //     span_id and parent_span_id 16 hex digits (parent NULL for a root span);
-//   - name; type = the JSON-decoded mlflow.spanType attribute, NULL when the
-//     span has none; status "OK", "ERROR" or "UNSET" (the OTel status code);
+//   - name; type = the mlflow.spanType attribute (JSON-decoded when it holds
+//     a JSON string), NULL when the span has none or it is not a string; status "OK", "ERROR" or "UNSET" (the OTel status code);
 //   - start_time_unix_nano; end_time_unix_nano, NULL when the span has no end
 //     time; duration_ns is generated; dimension_attributes is not written;
-//   - content: the span as MLflow 3's span dict (the form of a span in
-//     traces.json, read by every 3.x client's Span.from_dict):
-//     {"trace_id": <base64 16 bytes>, "span_id": <base64 8 bytes>,
-//     "trace_state": "", "parent_span_id": <base64 or "">, "name",
-//     "start_time_unix_nano": <int>, "end_time_unix_nano": <int or null>,
-//     "attributes": {key: <value as a JSON string>},
-//     "status": {"message", "code": "STATUS_CODE_OK|ERROR|UNSET"},
-//     "events": [{"time_unix_nano", "name", "attributes": {key: value}}]}.
-//     Attribute values are json.dumps of the decoded OTLP AnyValue, as
-//     upstream's dump_span_attribute_value writes them; the attributes always
-//     hold mlflow.traceRequestId = the JSON string of trace_id, and root spans
-//     of an allow-listed coding agent (claude-code, codex_cli_rs,
-//     codex_vscode, gemini-cli, qwen-code) get its resource service.name.
+//   - content: upstream's Span.to_dict() (dict version 4), the format
+//     metadata/NOTES.md ("The spans row format") fixes for the readers in
+//     metadata/tracing: {"trace_id": "tr-…", "span_id": <hex>,
+//     "parent_span_id": <hex> or null, "name", "start_time_unix_nano",
+//     "end_time_unix_nano" (null when 0), "events": [{"name",
+//     "time_unix_nano", "attributes"}], "status": {"code": "OK|ERROR|UNSET",
+//     "message"}, "attributes": {…}, "_dict_version": 4, "otel_trace_id":
+//     <32 hex>}. Attribute values are the decoded OTLP values as the span
+//     carried them (MLflow-made spans carry JSON strings, plain OTel spans
+//     raw values), rendered as Python's json.dumps would; NaN and ±Infinity
+//     become the strings "NaN"/"Infinity"/"-Infinity" so Go's JSON parser
+//     reads the row. mlflow.traceRequestId is always the JSON-encoded
+//     trace_id (a client's own value is replaced), and root spans of an
+//     allow-listed coding agent (claude-code, codex_cli_rs, codex_vscode,
+//     gemini-cli, qwen-code) get its resource service.name, JSON-encoded as
+//     upstream's dump_span_attribute_value writes it.
 //
 // trace_info, one row per trace, created by the first request that names
 // it and merged by later ones: experiment_id = the x-mlflow-experiment-id
@@ -37,7 +40,8 @@
 // the root span's status is ERROR and OK otherwise (a status other than
 // IN_PROGRESS/STATE_UNSPECIFIED, e.g. set by start-trace, is kept);
 // request_preview/response_preview, when empty, from the root span's
-// mlflow.spanInputs/mlflow.spanOutputs JSON, cut to 1000 characters.
+// mlflow.spanInputs/mlflow.spanOutputs (the JSON text a string attribute
+// holds, or the JSON of a structured one), cut to 1000 characters.
 //
 // trace_tags: mlflow.trace.spansLocation = TRACKING_STORE on every trace
 // the request touches; mlflow.artifactLocation =

@@ -24,9 +24,11 @@ import (
 )
 
 // newApp serves the OTLP API through the route table, as the server does.
-func newApp(db *metadata.DB) *fiber.App {
+func newApp(db *metadata.DB) *fiber.App { return appFor(NewAPI(db, Config{Log: domaintest.Quiet})) }
+
+func appFor(a *API) *fiber.App {
 	app := fiber.New(fiber.Config{StreamRequestBody: true, DisableStartupMessage: true})
-	routes.All.Mount(app, app, NewAPI(db, Config{Log: domaintest.Quiet}).Handlers(), nil)
+	routes.All.Mount(app, app, a.Handlers(), nil)
 	return app
 }
 

@@ -11,10 +11,11 @@ import (
 )
 
 // appendPyJSON appends v, decoded as upstream's _decode_otel_proto_anyvalue
-// does, rendered as upstream's dump_span_attribute_value renders it: Python's
-// json.dumps(ensure_ascii=False), with ", " and ": " separators, floats in
-// Python's repr and NaN/Infinity as Python writes them. That string is what a
-// span attribute holds in the span JSON, so readers json.loads it back.
+// does, in Python's json.dumps(ensure_ascii=False) form (", " and ": "
+// separators, floats in Python's repr), the form upstream writes span JSON
+// in. NaN and ±Infinity, which Python writes bare and JSON parsers refuse,
+// become the strings "NaN", "Infinity" and "-Infinity", so every reader of
+// spans.content can parse it.
 //
 // depth bounds the recursion; protobuf's own recursion limit (100 nested
 // messages in protojson, 10,000 in proto.Unmarshal) already stops deeper
@@ -89,11 +90,11 @@ func appendPyDict(b []byte, kvs []*commonpb.KeyValue, depth int) []byte {
 func appendPyFloat(b []byte, f float64) []byte {
 	switch {
 	case math.IsNaN(f):
-		return append(b, "NaN"...)
+		return append(b, `"NaN"`...)
 	case math.IsInf(f, 1):
-		return append(b, "Infinity"...)
+		return append(b, `"Infinity"`...)
 	case math.IsInf(f, -1):
-		return append(b, "-Infinity"...)
+		return append(b, `"-Infinity"`...)
 	}
 	// repr() uses the shortest round-tripping digits, in positional
 	// notation for 1e-4 <= |f| < 1e16 and scientific notation otherwise.
