@@ -7,6 +7,7 @@ import (
 	"compress/zlib"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 
@@ -154,39 +155,22 @@ func TestExportJSONAndEncodings(t *testing.T) {
 			t.Fatalf("json span: %+v", spans)
 		}
 
-		compress := map[string]func([]byte) []byte{
-			"gzip": func(b []byte) []byte {
-				var w bytes.Buffer
-				z := gzip.NewWriter(&w)
-				z.Write(b)
-				z.Close()
-				return w.Bytes()
-			},
-			"deflate": func(b []byte) []byte {
-				var w bytes.Buffer
-				z := zlib.NewWriter(&w)
-				z.Write(b)
-				z.Close()
-				return w.Bytes()
-			},
-			"raw-deflate": func(b []byte) []byte {
-				var w bytes.Buffer
-				z, _ := flate.NewWriter(&w, 5)
-				z.Write(b)
-				z.Close()
-				return w.Bytes()
-			},
-			"GZIP-as-case": func(b []byte) []byte {
-				var w bytes.Buffer
-				z := gzip.NewWriter(&w)
-				z.Write(b)
-				z.Close()
-				return w.Bytes()
-			},
+		writers := map[string]func(io.Writer) io.WriteCloser{
+			"gzip":        func(w io.Writer) io.WriteCloser { return gzip.NewWriter(w) },
+			"deflate":     func(w io.Writer) io.WriteCloser { return zlib.NewWriter(w) },
+			"raw-deflate": func(w io.Writer) io.WriteCloser { z, _ := flate.NewWriter(w, 5); return z },
+			"GZIP":        func(w io.Writer) io.WriteCloser { return gzip.NewWriter(w) }, // the header in upper case
 		}
-		header := map[string]string{"gzip": "gzip", "deflate": "deflate", "raw-deflate": "deflate", "GZIP-as-case": "GZIP"}
+		header := map[string]string{"gzip": "gzip", "deflate": "deflate", "raw-deflate": "deflate", "GZIP": "GZIP"}
+		compress := func(name string, b []byte) []byte {
+			var w bytes.Buffer
+			z := writers[name](&w)
+			z.Write(b)
+			z.Close()
+			return w.Bytes()
+		}
 		n := byte(0x10)
-		for name, f := range compress {
+		for name := range writers {
 			for _, isJSON := range []bool{false, true} {
 				n++
 				tid := id(16, n)
@@ -197,7 +181,7 @@ func TestExportJSONAndEncodings(t *testing.T) {
 				} else {
 					body = mustMarshal(t, request("", span(tid, id(8, 9), nil, "z", 1, 2, okCode)))
 				}
-				a := post(t, app, map[string]string{"Content-Type": ct, ExperimentHeader: "1", "Content-Encoding": header[name]}, f(body))
+				a := post(t, app, map[string]string{"Content-Type": ct, ExperimentHeader: "1", "Content-Encoding": header[name]}, compress(name, body))
 				if a.status != 200 {
 					t.Errorf("%s json=%v: %d %s", name, isJSON, a.status, a.body)
 				} else if _, ok := readTrace(t, db, "tr-"+hex.EncodeToString(tid)); !ok {
