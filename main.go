@@ -28,6 +28,7 @@ import (
 	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/metadata/registry"
 	"github.com/ferryml/ferry/metadata/tracing"
+	"github.com/ferryml/ferry/metadata/tracing/otlp"
 	"github.com/ferryml/ferry/metadata/tracking"
 	"github.com/ferryml/ferry/proxy"
 	"github.com/ferryml/ferry/routes"
@@ -212,7 +213,8 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 			tracingCfg.Artifacts = artifacts
 		}
 		tracingAPI := tracing.NewAPI(db, tracingCfg)
-		api = routes.Merge(trackingAPI.Handlers(), registryAPI.Handlers(), tracingAPI.Handlers())
+		otlpAPI := otlp.NewAPI(db, otlp.Config{Log: log})
+		api = routes.Merge(trackingAPI.Handlers(), registryAPI.Handlers(), tracingAPI.Handlers(), otlpAPI.Handlers())
 	}
 
 	baseCtx, cancelAll := context.WithCancel(context.Background())

@@ -48,7 +48,8 @@ const (
 	Tracking Provider = "tracking"
 	// Registry is package metadata/registry.
 	Registry Provider = "registry"
-	// Tracing is package metadata/tracing.
+	// Tracing is package metadata/tracing and its subpackages
+	// (metadata/tracing/otlp serves /v1/traces).
 	Tracing Provider = "tracing"
 	// NotImplemented marks a route Ferry does not serve yet: 501.
 	NotImplemented Provider = ""
