@@ -104,5 +104,10 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 		}
 	}
 	s.EncryptionKey = getenv(EnvEncryptionKey)
+	if s.EncryptionKey != "" {
+		if _, err := NewCipher(s.EncryptionKey); err != nil {
+			return s, fmt.Errorf("%s: %w", EnvEncryptionKey, err)
+		}
+	}
 	return s, nil
 }
