@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -20,6 +19,7 @@ import (
 	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/metadata/internal/domaintest"
 	"github.com/ferryml/ferry/metadata/registry/webhook"
+	"github.com/ferryml/ferry/test/ferrytest"
 )
 
 // hookSettings deliver to local receivers quickly: http and private
@@ -367,7 +367,7 @@ func TestWebhookQueueFullDrops(t *testing.T) {
 	domaintest.ForEachBackend(t, func(t *testing.T, db *metadata.DB) {
 		s := hookSettings()
 		s.Workers, s.QueueSize = 1, 1
-		var logBuf syncBuffer
+		var logBuf ferrytest.LogBuffer
 		c, api := newHookClient(t, db, s, slog.New(slog.NewTextHandler(&logBuf, nil)))
 		hang := newReceiver(t, "")
 		hang.hold = make(chan struct{})
@@ -471,21 +471,4 @@ func TestWebhookCloseDrains(t *testing.T) {
 			t.Fatalf("%d of 10 deliveries made before Close returned", n)
 		}
 	})
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

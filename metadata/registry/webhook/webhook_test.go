@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ferryml/ferry/test/ferrytest"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -327,13 +329,8 @@ func TestBackoffIsUrllib3s(t *testing.T) {
 
 func TestPoolDropsWhenFullWithoutBlocking(t *testing.T) {
 	t.Parallel()
-	var logged strings.Builder
-	var mu sync.Mutex
-	log := slog.New(slog.NewTextHandler(writerFunc(func(b []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return logged.Write(b)
-	}), nil))
+	var logged ferrytest.LogBuffer
+	log := slog.New(slog.NewTextHandler(&logged, nil))
 	p := NewPool(1, 2, log)
 	release := make(chan struct{})
 	var ran atomic.Int64
@@ -359,9 +356,7 @@ func TestPoolDropsWhenFullWithoutBlocking(t *testing.T) {
 	if accepted < 2 || accepted > 3 || p.Dropped.Load() != int64(100-accepted) {
 		t.Fatalf("accepted %d, dropped %d", accepted, p.Dropped.Load())
 	}
-	mu.Lock()
 	lines := strings.Count(logged.String(), "webhook delivery dropped")
-	mu.Unlock()
 	if lines != 1 {
 		t.Errorf("want one rate-limited log line, got %d:\n%s", lines, logged.String())
 	}
@@ -434,10 +429,6 @@ func TestSettingsFromEnv(t *testing.T) {
 		}
 	}
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
 func mustJSON(v any) []byte {
 	b, _ := json.Marshal(v)
