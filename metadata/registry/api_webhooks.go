@@ -27,6 +27,10 @@ import (
 const (
 	maxWebhookURL  = 500  // webhooks.url
 	maxWebhookDesc = 1000 // webhooks.description
+	// maxSecretToken is webhooks.secret; a Fernet token of n bytes is
+	// base64 of 57 + 16*(n/16+1) bytes, so 687 bytes fit.
+	maxSecretToken = 1000
+	maxSecretBytes = 687
 	promptTextTag  = "mlflow.prompt.text"
 )
 
@@ -144,6 +148,9 @@ func (a *API) webhookFields(c *fiber.Ctx, r *request) (webhookPatch, *wire.Error
 		tok, err := a.hooks.cipher.Encrypt(*p.secret)
 		if err != nil {
 			return p, wire.Errorf(wire.InternalError, "cannot encrypt the webhook secret: %v", err)
+		}
+		if len(tok) > maxSecretToken {
+			return p, wire.Errorf(wire.InvalidParameterValue, "'secret' is too long: at most %d bytes can be stored encrypted", maxSecretBytes)
 		}
 		p.secret = &tok
 	}

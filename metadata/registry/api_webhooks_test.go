@@ -222,11 +222,13 @@ func TestWebhookValidation(t *testing.T) {
 		c.fails("POST", "/webhooks", `{"name":"h","url":"https://8.8.8.8/",`+ev+`,"status":"PAUSED"}`, 400, bad, "")
 		c.fails("POST", "/webhooks", `{"name":"h","url":"https://8.8.8.8/`+strings.Repeat("a", 500)+`",`+ev+`}`, 400, bad, "")
 		c.fails("POST", "/webhooks", `{"name":"h","url":"https://8.8.8.8/\u0000",`+ev+`}`, 400, bad, "")
+		c.fails("POST", "/webhooks", `{"name":"h","url":"https://8.8.8.8/","secret":"`+strings.Repeat("s", 688)+`",`+ev+`}`, 400, bad, "'secret' is too long: at most 687 bytes can be stored encrypted")
+		c.ok("POST", "/webhooks", `{"name":"long-secret","url":"https://8.8.8.8/","secret":"`+strings.Repeat("s", 687)+`",`+ev+`}`)
 		c.fails("GET", "/webhooks", "?max_results=0", 400, bad, "")
 		c.fails("GET", "/webhooks", "?max_results=1001", 400, bad, "")
 		c.fails("GET", "/webhooks", "?page_token=%25%25", 400, bad, "")
 		c.fails("GET", "/webhooks/x'%20OR%20'1'='1", "", 404, "RESOURCE_DOES_NOT_EXIST", "")
-		if all := c.ok("GET", "/webhooks", ""); len(all) != 0 {
+		if all := c.ok("GET", "/webhooks", ""); len(all["webhooks"].([]any)) != 1 {
 			t.Fatalf("refused webhooks were stored: %v", all)
 		}
 		c.ok("POST", "/webhooks", `{"name":"ok.hook_1","url":"https://8.8.8.8/",`+ev+`}`)
