@@ -27,6 +27,7 @@ import (
 	"github.com/ferryml/ferry/config"
 	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/metadata/registry"
+	"github.com/ferryml/ferry/metadata/registry/webhook"
 	"github.com/ferryml/ferry/metadata/tracing"
 	"github.com/ferryml/ferry/metadata/tracing/otlp"
 	"github.com/ferryml/ferry/metadata/tracking"
@@ -184,6 +185,7 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 	// --artifacts-only serves no tracking routes and, as upstream 3.11,
 	// does not touch the backend store at all.
 	var api routes.Handlers
+	var registryAPI *registry.API
 	if !cfg.ArtifactsOnly {
 		db, err := metadata.Open(ctx, cfg.BackendStoreURI, log)
 		if err != nil {
@@ -205,7 +207,14 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 				return fmt.Errorf("%s: %w", registry.SourceRegexEnv, err)
 			}
 		}
-		registryAPI := registry.NewAPI(db, registry.Config{Log: log, SourceRegex: sourceRegex})
+		hooks, err := webhook.SettingsFromEnv(os.Getenv)
+		if err != nil {
+			return err
+		}
+		if hooks.EncryptionKey == "" {
+			log.Warn("webhook secrets are encrypted with a random key: they cannot be read after a restart; set " + webhook.EnvEncryptionKey)
+		}
+		registryAPI = registry.NewAPI(db, registry.Config{Log: log, SourceRegex: sourceRegex, Webhooks: &hooks})
 		tracingCfg := tracing.Config{Log: log, OpenStore: func(ctx context.Context, uri string) (stores.Store, func(), error) {
 			return opener.Acquire(ctx, uri)
 		}}
@@ -257,6 +266,14 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 		log.Error("shutdown", "err", err)
 	} else if err != nil {
 		log.Warn("shutdown timeout reached: cancelling remaining transfers")
+	}
+	if registryAPI != nil {
+		// Queued webhook deliveries get the same bound as requests.
+		drainCtx, cancelDrain := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		if err := registryAPI.Close(drainCtx); err != nil {
+			log.Warn("webhook deliveries not drained before the shutdown timeout", "err", err)
+		}
+		cancelDrain()
 	}
 	cancelAll()
 	if err := <-served; err != nil {

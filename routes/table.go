@@ -93,9 +93,9 @@ POST /model-versions/set-tag registry
 DELETE /model-versions/delete-tag registry
 
 [webhooks] api /2.0/mlflow
-GET,POST /webhooks
-GET,PATCH,DELETE /webhooks/<webhook_id>
-POST /webhooks/<webhook_id>/test
+GET,POST /webhooks registry
+GET,PATCH,DELETE /webhooks/<webhook_id> registry
+POST /webhooks/<webhook_id>/test registry
 
 [traces] api /3.0/mlflow
 POST /traces tracing

@@ -8,6 +8,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/ferryml/ferry/metadata"
+	"github.com/ferryml/ferry/metadata/registry/webhook"
 	"github.com/ferryml/ferry/routes"
 	"github.com/ferryml/ferry/wire"
 )
@@ -20,6 +21,10 @@ type Config struct {
 	// (SourceRegexEnv): when set, model-version sources must match it
 	// (Python re.search semantics: anywhere in the source).
 	SourceRegex *regexp.Regexp
+	// Webhooks configure webhook validation and delivery (nil:
+	// webhook.DefaultSettings()). The API starts the delivery workers;
+	// Close stops them.
+	Webhooks *webhook.Settings
 }
 
 // API serves the model registry from a DB.
@@ -28,6 +33,7 @@ type API struct {
 	log         *slog.Logger
 	now         func() time.Time
 	sourceRegex *regexp.Regexp
+	hooks       *hooks
 }
 
 // NewAPI builds the registry API on db.
@@ -35,7 +41,11 @@ func NewAPI(db *metadata.DB, cfg Config) *API {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &API{db: db, log: cfg.Log, now: time.Now, sourceRegex: cfg.SourceRegex}
+	ws := webhook.DefaultSettings()
+	if cfg.Webhooks != nil {
+		ws = *cfg.Webhooks
+	}
+	return &API{db: db, log: cfg.Log, now: time.Now, sourceRegex: cfg.SourceRegex, hooks: newHooks(ws, cfg.Log)}
 }
 
 // Handlers returns the registry handlers keyed as the route table
@@ -64,6 +74,12 @@ func (a *API) Handlers() routes.Handlers {
 		"GET /2.0/mlflow/model-versions/get-download-uri":        a.getDownloadURI,
 		"POST /2.0/mlflow/model-versions/set-tag":                a.setModelVersionTag,
 		"DELETE /2.0/mlflow/model-versions/delete-tag":           a.deleteModelVersionTag,
+		"POST /2.0/mlflow/webhooks":                              a.createWebhook,
+		"GET /2.0/mlflow/webhooks":                               a.listWebhooksHandler,
+		"GET /2.0/mlflow/webhooks/<webhook_id>":                  a.getWebhook,
+		"PATCH /2.0/mlflow/webhooks/<webhook_id>":                a.updateWebhookHandler,
+		"DELETE /2.0/mlflow/webhooks/<webhook_id>":               a.deleteWebhookHandler,
+		"POST /2.0/mlflow/webhooks/<webhook_id>/test":            a.testWebhook,
 	}
 }
 

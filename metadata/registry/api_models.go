@@ -55,6 +55,7 @@ func (a *API) createRegisteredModel(c *fiber.Ctx) error {
 		d = &desc
 	}
 	m, err := a.insertModel(c.UserContext(), name, d, tags)
+	a.emitModelCreated(err, name, d, tags)
 	return a.send(c, fiber.Map{"registered_model": m}, err)
 }
 
@@ -152,7 +153,9 @@ func (a *API) setRegisteredModelTag(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	return a.send(c, fiber.Map{}, a.setModelTag(c.UserContext(), name, keyValue{key, value}))
+	err := a.setModelTag(c.UserContext(), name, keyValue{key, value})
+	a.emitModelTag(err, name, key, &value)
+	return a.send(c, fiber.Map{}, err)
 }
 
 func (a *API) deleteRegisteredModelTag(c *fiber.Ctx) error {
@@ -164,7 +167,9 @@ func (a *API) deleteRegisteredModelTag(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	return a.send(c, fiber.Map{}, a.deleteModelTag(c.UserContext(), name, key))
+	err := a.deleteModelTag(c.UserContext(), name, key)
+	a.emitModelTag(err, name, key, nil)
+	return a.send(c, fiber.Map{}, err)
 }
 
 func (a *API) setAlias(c *fiber.Ctx) error {
@@ -183,7 +188,9 @@ func (a *API) setAlias(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	return a.send(c, fiber.Map{}, a.setAliasRow(c.UserContext(), name, alias, version))
+	err := a.setAliasRow(c.UserContext(), name, alias, version)
+	a.emitAlias(err, name, alias, version)
+	return a.send(c, fiber.Map{}, err)
 }
 
 func (a *API) deleteAlias(c *fiber.Ctx) error {
@@ -195,7 +202,9 @@ func (a *API) deleteAlias(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	return a.send(c, fiber.Map{}, a.deleteAliasRow(c.UserContext(), name, alias))
+	err := a.deleteAliasRow(c.UserContext(), name, alias)
+	a.emitAlias(err, name, alias, 0)
+	return a.send(c, fiber.Map{}, err)
 }
 
 func (a *API) getByAlias(c *fiber.Ctx) error {

@@ -58,6 +58,7 @@ func (a *API) createModelVersion(c *fiber.Ctx) error {
 		return a.send(c, nil, werr)
 	}
 	v, err := a.insertVersion(c.UserContext(), in)
+	a.emitVersionCreated(err, v, in, isPrompt)
 	return a.send(c, fiber.Map{"model_version": v}, err)
 }
 
@@ -167,7 +168,9 @@ func (a *API) setModelVersionTag(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	return a.send(c, fiber.Map{}, a.setVersionTag(c.UserContext(), name, version, keyValue{key, value}))
+	err := a.setVersionTag(c.UserContext(), name, version, keyValue{key, value})
+	a.emitVersionTag(err, name, version, key, &value)
+	return a.send(c, fiber.Map{}, err)
 }
 
 func (a *API) deleteModelVersionTag(c *fiber.Ctx) error {
@@ -179,7 +182,9 @@ func (a *API) deleteModelVersionTag(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	return a.send(c, fiber.Map{}, a.deleteVersionTag(c.UserContext(), name, version, key))
+	err := a.deleteVersionTag(c.UserContext(), name, version, key)
+	a.emitVersionTag(err, name, version, key, nil)
+	return a.send(c, fiber.Map{}, err)
 }
 
 // validateSource applies upstream's source rules in its order: the

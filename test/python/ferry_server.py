@@ -36,6 +36,11 @@ class FerryServerCase(unittest.TestCase):
         return []
 
     @classmethod
+    def server_env(cls, tmp):
+        """Extra environment variables for the server (set after the filter)."""
+        return {}
+
+    @classmethod
     def setUpClass(cls):
         binary = os.environ.get("FERRY_BIN", "")
         if not binary:
@@ -54,6 +59,7 @@ class FerryServerCase(unittest.TestCase):
         cls.port = free_port()
         # The server must not pick up the caller's MLflow or Ferry settings.
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "_MLFLOW_", "FERRY_"))}
+        env.update(cls.server_env(cls.tmp))
         cls.log = open(os.path.join(cls.tmp, "ferry.log"), "wb")
         cls.proc = subprocess.Popen(
             [binary, "server", "--host", "127.0.0.1", "--port", str(cls.port),

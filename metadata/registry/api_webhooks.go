@@ -1,0 +1,538 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+
+	"github.com/ferryml/ferry/metadata/registry/webhook"
+	"github.com/ferryml/ferry/metadata/search"
+	"github.com/ferryml/ferry/wire"
+)
+
+// Webhooks (spec tracking-api.md §2.5): CRUD and /test here, the SQL in
+// store_webhooks.go, the delivery machinery in package webhook. Registry
+// handlers report their changes with the emit* methods below, after the
+// write has committed; an event is looked up and delivered on the pool's
+// workers, so neither a slow receiver nor a database error in the lookup
+// reaches the registry call.
+
+const (
+	maxWebhookURL  = 500  // webhooks.url
+	maxWebhookDesc = 1000 // webhooks.description
+	// maxSecretToken is webhooks.secret; a Fernet token of n bytes is
+	// base64 of 57 + 16*(n/16+1) bytes, so 687 bytes fit.
+	maxSecretToken = 1000
+	maxSecretBytes = 687
+	promptTextTag  = "mlflow.prompt.text"
+)
+
+// hooks is the delivery side of the API.
+type hooks struct {
+	guard  *webhook.Guard
+	cipher *webhook.Cipher
+	sender *webhook.Sender
+	pool   *webhook.Pool
+	cache  *webhook.Cache[webhookTarget]
+	log    *slog.Logger
+}
+
+func newHooks(s webhook.Settings, log *slog.Logger) *hooks {
+	cipher, err := webhook.NewCipher(s.EncryptionKey)
+	if err != nil {
+		// SettingsFromEnv already refused a bad key; only a hand-built
+		// Settings gets here.
+		log.Error("webhook secret key unusable: using a random key for this process", "err", err)
+		cipher, _ = webhook.NewCipher("")
+	}
+	g := &webhook.Guard{Schemes: s.Schemes, AllowPrivate: s.AllowPrivate}
+	return &hooks{
+		guard: g, cipher: cipher, sender: webhook.NewSender(g, s, log),
+		pool: webhook.NewPool(s.Workers, s.QueueSize, log), cache: webhook.NewCache[webhookTarget](s.CacheTTL), log: log,
+	}
+}
+
+// Close drains the webhook deliveries still queued or running until ctx
+// ends, then cancels the rest (wired into the server's graceful shutdown).
+func (a *API) Close(ctx context.Context) error {
+	if a.hooks == nil {
+		return nil
+	}
+	return a.hooks.pool.Close(ctx)
+}
+
+// webhookJSON is the Webhook message (the secret is never returned).
+type webhookJSON struct {
+	WebhookID            string      `json:"webhook_id"`
+	Name                 string      `json:"name"`
+	Description          *string     `json:"description,omitempty"`
+	URL                  string      `json:"url"`
+	Events               []eventJSON `json:"events,omitempty"`
+	Status               string      `json:"status"`
+	CreationTimestamp    int64       `json:"creation_timestamp"`
+	LastUpdatedTimestamp int64       `json:"last_updated_timestamp"`
+}
+
+type eventJSON struct {
+	Entity string `json:"entity"`
+	Action string `json:"action"`
+}
+
+func toJSON(w *webhookRow) *webhookJSON {
+	if w == nil {
+		return nil
+	}
+	out := &webhookJSON{w.ID, w.Name, w.Description, w.URL, nil, w.Status, w.Created, w.Updated}
+	for _, ev := range w.Events {
+		out.Events = append(out.Events, eventJSON{ev.ProtoEntity(), ev.ProtoAction()})
+	}
+	return out
+}
+
+func invalid(err error) *wire.Error {
+	return wire.Errorf(wire.InvalidParameterValue, "%s", err.Error())
+}
+
+// webhookFields reads the fields create and update share; nil pointers
+// are absent (or empty: upstream treats "" as not given).
+func (a *API) webhookFields(c *fiber.Ctx, r *request) (webhookPatch, *wire.Error) {
+	var p webhookPatch
+	for _, f := range []struct {
+		field string
+		dst   **string
+	}{{"name", &p.name}, {"description", &p.description}, {"url", &p.url}, {"secret", &p.secret}} {
+		s, ok, werr := r.str(f.field)
+		if werr != nil {
+			return p, werr
+		}
+		if ok && s != "" {
+			*f.dst = &s
+		}
+	}
+	if p.name != nil {
+		if err := webhook.ValidateName(*p.name); err != nil {
+			return p, invalid(err)
+		}
+	}
+	if p.url != nil {
+		if utf8.RuneCountInString(*p.url) > maxWebhookURL {
+			return p, wire.Errorf(wire.InvalidParameterValue, "'url' exceeds the maximum length of %d characters", maxWebhookURL)
+		}
+		if err := a.hooks.guard.CheckURL(c.UserContext(), *p.url); err != nil {
+			return p, invalid(err)
+		}
+	}
+	if p.description != nil && utf8.RuneCountInString(*p.description) > maxWebhookDesc {
+		return p, wire.Errorf(wire.InvalidParameterValue, "'description' exceeds the maximum length of %d characters", maxWebhookDesc)
+	}
+	events, werr := webhookEvents(r)
+	if werr != nil {
+		return p, werr
+	}
+	p.events = events
+	if v, ok := r.body["status"]; ok && v != nil {
+		st, werr := webhookStatus(v)
+		if werr != nil {
+			return p, werr
+		}
+		p.status = &st
+	}
+	if p.secret != nil {
+		tok, err := a.hooks.cipher.Encrypt(*p.secret)
+		if err != nil {
+			return p, wire.Errorf(wire.InternalError, "cannot encrypt the webhook secret: %v", err)
+		}
+		if len(tok) > maxSecretToken {
+			return p, wire.Errorf(wire.InvalidParameterValue, "'secret' is too long: at most %d bytes can be stored encrypted", maxSecretBytes)
+		}
+		p.secret = &tok
+	}
+	return p, nil
+}
+
+func webhookEvents(r *request) ([]webhook.Event, *wire.Error) {
+	v, ok := r.body["events"]
+	if !ok || v == nil {
+		return nil, nil
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return nil, typeError("events", v)
+	}
+	out := make([]webhook.Event, 0, len(list))
+	for i, x := range list {
+		obj, ok := x.(map[string]any)
+		if !ok {
+			return nil, typeError(fmt.Sprintf("events[%d]", i), x)
+		}
+		ev, err := webhook.ParseEvent(obj["entity"], obj["action"])
+		if err != nil {
+			return nil, invalid(err)
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+// webhookStatus reads WebhookStatus by name or number.
+func webhookStatus(v any) (string, *wire.Error) {
+	switch x := v.(type) {
+	case string:
+		switch strings.ToUpper(x) {
+		case "ACTIVE", "1":
+			return "ACTIVE", nil
+		case "DISABLED", "2":
+			return "DISABLED", nil
+		}
+	case float64:
+		switch x {
+		case 1:
+			return "ACTIVE", nil
+		case 2:
+			return "DISABLED", nil
+		}
+	}
+	return "", wire.Errorf(wire.InvalidParameterValue, "Invalid webhook status: %s. Valid statuses are: ACTIVE, DISABLED", fmt.Sprint(v))
+}
+
+func (a *API) createWebhook(c *fiber.Ctx) error {
+	r, werr := readRequest(c)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	for _, f := range []string{"name", "url"} {
+		if s, _, werr := r.str(f); werr != nil || s == "" {
+			if werr == nil {
+				werr = wire.MissingParam(f)
+			}
+			return wire.Send(c, werr)
+		}
+	}
+	if l, ok := r.body["events"].([]any); !ok || len(l) == 0 {
+		if _, isList := r.body["events"].([]any); r.body["events"] != nil && !isList {
+			return wire.Send(c, typeError("events", r.body["events"]))
+		}
+		return wire.Send(c, wire.MissingParam("events"))
+	}
+	p, werr := a.webhookFields(c, r)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	now := a.nowMillis()
+	w := &webhookRow{ID: uuid.NewString(), Name: *p.name, Description: p.description, URL: *p.url,
+		Status: "ACTIVE", Events: p.events, Created: now, Updated: now, secret: p.secret}
+	if p.status != nil {
+		w.Status = *p.status
+	}
+	out, err := a.insertWebhook(c.UserContext(), w)
+	a.hooks.cache.Invalidate()
+	return a.send(c, fiber.Map{"webhook": toJSON(out)}, err)
+}
+
+func (a *API) listWebhooksHandler(c *fiber.Ctx) error {
+	r, werr := readRequest(c)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	max, ok, werr := r.integer("max_results")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	if !ok {
+		max = 100
+	}
+	if max < 1 || max > 1000 {
+		return wire.Send(c, wire.Errorf(wire.InvalidParameterValue, "max_results must be between 1 and 1000, got %d.", max))
+	}
+	token, _, werr := r.str("page_token")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	offset, werr := wire.ParsePageToken(token)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	ws, more, err := a.listWebhooks(c.UserContext(), max, offset)
+	if err != nil {
+		return a.send(c, nil, err)
+	}
+	body := struct {
+		Webhooks      []*webhookJSON `json:"webhooks,omitempty"`
+		NextPageToken string         `json:"next_page_token,omitempty"`
+	}{}
+	for _, w := range ws {
+		body.Webhooks = append(body.Webhooks, toJSON(w))
+	}
+	if more {
+		body.NextPageToken = wire.PageToken(offset + max)
+	}
+	return c.JSON(body)
+}
+
+func (a *API) getWebhook(c *fiber.Ctx) error {
+	w, err := a.readWebhook(c.UserContext(), c.Params("webhook_id"))
+	return a.send(c, fiber.Map{"webhook": toJSON(w)}, err)
+}
+
+func (a *API) updateWebhookHandler(c *fiber.Ctx) error {
+	r, werr := readRequest(c)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	p, werr := a.webhookFields(c, r)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	w, err := a.updateWebhook(c.UserContext(), c.Params("webhook_id"), p)
+	a.hooks.cache.Invalidate()
+	return a.send(c, fiber.Map{"webhook": toJSON(w)}, err)
+}
+
+func (a *API) deleteWebhookHandler(c *fiber.Ctx) error {
+	err := a.deleteWebhook(c.UserContext(), c.Params("webhook_id"))
+	a.hooks.cache.Invalidate()
+	return a.send(c, fiber.Map{}, err)
+}
+
+// testResult is WebhookTestResult.
+type testResult struct {
+	Success        bool   `json:"success"`
+	ResponseStatus int    `json:"response_status,omitempty"`
+	ResponseBody   string `json:"response_body,omitempty"`
+	ErrorMessage   string `json:"error_message,omitempty"`
+}
+
+// testWebhook sends the example payload of the requested event (default:
+// the webhook's first) to the webhook, synchronously, and reports the
+// answer; a failed delivery is a result, not an error.
+func (a *API) testWebhook(c *fiber.Ctx) error {
+	r, werr := readRequest(c)
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	w, err := a.readWebhook(c.UserContext(), c.Params("webhook_id"))
+	if err != nil {
+		return a.send(c, nil, err)
+	}
+	var ev webhook.Event
+	switch e := r.body["event"].(type) {
+	case nil:
+		if len(w.Events) > 0 {
+			ev = w.Events[0]
+		}
+	case map[string]any:
+		if ev, err = webhook.ParseEvent(e["entity"], e["action"]); err != nil {
+			return wire.Send(c, invalid(err))
+		}
+	default:
+		return wire.Send(c, typeError("event", e))
+	}
+	data, ok := webhook.Example(ev)
+	if !ok {
+		return c.JSON(fiber.Map{"result": testResult{ErrorMessage: fmt.Sprintf("Failed to test webhook: ValueError('Unknown event type: %s')", ev)}})
+	}
+	t, err := a.hooks.target(webhookTarget{w.ID, w.URL, w.secret})
+	if err != nil {
+		return c.JSON(fiber.Map{"result": testResult{ErrorMessage: "Failed to test webhook: " + err.Error()}})
+	}
+	res := a.hooks.sender.Send(c.UserContext(), t, ev, data)
+	if res.Err != nil {
+		return c.JSON(fiber.Map{"result": testResult{ErrorMessage: "Failed to test webhook: " + res.Err.Error()}})
+	}
+	return c.JSON(fiber.Map{"result": testResult{Success: res.Status < 400, ResponseStatus: res.Status, ResponseBody: res.Body}})
+}
+
+// target decrypts a stored webhook's secret for a delivery.
+func (h *hooks) target(w webhookTarget) (webhook.Target, error) {
+	t := webhook.Target{URL: w.url}
+	if w.secret != nil && *w.secret != "" {
+		s, err := h.cipher.Decrypt(*w.secret)
+		if err != nil {
+			return t, err
+		}
+		t.Secret = s
+	}
+	return t, nil
+}
+
+// emit queues an event after a registry write that returned err (nothing
+// is sent for a failed write). On a worker it finds out whether the model
+// is a prompt (known when the request said so, else looked up by name),
+// picks the model or the prompt event (a zero event sends nothing), and
+// queues one delivery per subscribed active webhook.
+func (a *API) emit(err error, name string, known *bool, plain, prompt webhook.Event, data func(isPrompt bool) any) {
+	if err != nil || a.hooks == nil {
+		return
+	}
+	h := a.hooks
+	h.pool.Submit(func(ctx context.Context) {
+		isPrompt := known != nil && *known
+		if known == nil {
+			p, err := a.modelIsPrompt(ctx, name)
+			if err != nil {
+				h.log.Error("webhook event dropped: cannot read the model's prompt tag", "model", name, "err", err)
+				return
+			}
+			isPrompt = p
+		}
+		ev := plain
+		if isPrompt {
+			ev = prompt
+		}
+		if ev == (webhook.Event{}) {
+			return
+		}
+		targets, err := h.cache.Get(ctx, ev, func(ctx context.Context) ([]webhookTarget, error) { return a.webhooksFor(ctx, ev) })
+		if err != nil {
+			h.log.Error("webhook event dropped: cannot list its webhooks", "event", ev.String(), "err", err)
+			return
+		}
+		payload := data(isPrompt)
+		for _, wt := range targets {
+			h.pool.Submit(func(ctx context.Context) { h.deliver(ctx, wt, ev, payload) })
+		}
+	})
+}
+
+func (h *hooks) deliver(ctx context.Context, wt webhookTarget, ev webhook.Event, payload any) {
+	redacted := wt.url
+	if u, err := url.Parse(wt.url); err == nil {
+		redacted = u.Redacted()
+	}
+	t, err := h.target(wt)
+	if err != nil {
+		h.log.Error("webhook delivery skipped", "webhook_id", wt.id, "url", redacted, "event", ev.String(), "err", err)
+		return
+	}
+	res := h.sender.Send(ctx, t, ev, payload)
+	switch {
+	case res.Err != nil:
+		h.log.Error("webhook delivery failed", "webhook_id", wt.id, "url", redacted, "event", ev.String(), "err", res.Err)
+	case res.Status >= 400:
+		h.log.Error("webhook delivery refused", "webhook_id", wt.id, "url", redacted, "event", ev.String(), "status", res.Status)
+	default:
+		h.log.Debug("webhook delivered", "webhook_id", wt.id, "event", ev.String(), "status", res.Status)
+	}
+}
+
+func isPromptTags(tags []keyValue) bool {
+	for _, t := range tags {
+		if t.Key == search.PromptTag && strings.EqualFold(t.Value, "true") {
+			return true
+		}
+	}
+	return false
+}
+
+// tagMap is a request's tags as the payloads carry them (last wins, as a
+// Python dict built from the list).
+func tagMap(tags []keyValue, skipPromptTags bool) map[string]string {
+	m := map[string]string{}
+	for _, t := range tags {
+		if skipPromptTags && (t.Key == search.PromptTag || t.Key == promptTextTag) {
+			continue
+		}
+		m[t.Key] = t.Value
+	}
+	return m
+}
+
+func orNil(s *string) *string {
+	if s == nil || *s == "" {
+		return nil
+	}
+	return s
+}
+
+func ver(v int64) string { return strconv.FormatInt(v, 10) }
+
+var (
+	evModelCreated      = webhook.Event{Entity: webhook.RegisteredModel, Action: webhook.Created}
+	evPromptCreated     = webhook.Event{Entity: webhook.Prompt, Action: webhook.Created}
+	evVersionCreated    = webhook.Event{Entity: webhook.ModelVersion, Action: webhook.Created}
+	evPromptVerCreated  = webhook.Event{Entity: webhook.PromptVersion, Action: webhook.Created}
+	evPromptTagSet      = webhook.Event{Entity: webhook.PromptTag, Action: webhook.Set}
+	evPromptTagDeleted  = webhook.Event{Entity: webhook.PromptTag, Action: webhook.Deleted}
+	evVersionTagSet     = webhook.Event{Entity: webhook.ModelVersionTag, Action: webhook.Set}
+	evVersionTagDeleted = webhook.Event{Entity: webhook.ModelVersionTag, Action: webhook.Deleted}
+	evPromptVTagSet     = webhook.Event{Entity: webhook.PromptVersionTag, Action: webhook.Set}
+	evPromptVTagDeleted = webhook.Event{Entity: webhook.PromptVersionTag, Action: webhook.Deleted}
+	evAliasCreated      = webhook.Event{Entity: webhook.ModelVersionAlias, Action: webhook.Created}
+	evAliasDeleted      = webhook.Event{Entity: webhook.ModelVersionAlias, Action: webhook.Deleted}
+	evPromptAliasCreate = webhook.Event{Entity: webhook.PromptAlias, Action: webhook.Created}
+	evPromptAliasDelete = webhook.Event{Entity: webhook.PromptAlias, Action: webhook.Deleted}
+)
+
+// emitModelCreated: REGISTERED_MODEL CREATED, or PROMPT CREATED for a
+// model created with mlflow.prompt.is_prompt=true. The description is the
+// request's ("" when absent, as upstream passes the proto field).
+func (a *API) emitModelCreated(err error, name string, desc *string, tags []keyValue) {
+	prompt := isPromptTags(tags)
+	d := ""
+	if desc != nil {
+		d = *desc
+	}
+	a.emit(err, name, &prompt, evModelCreated, evPromptCreated, func(bool) any {
+		return webhook.ModelCreated{Name: name, Tags: tagMap(tags, false), Description: &d}
+	})
+}
+
+// emitVersionCreated: MODEL_VERSION CREATED, or PROMPT_VERSION CREATED
+// (template from mlflow.prompt.text, the prompt's own tags left out of
+// tags) for a version created with the prompt tag.
+func (a *API) emitVersionCreated(err error, v *modelVersion, in versionInput, prompt bool) {
+	if err != nil || v == nil {
+		return
+	}
+	a.emit(err, in.name, &prompt, evVersionCreated, evPromptVerCreated, func(isPrompt bool) any {
+		if isPrompt {
+			return webhook.PromptVersionCreated{Name: in.name, Version: v.Version, Template: tagMap(in.tags, false)[promptTextTag],
+				Tags: tagMap(in.tags, true), Description: orNil(in.description)}
+		}
+		return webhook.VersionCreated{Name: in.name, Version: v.Version, Source: in.source, RunID: orNil(in.runID),
+			Tags: tagMap(in.tags, false), Description: orNil(in.description)}
+	})
+}
+
+// emitModelTag: PROMPT_TAG SET/DELETED (value nil) for prompts; a
+// registered model's tags have no event.
+func (a *API) emitModelTag(err error, name, key string, value *string) {
+	if value == nil {
+		a.emit(err, name, nil, webhook.Event{}, evPromptTagDeleted, func(bool) any { return webhook.TagDeleted{Name: name, Key: key} })
+		return
+	}
+	a.emit(err, name, nil, webhook.Event{}, evPromptTagSet, func(bool) any { return webhook.TagSet{Name: name, Key: key, Value: *value} })
+}
+
+// emitVersionTag: MODEL_VERSION_TAG or PROMPT_VERSION_TAG, SET or
+// DELETED (value nil).
+func (a *API) emitVersionTag(err error, name string, version int64, key string, value *string) {
+	if value == nil {
+		a.emit(err, name, nil, evVersionTagDeleted, evPromptVTagDeleted, func(bool) any {
+			return webhook.VersionTagDeleted{Name: name, Version: ver(version), Key: key}
+		})
+		return
+	}
+	a.emit(err, name, nil, evVersionTagSet, evPromptVTagSet, func(bool) any {
+		return webhook.VersionTagSet{Name: name, Version: ver(version), Key: key, Value: *value}
+	})
+}
+
+// emitAlias: MODEL_VERSION_ALIAS or PROMPT_ALIAS, CREATED (version > 0)
+// or DELETED.
+func (a *API) emitAlias(err error, name, alias string, version int64) {
+	if version == 0 {
+		a.emit(err, name, nil, evAliasDeleted, evPromptAliasDelete, func(bool) any { return webhook.AliasDeleted{Name: name, Alias: alias} })
+		return
+	}
+	a.emit(err, name, nil, evAliasCreated, evPromptAliasCreate, func(bool) any {
+		return webhook.AliasCreated{Name: name, Alias: alias, Version: ver(version)}
+	})
+}
