@@ -161,6 +161,9 @@ func pyDumpsValue(dec *json.Decoder, b *strings.Builder) error {
 	case json.Number:
 		s := t.String()
 		if !strings.ContainsAny(s, ".eE") {
+			if s == "-0" {
+				s = "0" // Python's int has no negative zero
+			}
 			b.WriteString(s)
 			break
 		}
