@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"encoding/json"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
@@ -33,10 +34,13 @@ func GetArgs(c *fiber.Ctx, names ...string) (map[string]string, *Error) {
 	return out, nil
 }
 
-// InvalidType is upstream's message for a JSON field of the wrong type.
+// InvalidType is TypeError for a value decoded into an any.
 func InvalidType(field string, v any) *Error {
-	return Errorf(InvalidParameterValue,
-		"Invalid value %v for parameter '%s' supplied: Hint: Value was of type '%T'. See the API docs for more information about request parameters.", v, field, v)
+	raw, err := json.Marshal(v)
+	if err != nil {
+		raw = []byte("null")
+	}
+	return TypeError(field, raw)
 }
 
 // CheckText refuses strings no database column can hold: invalid UTF-8

@@ -231,7 +231,15 @@ func DecodeJSON(c *fiber.Ctx, v any) *Error {
 	if err := json.Unmarshal(data, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return Errorf(InvalidParameterValue, "Invalid value for parameter '%s' supplied: Hint: Value was of type '%s'. See the API docs for more information about request parameters.", te.Field, te.Value)
+			// Show the value as upstream does when it is a top-level
+			// field; inside a nested one only its type is known here.
+			var fields map[string]json.RawMessage
+			if json.Unmarshal(data, &fields) == nil && fields[te.Field] != nil {
+				return TypeError(te.Field, fields[te.Field])
+			}
+			kind, _, _ := strings.Cut(te.Value, " ")
+			py := map[string]string{"string": "str", "number": "float", "bool": "bool", "array": "list", "object": "dict"}[kind]
+			return Errorf(InvalidParameterValue, "Invalid value for parameter '%s' supplied: Hint: Value was of type '%s'. See the API docs for more information about request parameters.", te.Field, py)
 		}
 		return nil
 	}

@@ -45,7 +45,7 @@ func (a *API) createModelVersion(c *fiber.Ctx) error {
 	}
 	isPrompt := false
 	for _, t := range in.tags {
-		if werr := validateTag(t.Key, t.Value, maxVersionTagVal); werr != nil {
+		if werr := a.validateVersionTag(t.Key, t.Value); werr != nil {
 			return wire.Send(c, werr)
 		}
 		isPrompt = isPrompt || (t.Key == search.PromptTag && strings.EqualFold(t.Value, "true"))
@@ -163,7 +163,7 @@ func (a *API) setModelVersionTag(c *fiber.Ctx) error {
 		werr = wire.MissingParam("value")
 	}
 	if werr == nil {
-		werr = validateTag(key, value, maxVersionTagVal)
+		werr = a.validateVersionTag(key, value)
 	}
 	if werr != nil {
 		return wire.Send(c, werr)

@@ -164,13 +164,13 @@ func webhookEvents(r *request) ([]webhook.Event, *wire.Error) {
 	}
 	list, ok := v.([]any)
 	if !ok {
-		return nil, typeError("events", v)
+		return nil, r.typeError("events", v)
 	}
 	out := make([]webhook.Event, 0, len(list))
 	for i, x := range list {
 		obj, ok := x.(map[string]any)
 		if !ok {
-			return nil, typeError(fmt.Sprintf("events[%d]", i), x)
+			return nil, r.typeError(fmt.Sprintf("events[%d]", i), x)
 		}
 		ev, err := webhook.ParseEvent(obj["entity"], obj["action"])
 		if err != nil {
@@ -217,7 +217,7 @@ func (a *API) createWebhook(c *fiber.Ctx) error {
 	}
 	if l, ok := r.body["events"].([]any); !ok || len(l) == 0 {
 		if _, isList := r.body["events"].([]any); r.body["events"] != nil && !isList {
-			return wire.Send(c, typeError("events", r.body["events"]))
+			return wire.Send(c, r.typeError("events", r.body["events"]))
 		}
 		return wire.Send(c, wire.MissingParam("events"))
 	}
@@ -332,7 +332,7 @@ func (a *API) testWebhook(c *fiber.Ctx) error {
 			return wire.Send(c, invalid(err))
 		}
 	default:
-		return wire.Send(c, typeError("event", e))
+		return wire.Send(c, r.typeError("event", e))
 	}
 	data, ok := webhook.Example(ev)
 	if !ok {

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 
@@ -16,6 +17,9 @@ type request struct {
 	c     *fiber.Ctx
 	query bool
 	body  map[string]any
+	// raw keeps each body field's JSON text, so that type errors show
+	// numbers as sent (1e3 is the float 1000.0 to upstream).
+	raw map[string]json.RawMessage
 }
 
 func readRequest(c *fiber.Ctx) (*request, *wire.Error) {
@@ -24,39 +28,26 @@ func readRequest(c *fiber.Ctx) (*request, *wire.Error) {
 		r.query = true
 		return r, nil
 	}
-	r.body = map[string]any{}
-	if werr := wire.DecodeRequest(c, &r.body); werr != nil {
+	r.body, r.raw = map[string]any{}, map[string]json.RawMessage{}
+	if werr := wire.DecodeRequest(c, &r.raw); werr != nil {
 		return nil, werr
+	}
+	for k, raw := range r.raw {
+		var v any
+		if json.Unmarshal(raw, &v) == nil {
+			r.body[k] = v
+		}
 	}
 	return r, nil
 }
 
-// pyValue renders a decoded JSON value as Python's str() of what
-// upstream's json.loads gives, for its type-error messages.
-func pyValue(v any) (shown, typ string) {
-	switch x := v.(type) {
-	case bool:
-		if x {
-			return "True", "bool"
-		}
-		return "False", "bool"
-	case float64:
-		if x == float64(int64(x)) {
-			return strconv.FormatInt(int64(x), 10), "int"
-		}
-		return strconv.FormatFloat(x, 'g', -1, 64), "float"
-	case []any:
-		return fmt.Sprint(x), "list"
-	case map[string]any:
-		return fmt.Sprint(x), "dict"
+// typeError is wire.TypeError for the field name holding v, from the
+// field's JSON text when name is a top-level field.
+func (r *request) typeError(name string, v any) *wire.Error {
+	if raw, ok := r.raw[name]; ok {
+		return wire.TypeError(name, raw)
 	}
-	return fmt.Sprint(v), fmt.Sprintf("%T", v)
-}
-
-func typeError(name string, v any) *wire.Error {
-	shown, typ := pyValue(v)
-	return wire.Errorf(wire.InvalidParameterValue,
-		"Invalid value %s for parameter '%s' supplied: Hint: Value was of type '%s'. See the API docs for more information about request parameters.", shown, name, typ)
+	return wire.InvalidType(name, v)
 }
 
 // str returns a string parameter and whether it was present.
@@ -74,7 +65,7 @@ func (r *request) str(name string) (string, bool, *wire.Error) {
 			return "", false, nil
 		}
 		if s, ok = v.(string); !ok {
-			return "", false, typeError(name, v)
+			return "", false, r.typeError(name, v)
 		}
 	}
 	if werr := wire.CheckText(name, s); werr != nil {
@@ -116,13 +107,13 @@ func (r *request) strs(name string) ([]string, *wire.Error) {
 	}
 	list, ok := v.([]any)
 	if !ok {
-		return nil, typeError(name, v)
+		return nil, r.typeError(name, v)
 	}
 	out := make([]string, 0, len(list))
 	for i, x := range list {
 		s, ok := x.(string)
 		if !ok {
-			return nil, typeError(fmt.Sprintf("%s[%d]", name, i), x)
+			return nil, r.typeError(fmt.Sprintf("%s[%d]", name, i), x)
 		}
 		if werr := wire.CheckText(name, s); werr != nil {
 			return nil, werr
@@ -146,7 +137,7 @@ func (r *request) boolean(name string) (bool, *wire.Error) {
 		case "false", "False", "":
 			return false, nil
 		}
-		return false, typeError(name, s)
+		return false, r.typeError(name, s)
 	}
 	v, ok := r.body[name]
 	if !ok || v == nil {
@@ -154,7 +145,7 @@ func (r *request) boolean(name string) (bool, *wire.Error) {
 	}
 	b, ok := v.(bool)
 	if !ok {
-		return false, typeError(name, v)
+		return false, r.typeError(name, v)
 	}
 	return b, nil
 }
@@ -186,7 +177,7 @@ func (r *request) integer(name string) (int64, bool, *wire.Error) {
 			return n, true, nil
 		}
 	}
-	return 0, false, typeError(name, raw)
+	return 0, false, r.typeError(name, raw)
 }
 
 // tags returns a list of {key, value} objects.
@@ -200,13 +191,13 @@ func (r *request) tags(name string) ([]keyValue, *wire.Error) {
 	}
 	list, ok := v.([]any)
 	if !ok {
-		return nil, typeError(name, v)
+		return nil, r.typeError(name, v)
 	}
 	out := make([]keyValue, 0, len(list))
 	for i, x := range list {
 		obj, ok := x.(map[string]any)
 		if !ok {
-			return nil, typeError(fmt.Sprintf("%s[%d]", name, i), x)
+			return nil, r.typeError(fmt.Sprintf("%s[%d]", name, i), x)
 		}
 		var kv keyValue
 		for _, f := range []struct {
@@ -221,7 +212,7 @@ func (r *request) tags(name string) ([]keyValue, *wire.Error) {
 				}
 				*f.dst = s
 			default:
-				return nil, typeError(fmt.Sprintf("%s[%d].%s", name, i, f.field), s)
+				return nil, r.typeError(fmt.Sprintf("%s[%d].%s", name, i, f.field), s)
 			}
 		}
 		out = append(out, kv)

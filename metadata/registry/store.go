@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/metadata/schema"
+	"github.com/ferryml/ferry/metadata/search"
 	"github.com/ferryml/ferry/wire"
 )
 
@@ -25,6 +26,34 @@ func versionNotFound(name string, version int64) error {
 
 func modelExistsErr(name string) error {
 	return wire.Errorf(wire.ResourceAlreadyExists, "Registered Model (name=%s) already exists.", name)
+}
+
+// entityExistsErr is upstream's handle_resource_already_exist_error for a
+// create that clashes with an existing name: prompts and models share the
+// registered_models table, and the message names which kind holds the
+// name (a prompt is a model carrying the PromptTag key, whatever its
+// value, as has_prompt_tag checks).
+func entityExistsErr(name string, existingIsPrompt, newIsPrompt bool) error {
+	kind := func(prompt bool) string {
+		if prompt {
+			return "Prompt"
+		}
+		return "Registered Model"
+	}
+	if existingIsPrompt != newIsPrompt {
+		return wire.Errorf(wire.ResourceAlreadyExists,
+			"Tried to create a %s with name %s, but the name is already taken by a %s. MLflow does not allow creating a model and a prompt with the same name.",
+			strings.ToLower(kind(newIsPrompt)), wire.PyRepr(name), strings.ToLower(kind(existingIsPrompt)))
+	}
+	return wire.Errorf(wire.ResourceAlreadyExists, "%s (name=%s) already exists.", kind(newIsPrompt), name)
+}
+
+// hasPromptTag reports whether the model carries the PromptTag key.
+func hasPromptTag(ctx context.Context, tx *metadata.Tx, name string) (bool, error) {
+	var n int
+	err := tx.QueryRow(ctx, "SELECT COUNT(*) FROM registered_model_tags WHERE workspace = 'default' AND "+nameEq(tx.Dialect())+" AND "+metadata.ExactEq(tx.Dialect(), "key"),
+		name, search.PromptTag).Scan(&n)
+	return n > 0, err
 }
 
 func nameEq(d schema.Dialect) string { return metadata.ExactEq(d, "name") }
@@ -69,9 +98,17 @@ func strPtr(s string, ok bool) any {
 // insertModel is registered-models/create.
 func (a *API) insertModel(ctx context.Context, name string, desc *string, tags []keyValue) (*registeredModel, error) {
 	var out *registeredModel
+	newIsPrompt := false
+	for _, t := range tags {
+		newIsPrompt = newIsPrompt || t.Key == search.PromptTag
+	}
 	err := a.db.Write(ctx, func(tx *metadata.Tx) error {
 		if err := lockModel(ctx, tx, name, false); err == nil {
-			return modelExistsErr(name)
+			old, err := hasPromptTag(ctx, tx, name)
+			if err != nil {
+				return err
+			}
+			return entityExistsErr(name, old, newIsPrompt)
 		} else if !isNotFound(err) {
 			return err
 		}
@@ -83,7 +120,9 @@ func (a *API) insertModel(ctx context.Context, name string, desc *string, tags [
 		if _, err := tx.Exec(ctx, "INSERT INTO registered_models (name, creation_time, last_updated_time, description, workspace) VALUES (?, ?, ?, ?, 'default')",
 			name, now, now, d); err != nil {
 			if metadata.IsUniqueViolation(err) {
-				return modelExistsErr(name)
+				// A concurrent create or (MySQL) a name differing in
+				// case; the transaction may be unusable for a lookup.
+				return entityExistsErr(name, newIsPrompt, newIsPrompt)
 			}
 			return err
 		}

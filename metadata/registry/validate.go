@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/ferryml/ferry/metadata/schema"
 	"github.com/ferryml/ferry/wire"
 )
 
@@ -73,6 +74,25 @@ func validateTag(key, value string, maxValue int) *wire.Error {
 	}
 	if utf8.RuneCountInString(value) > maxValue {
 		return wire.Errorf(wire.InvalidParameterValue, "'value' exceeds the maximum length of %d characters", maxValue)
+	}
+	return nil
+}
+
+// maxMySQLTextBytes is what model_version_tags.value holds on MySQL:
+// upstream's column is sa.Text, a 64 KiB TEXT there (unbounded on
+// PostgreSQL and SQLite). Prompt templates live in this column.
+const maxMySQLTextBytes = 65535
+
+// validateVersionTag is validateTag with the version-tag limit, plus the
+// MySQL column's byte limit, so that a long prompt template gets a
+// message naming the limit instead of the database's error.
+func (a *API) validateVersionTag(key, value string) *wire.Error {
+	if werr := validateTag(key, value, maxVersionTagVal); werr != nil {
+		return werr
+	}
+	if a.db.Dialect() == schema.MySQL && len(value) > maxMySQLTextBytes {
+		return wire.Errorf(wire.InvalidParameterValue,
+			"'value' exceeds the maximum length of %d bytes (UTF-8) that this MySQL database's model_version_tags.value column holds", maxMySQLTextBytes)
 	}
 	return nil
 }

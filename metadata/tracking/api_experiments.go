@@ -8,37 +8,36 @@ import (
 	"github.com/ferryml/ferry/wire"
 )
 
-type createExperimentRequest struct {
-	Name             *string    `json:"name"`
-	ArtifactLocation *string    `json:"artifact_location"`
-	Tags             []KeyValue `json:"tags"`
-}
-
 // createExperiment is POST experiments/create (spec §2.1, §5.1).
 func (a *API) createExperiment(c *fiber.Ctx) error {
-	var req createExperimentRequest
-	if err := wire.DecodeRequest(c, &req); err != nil {
-		return wire.Send(c, err)
+	p, werr := readParams(c)
+	if werr != nil {
+		return wire.Send(c, werr)
 	}
-	if req.Name == nil || *req.Name == "" {
-		return wire.Send(c, wire.MissingParam("name"))
+	name, werr := p.reqStr("name")
+	if werr == nil {
+		werr = validateExperimentName("name", name)
 	}
-	if err := validateExperimentName("name", *req.Name); err != nil {
-		return wire.Send(c, err)
+	if werr != nil {
+		return wire.Send(c, werr)
 	}
-	loc := ""
-	if req.ArtifactLocation != nil && *req.ArtifactLocation != "" {
-		if err := validateArtifactLocation(*req.ArtifactLocation); err != nil {
-			return wire.Send(c, err)
-		}
-		loc = *req.ArtifactLocation
+	loc, werr := p.str("artifact_location")
+	if werr == nil && loc != "" {
+		werr = validateArtifactLocation(loc)
 	}
-	for i, t := range req.Tags {
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	tags, werr := p.keyValues("tags")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	for i, t := range tags {
 		if err := validateExperimentTag(i, t); err != nil {
 			return wire.Send(c, err)
 		}
 	}
-	id, err := a.insertExperiment(c.UserContext(), *req.Name, loc, req.Tags)
+	id, err := a.insertExperiment(c.UserContext(), name, resolveLocalLocation(loc), tags)
 	return a.send(c, fiber.Map{"experiment_id": strconv.FormatInt(id, 10)}, err)
 }
 
@@ -61,11 +60,11 @@ func validateExperimentTag(i int, t KeyValue) *wire.Error {
 
 // getExperiment is GET experiments/get.
 func (a *API) getExperiment(c *fiber.Ctx) error {
-	args, werr := wire.GetArgs(c, "experiment_id")
+	p, werr := readParams(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	id, werr := parseExperimentID("experiment_id", args["experiment_id"])
+	id, werr := p.experimentID("experiment_id")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -79,15 +78,12 @@ func (a *API) getExperiment(c *fiber.Ctx) error {
 // getExperimentByName is GET experiments/get-by-name; it finds deleted
 // experiments too.
 func (a *API) getExperimentByName(c *fiber.Ctx) error {
-	args, werr := wire.GetArgs(c, "experiment_name")
+	p, werr := readParams(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	name := args["experiment_name"]
-	if name == "" {
-		return wire.Send(c, wire.MissingParam("experiment_name"))
-	}
-	if werr := wire.CheckText("experiment_name", name); werr != nil {
+	name, werr := p.reqStr("experiment_name")
+	if werr != nil {
 		return wire.Send(c, werr)
 	}
 	exp, err := a.experimentNamed(c.UserContext(), name)

@@ -1,7 +1,6 @@
 package tracking
 
 import (
-	"bytes"
 	"encoding/json"
 	"math"
 	"strconv"
@@ -77,50 +76,7 @@ func (p *params) raw(name string) json.RawMessage {
 func (p *params) has(name string) bool { return p.raw(name) != nil }
 
 // typeError is upstream's message for a value of the wrong JSON type.
-func typeError(field string, raw json.RawMessage) *wire.Error {
-	return wire.Errorf(wire.InvalidParameterValue,
-		"Invalid value %s for parameter '%s' supplied: Hint: Value was of type '%s'. See the API docs for more information about request parameters.",
-		shownJSON(raw), field, pyType(raw))
-}
-
-// pyType names a JSON value's type as Python would after json.loads.
-func pyType(raw json.RawMessage) string {
-	r := bytes.TrimSpace(raw)
-	if len(r) == 0 {
-		return "NoneType"
-	}
-	switch r[0] {
-	case '"':
-		return "str"
-	case '{':
-		return "dict"
-	case '[':
-		return "list"
-	case 't', 'f':
-		return "bool"
-	case 'n':
-		return "NoneType"
-	}
-	if bytes.ContainsAny(r, ".eE") {
-		return "float"
-	}
-	return "int"
-}
-
-// shownJSON is a value as upstream's message shows it (compact JSON),
-// shortened so a huge value is not echoed back whole.
-func shownJSON(raw json.RawMessage) string {
-	var b bytes.Buffer
-	if json.Compact(&b, raw) != nil {
-		b.Reset()
-		b.Write(raw)
-	}
-	s := b.String()
-	if len(s) > 250 {
-		s = s[:250] + "..."
-	}
-	return s
-}
+func typeError(field string, raw json.RawMessage) *wire.Error { return wire.TypeError(field, raw) }
 
 // str returns a string field ("" when absent or null).
 func (p *params) str(name string) (string, *wire.Error) {

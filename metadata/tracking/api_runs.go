@@ -99,7 +99,7 @@ func validateMetric(path string, m metricIn) *wire.Error {
 	if m.Timestamp < 0 {
 		return wire.Errorf(wire.InvalidParameterValue,
 			"Invalid value %d for parameter '%stimestamp' supplied: metric %s (value=%s). Timestamp must be a nonnegative long (64-bit integer) ",
-			m.Timestamp, path, wire.PyRepr(m.Key), pyFloat(m.Value))
+			m.Timestamp, path, wire.PyRepr(m.Key), wire.PyFloat(m.Value))
 	}
 	return nil
 }
@@ -261,14 +261,14 @@ func readStatus(p *params, name string) (string, bool, *wire.Error) {
 		if n, err := strconv.ParseInt(s, 10, 64); err == nil && runStatuses[n] != "" {
 			return runStatuses[n], true, nil
 		}
-		return "", false, wire.Errorf(wire.InvalidParameterValue, "Invalid value %s for parameter '%s' supplied.", shownJSON(r), p.path(name))
+		return "", false, wire.Errorf(wire.InvalidParameterValue, "Invalid value %s for parameter '%s' supplied.", wire.ShownValue(r), p.path(name))
 	}
 	n, _, werr := p.int64Field(name)
 	if werr != nil {
 		return "", false, werr
 	}
 	if runStatuses[n] == "" {
-		return "", false, wire.Errorf(wire.InvalidParameterValue, "Invalid value %s for parameter '%s' supplied.", shownJSON(r), p.path(name))
+		return "", false, wire.Errorf(wire.InvalidParameterValue, "Invalid value %s for parameter '%s' supplied.", wire.ShownValue(r), p.path(name))
 	}
 	return runStatuses[n], true, nil
 }

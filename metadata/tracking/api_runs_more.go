@@ -260,7 +260,7 @@ func pyDumpValue(dec *json.Decoder, b *strings.Builder) error {
 			if err != nil && !isRangeErr(err) {
 				return err
 			}
-			switch r := pyFloat(f); r {
+			switch r := wire.PyFloat(f); r {
 			case "inf":
 				b.WriteString("Infinity")
 			case "-inf":

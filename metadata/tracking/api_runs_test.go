@@ -216,7 +216,7 @@ func TestRunsUpdateDeleteTags(t *testing.T) {
 			{"tag key slash", "/runs/set-tag", `{"run_id": "` + id + `", "key": "/abs", "value": "v"}`, 400, "INVALID_PARAMETER_VALUE", "This name would resolve to '/abs'"},
 			{"tag key missing", "/runs/set-tag", `{"run_id": "` + id + `", "value": "v"}`, 400, "INVALID_PARAMETER_VALUE", "Missing value for required parameter 'key'"},
 			{"tag run unknown", "/runs/set-tag", `{"run_id": "zzz", "key": "k", "value": "v"}`, 404, "RESOURCE_DOES_NOT_EXIST", "Run with id=zzz not found"},
-			{"tag value obj", "/runs/set-tag", `{"run_id": "` + id + `", "key": "k", "value": {"a": 1}}`, 400, "INVALID_PARAMETER_VALUE", `Invalid value {"a":1} for parameter 'value'`},
+			{"tag value obj", "/runs/set-tag", `{"run_id": "` + id + `", "key": "k", "value": {"a": 1}}`, 400, "INVALID_PARAMETER_VALUE", `Invalid value {"a": 1} for parameter 'value'`},
 			{"runName too long", "/runs/set-tag", `{"run_id": "` + id + `", "key": "mlflow.runName", "value": "` + strings.Repeat("n", 251) + `"}`, 400, "INVALID_PARAMETER_VALUE", "250"},
 		})
 

@@ -1,6 +1,7 @@
 package tracking
 
 import (
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -97,6 +98,26 @@ func uriScheme(s string) (scheme, rest string, ok bool) {
 // experimentLocation is <default root>/<id>.
 func (a *API) experimentLocation(id int64) string {
 	return appendURIPath(a.defaultRoot(), strconv.FormatInt(id, 10))
+}
+
+// resolveLocalLocation is upstream's resolve_uri_if_local for an
+// experiment's validated artifact_location: a relative plain path
+// (my_location, ./runs) becomes an absolute path against the server's
+// working directory, as pathlib's cwd().joinpath(p).as_posix() gives it
+// (no file: URI). Absolute paths, file: URIs (validateLocalLocation
+// admits absolute ones only) and other schemes are kept as given.
+func resolveLocalLocation(loc string) string {
+	if loc == "" || filepath.IsAbs(loc) {
+		return loc
+	}
+	if scheme, _, ok := strings.Cut(loc, ":"); ok && len(scheme) >= 2 && !strings.ContainsAny(scheme, "/\\") {
+		return loc
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return loc
+	}
+	return filepath.Join(cwd, loc)
 }
 
 // defaultRoot is the configured root, relative local paths made absolute
