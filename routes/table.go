@@ -236,7 +236,7 @@ GET,POST /ui-telemetry
 POST /demo/generate
 POST /demo/delete
 [ui] prefixed
-GET /get-artifact
+GET /get-artifact tracking
 GET /model-versions/get-artifact
 GET,POST /graphql
 GET / -
