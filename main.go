@@ -203,7 +203,11 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 				return fmt.Errorf("%s: %w", registry.SourceRegexEnv, err)
 			}
 		}
-		registryAPI := registry.NewAPI(db, registry.Config{Log: log, SourceRegex: sourceRegex})
+		registryAPI := registry.NewAPI(db, registry.Config{Log: log, SourceRegex: sourceRegex, Artifacts: artifacts,
+			OpenStore: func(ctx context.Context, uri string) (stores.Store, func(), error) {
+				return opener.Acquire(ctx, uri)
+			},
+		})
 		api = routes.Merge(trackingAPI.Handlers(), registryAPI.Handlers())
 	}
 

@@ -237,7 +237,7 @@ POST /demo/generate
 POST /demo/delete
 [ui] prefixed
 GET /get-artifact tracking
-GET /model-versions/get-artifact
+GET /model-versions/get-artifact registry
 GET,POST /graphql
 GET / -
 GET /static-files/<path:path> -

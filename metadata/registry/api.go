@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"log/slog"
 	"regexp"
 	"time"
@@ -8,7 +9,9 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/ferryml/ferry/metadata"
+	"github.com/ferryml/ferry/proxy/serve"
 	"github.com/ferryml/ferry/routes"
+	"github.com/ferryml/ferry/stores"
 	"github.com/ferryml/ferry/wire"
 )
 
@@ -20,6 +23,15 @@ type Config struct {
 	// (SourceRegexEnv): when set, model-version sources must match it
 	// (Python re.search semantics: anywhere in the source).
 	SourceRegex *regexp.Regexp
+	// Artifacts is the --artifacts-destination store, nil when the server
+	// does not serve artifacts: /model-versions/get-artifact reads
+	// versions stored under a proxied root (mlflow-artifacts:/…,
+	// http(s)://…/api/2.0/mlflow-artifacts/artifacts/…) through it.
+	Artifacts *stores.Instrumented
+	// OpenStore opens the store of any other root (s3://…, a local path)
+	// for one request, as tracking's APIConfig.OpenStore (same contract;
+	// nil refuses such downloads with NOT_IMPLEMENTED).
+	OpenStore func(ctx context.Context, uri string) (s stores.Store, release func(), err error)
 }
 
 // API serves the model registry from a DB.
@@ -28,6 +40,7 @@ type API struct {
 	log         *slog.Logger
 	now         func() time.Time
 	sourceRegex *regexp.Regexp
+	roots       serve.Roots
 }
 
 // NewAPI builds the registry API on db.
@@ -35,7 +48,8 @@ func NewAPI(db *metadata.DB, cfg Config) *API {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &API{db: db, log: cfg.Log, now: time.Now, sourceRegex: cfg.SourceRegex}
+	return &API{db: db, log: cfg.Log, now: time.Now, sourceRegex: cfg.SourceRegex,
+		roots: serve.Roots{Destination: cfg.Artifacts, Open: cfg.OpenStore}}
 }
 
 // Handlers returns the registry handlers keyed as the route table
@@ -64,6 +78,7 @@ func (a *API) Handlers() routes.Handlers {
 		"GET /2.0/mlflow/model-versions/get-download-uri":        a.getDownloadURI,
 		"POST /2.0/mlflow/model-versions/set-tag":                a.setModelVersionTag,
 		"DELETE /2.0/mlflow/model-versions/delete-tag":           a.deleteModelVersionTag,
+		"GET /model-versions/get-artifact":                       a.getModelVersionArtifact,
 	}
 }
 
