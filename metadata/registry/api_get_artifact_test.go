@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -229,6 +230,89 @@ func TestModelVersionGetArtifactHostileLocations(t *testing.T) {
 					t.Errorf("location %q path %q: %d %q", loc, p, st, body)
 				}
 			}
+		}
+	})
+}
+
+// TestModelsSourceForms: models:/ sources by alias, stage (any case) and
+// latest resolve to the named version's location as the client resolves
+// them; ones that name nothing are upstream's "Unable to fetch" 400 and
+// take no version number; a model_id lists the version in the logged
+// model's mlflow.modelVersions tag (appended once, not for prompts).
+func TestModelsSourceForms(t *testing.T) {
+	domaintest.ForEachBackend(t, func(t *testing.T, db *metadata.DB) {
+		f := newDownloadFixture(t, db)
+		c := f.c
+		c.ok("POST", "/registered-models/create", `{"name":"a"}`)
+		c.ok("POST", "/registered-models/create", `{"name":"b"}`)
+		for _, s := range []string{"s3://bk/v1", "s3://bk/v2", "s3://bk/v3"} {
+			c.ok("POST", "/model-versions/create", js(map[string]any{"name": "a", "source": s}))
+		}
+		c.ok("POST", "/registered-models/alias", `{"name":"a","alias":"champion","version":"1"}`)
+		c.ok("POST", "/model-versions/transition-stage", `{"name":"a","version":"2","stage":"Staging"}`)
+		c.ok("DELETE", "/model-versions/delete", `{"name":"a","version":"3"}`)
+		n := 0
+		for src, want := range map[string]string{
+			"models:/a@champion": "s3://bk/v1", "models:/a/staging": "s3://bk/v2", "models:/a/STAGING": "s3://bk/v2",
+			"models:/a/Latest": "s3://bk/v2", "models:/a/latest": "s3://bk/v2", "models:/a@latest": "s3://bk/v2", "models:/a/1": "s3://bk/v1",
+		} {
+			n++
+			mv := obj(c.ok("POST", "/model-versions/create", js(map[string]any{"name": "b", "source": src})), "model_version")
+			if mv["source"] != src || mv["version"] != js(n) {
+				t.Errorf("%s: %v", src, mv)
+			}
+			if out := c.ok("GET", "/model-versions/get-download-uri", "?name=b&version="+js(n)); out["artifact_uri"] != want {
+				t.Errorf("%s: download uri %v, want %s", src, out, want)
+			}
+		}
+		const fetch = "Unable to fetch model from model URI source artifact location '%s'.Error: %s"
+		for src, reason := range map[string]string{
+			"models:/a@nope":       "Registered model alias nope not found.",
+			"models:/a/Production": "No versions of model with name 'a' and stage 'Production' found",
+			"models:/a/Bogus":      "Invalid Model Version stage: Bogus. Value must be one of None, Staging, Production, Archived.",
+			"models:/zz/latest":    "Registered Model with name=zz not found",
+			"models:/a/3":          "Model Version (name=a, version=3) not found",
+			"models:/m-nope":       "Logged model with ID 'm-nope' not found.",
+			"models:/a/1/x":        improperModelsURI("models:/a/1/x"),
+			"models:/a@":           improperModelsURI("models:/a@"),
+			"models:/a/ ":          improperModelsURI("models:/a/ "),
+		} {
+			c.fails("POST", "/model-versions/create", js(map[string]any{"name": "b", "source": src}), 400, "INVALID_PARAMETER_VALUE", fmt.Sprintf(fetch, src, reason))
+		}
+		c.ok("POST", "/registered-models/create", `{"name":"c"}`)
+		c.ok("POST", "/model-versions/create", `{"name":"c","source":"models:/a/latest"}`)
+		if out := c.ok("GET", "/model-versions/get-download-uri", "?name=c&version=1"); out["artifact_uri"] != "s3://bk/v2" {
+			t.Errorf("latest of a: %v", out)
+		}
+		// A version with no live versions in its model: latest names none.
+		c.ok("POST", "/registered-models/create", `{"name":"empty"}`)
+		c.fails("POST", "/model-versions/create", `{"name":"c","source":"models:/empty/latest"}`, 400, "INVALID_PARAMETER_VALUE",
+			fmt.Sprintf(fetch, "models:/empty/latest", "No versions of model with name 'empty' found"))
+
+		// mlflow.modelVersions: appended per version, kept once, not for prompts.
+		tag := func() string {
+			var v string
+			if err := db.Read(context.Background(), func(tx *metadata.Tx) error {
+				return tx.QueryRow(context.Background(), "SELECT tag_value FROM logged_model_tags WHERE model_id = 'm-abc' AND tag_key = 'mlflow.modelVersions'").Scan(&v)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+		c.ok("POST", "/registered-models/create", `{"name":"ü"}`)
+		c.ok("POST", "/model-versions/create", `{"name":"c","source":"models:/m-abc","model_id":"m-abc"}`)
+		c.ok("POST", "/model-versions/create", `{"name":"ü","source":"models:/m-abc","model_id":"m-abc"}`)
+		if got, want := tag(), `[{"name": "c", "version": 2}, {"name": "\u00fc", "version": 1}]`; got != want {
+			t.Errorf("tag %s, want %s", got, want)
+		}
+		c.ok("POST", "/model-versions/create", `{"name":"c","source":"prompt text","model_id":"m-abc","tags":[{"key":"mlflow.prompt.is_prompt","value":"true"}]}`)
+		if got := tag(); strings.Contains(got, `"version": 3`) {
+			t.Errorf("prompt version listed: %s", got)
+		}
+		// A missing logged model fails the create whole: no number taken.
+		c.fails("POST", "/model-versions/create", `{"name":"c","source":"s3://bk/x","model_id":"m-gone"}`, 404, "RESOURCE_DOES_NOT_EXIST", "Logged model with ID 'm-gone' not found.")
+		if mv := obj(c.ok("POST", "/model-versions/create", `{"name":"c","source":"s3://bk/y"}`), "model_version"); mv["version"] != "4" {
+			t.Errorf("after a failed create: %v", mv)
 		}
 	})
 }
