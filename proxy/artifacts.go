@@ -2,15 +2,14 @@ package proxy
 
 import (
 	"errors"
-	"fmt"
 	"io"
-	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/ferryml/ferry/multipart"
 	"github.com/ferryml/ferry/presign"
+	"github.com/ferryml/ferry/proxy/serve"
 	"github.com/ferryml/ferry/routes"
 	"github.com/ferryml/ferry/stores"
 	"github.com/ferryml/ferry/wire"
@@ -128,192 +127,10 @@ func (s *Server) list(c *fiber.Ctx) error {
 }
 
 // download is GET mlflow-artifacts/artifacts/<path>: streams the object
-// with upstream's headers, and honours a single HTTP Range.
+// with upstream's headers (the raw basename as the attachment name), and
+// honours a single HTTP Range.
 func (s *Server) download(c *fiber.Ctx) error {
-	k := key(c)
-	ctx := c.UserContext()
-	c.Set(fiber.HeaderContentType, GuessMimeType(k))
-	c.Set(fiber.HeaderContentDisposition, "attachment; filename="+stores.BaseName(k))
-	c.Set(fiber.HeaderAcceptRanges, "bytes")
-
-	rangeHeader := c.Get(fiber.HeaderRange)
-	head := c.Method() == fiber.MethodHead
-	if rangeHeader == "" && !head {
-		rc, e, err := s.opts.Artifacts.Open(ctx, k, 0, -1)
-		if err != nil {
-			return wire.FromStoreKey(err, k)
-		}
-		c.Status(fiber.StatusOK)
-		return sendStream(c, rc, int(e.Size))
-	}
-	if start, end, ok := parseOpenRange(rangeHeader); ok && !head {
-		return s.downloadFrom(c, k, rangeHeader, start, end)
-	}
-
-	e, err := s.opts.Artifacts.Stat(ctx, k)
-	if err != nil {
-		return wire.FromStoreKey(err, k)
-	}
-	if e.IsDir {
-		return wire.FromStore(stores.ErrIsDir)
-	}
-	offset, length, status := int64(0), e.Size, fiber.StatusOK
-	if rangeHeader != "" {
-		start, n, ok, satisfiable := parseRange(rangeHeader, e.Size)
-		switch {
-		case !satisfiable:
-			return notSatisfiable(c, rangeHeader, e.Size)
-		case ok:
-			offset, length, status = start, n, fiber.StatusPartialContent
-			c.Set(fiber.HeaderContentRange, fmt.Sprintf("bytes %d-%d/%d", start, start+n-1, e.Size))
-		}
-	}
-	c.Status(status)
-	if head {
-		c.Response().SkipBody = true
-		c.Response().Header.SetContentLength(int(length))
-		return nil
-	}
-	if length == 0 {
-		return c.Send(nil)
-	}
-	rc, _, err := s.opts.Artifacts.Open(ctx, k, offset, length)
-	if err != nil {
-		return wire.FromStore(err)
-	}
-	return sendStream(c, rc, int(length))
-}
-
-// downloadFrom answers a GET with a "bytes=start-end" or "bytes=start-"
-// range (end < 0) with one ranged Open: the store reports the object's
-// size with the stream, so on S3 this is one request instead of a HEAD
-// and a GET. Only a range that starts past the end needs a Stat, for the
-// size that the 416 answer names.
-func (s *Server) downloadFrom(c *fiber.Ctx, k, rangeHeader string, start, end int64) error {
-	ctx := c.UserContext()
-	length := int64(-1)
-	if end >= 0 {
-		length = end - start + 1
-	}
-	rc, e, err := s.opts.Artifacts.Open(ctx, k, start, length)
-	if errors.Is(err, stores.ErrInvalidRange) {
-		st, serr := s.opts.Artifacts.Stat(ctx, k)
-		if serr != nil {
-			return wire.FromStoreKey(serr, k)
-		}
-		return notSatisfiable(c, rangeHeader, st.Size)
-	}
-	if err != nil {
-		return wire.FromStoreKey(err, k)
-	}
-	if start >= e.Size { // an empty object: no byte to start at
-		rc.Close()
-		return notSatisfiable(c, rangeHeader, e.Size)
-	}
-	n := e.Size - start
-	if length >= 0 && length < n {
-		n = length
-	}
-	c.Set(fiber.HeaderContentRange, fmt.Sprintf("bytes %d-%d/%d", start, start+n-1, e.Size))
-	c.Status(fiber.StatusPartialContent)
-	return sendStream(c, rc, int(n))
-}
-
-// notSatisfiable is the 416 answer for a range outside an object of size
-// bytes: an error body, not the file, so no attachment header.
-func notSatisfiable(c *fiber.Ctx, rangeHeader string, size int64) error {
-	c.Response().Header.Del(fiber.HeaderContentDisposition)
-	c.Set(fiber.HeaderContentRange, fmt.Sprintf("bytes */%d", size))
-	c.Status(fiber.StatusRequestedRangeNotSatisfiable)
-	return c.JSON(wire.BodyOf(wire.Errorf(wire.InvalidParameterValue,
-		"Range %q is not satisfiable for an object of %d bytes", rangeHeader, size)))
-}
-
-// parseOpenRange recognises the ranges that need no size to serve: one
-// "bytes=a-b" (b >= a) or "bytes=a-" (end = -1). Everything else (suffix
-// ranges, several ranges, garbage) goes through parseRange after a Stat.
-func parseOpenRange(h string) (start, end int64, ok bool) {
-	spec, found := strings.CutPrefix(strings.TrimSpace(h), "bytes=")
-	if !found || strings.Contains(spec, ",") {
-		return 0, 0, false
-	}
-	first, last, found := strings.Cut(strings.TrimSpace(spec), "-")
-	if !found || first == "" {
-		return 0, 0, false
-	}
-	a, ok := rangeNumber(first)
-	if !ok {
-		return 0, 0, false
-	}
-	if last == "" {
-		return a, -1, true
-	}
-	b, ok := rangeNumber(last)
-	if !ok || b < a {
-		return 0, 0, false
-	}
-	return a, b, true
-}
-
-// rangeNumber parses a range bound: digits only (RFC 9110 1*DIGIT), so
-// "+1" or " 1" is not a number here although strconv would take it.
-func rangeNumber(s string) (int64, bool) {
-	if s == "" || len(s) > 18 {
-		return 0, false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return 0, false
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	return n, err == nil
-}
-
-// parseRange understands one "bytes=" range: "a-b", "a-" or "-n". ok is
-// false when the header should be ignored (other units, several ranges,
-// garbage: RFC 9110 lets a server answer 200 with the whole object);
-// satisfiable is false when the range lies outside the object.
-func parseRange(h string, size int64) (start, length int64, ok, satisfiable bool) {
-	spec, found := strings.CutPrefix(strings.TrimSpace(h), "bytes=")
-	if !found || strings.Contains(spec, ",") {
-		return 0, 0, false, true
-	}
-	first, last, found := strings.Cut(strings.TrimSpace(spec), "-")
-	if !found {
-		return 0, 0, false, true
-	}
-	if first == "" {
-		n, ok := rangeNumber(last)
-		if !ok {
-			return 0, 0, false, true
-		}
-		if n == 0 || size == 0 {
-			return 0, 0, false, false
-		}
-		if n > size {
-			n = size
-		}
-		return size - n, n, true, true
-	}
-	a, ok := rangeNumber(first)
-	if !ok {
-		return 0, 0, false, true
-	}
-	end := size - 1
-	if last != "" {
-		b, ok := rangeNumber(last)
-		if !ok || b < a {
-			return 0, 0, false, true
-		}
-		if b < end {
-			end = b
-		}
-	}
-	if a >= size {
-		return 0, 0, false, false
-	}
-	return a, end - a + 1, true, true
+	return serve.File(c, s.opts.Artifacts, key(c), serve.RawName, nil)
 }
 
 // maxDrainAfterError bounds how much of a failed upload's body is read

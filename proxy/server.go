@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -24,6 +23,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/ferryml/ferry/config"
+	"github.com/ferryml/ferry/proxy/serve"
 	"github.com/ferryml/ferry/routes"
 	"github.com/ferryml/ferry/stores"
 	"github.com/ferryml/ferry/wire"
@@ -207,9 +207,7 @@ func (s *Server) middleware(c *fiber.Ctx) (err error) {
 	ctx, cancel := context.WithCancel(context.WithValue(s.opts.BaseContext, ctxKey{}, id))
 	// The context ends with the request, unless a handler hands a streamed
 	// body to fasthttp (sendStream): then it ends when that body is closed.
-	sc := &streamCancel{cancel: cancel}
-	defer sc.release()
-	c.Locals(streamCancelKey{}, sc)
+	defer serve.Guard(c, cancel)()
 	c.SetUserContext(ctx)
 	self := c.Route()
 	c.Set(requestIDHeader, id)
@@ -243,65 +241,6 @@ func (s *Server) middleware(c *fiber.Ctx) (err error) {
 		return wire.Send(c, wire.Errorf(wire.FeatureDisabled, "Workspace APIs are not available: workspaces are not enabled on this server"))
 	}
 	return c.Next()
-}
-
-// streamCancelKey is the Locals key of the request's *streamCancel.
-type streamCancelKey struct{}
-
-// streamCancel owns the cancel function of a request context.
-type streamCancel struct {
-	cancel   context.CancelFunc
-	detached bool
-}
-
-// release cancels the context unless a streamed body took it over.
-func (sc *streamCancel) release() {
-	if !sc.detached {
-		sc.cancel()
-	}
-}
-
-// sendStream sends rc as the response body. fasthttp reads it after the
-// handler has returned, so the request context must live until rc is
-// closed: stores whose readers honour it (cloud SDKs) would otherwise stop
-// at the first read.
-func sendStream(c *fiber.Ctx, rc io.ReadCloser, size int) error {
-	if sc, ok := c.Locals(streamCancelKey{}).(*streamCancel); ok && !sc.detached {
-		sc.detached = true
-		rc = &cancelOnClose{rc: rc, cancel: sc.cancel}
-	}
-	return c.SendStream(rc, size)
-}
-
-// cancelOnClose ends the request context when the body is closed, or as
-// soon as moving it fails (the client went away), so the store operation
-// is classified as canceled.
-type cancelOnClose struct {
-	rc     io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (s *cancelOnClose) Read(p []byte) (int, error) {
-	n, err := s.rc.Read(p)
-	if err != nil && err != io.EOF {
-		s.cancel()
-	}
-	return n, err
-}
-
-// WriteTo keeps the store reader's own WriteTo (sendfile for local files).
-func (s *cancelOnClose) WriteTo(w io.Writer) (int64, error) {
-	n, err := io.Copy(w, s.rc)
-	if err != nil {
-		s.cancel()
-	}
-	return n, err
-}
-
-func (s *cancelOnClose) Close() error {
-	err := s.rc.Close()
-	s.cancel()
-	return err
 }
 
 // observe records metrics and the access-log line once the handler is done.

@@ -236,8 +236,8 @@ GET,POST /ui-telemetry
 POST /demo/generate
 POST /demo/delete
 [ui] prefixed
-GET /get-artifact
-GET /model-versions/get-artifact
+GET /get-artifact tracking
+GET /model-versions/get-artifact registry
 GET,POST /graphql
 GET / -
 GET /static-files/<path:path> -

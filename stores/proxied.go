@@ -26,7 +26,11 @@ func ProxiedRootKey(root string) (key string, proxied bool, err error) {
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "mlflow-artifacts":
-		key = strings.TrimLeft(u.Path, "/")
+		key = u.Path
+		if u.Opaque != "" { // mlflow-artifacts:exp/run (no slash after the colon)
+			key = u.Opaque
+		}
+		key = strings.TrimLeft(key, "/")
 	case "http", "https":
 		_, after, found := strings.Cut(u.Path, ProxyAnchor)
 		if !found {

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"log/slog"
 	"regexp"
 	"time"
@@ -9,7 +10,9 @@ import (
 
 	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/metadata/registry/webhook"
+	"github.com/ferryml/ferry/proxy/serve"
 	"github.com/ferryml/ferry/routes"
+	"github.com/ferryml/ferry/stores"
 	"github.com/ferryml/ferry/wire"
 )
 
@@ -25,6 +28,15 @@ type Config struct {
 	// webhook.DefaultSettings()). The API starts the delivery workers;
 	// Close stops them.
 	Webhooks *webhook.Settings
+	// Artifacts is the --artifacts-destination store, nil when the server
+	// does not serve artifacts: /model-versions/get-artifact reads
+	// versions stored under a proxied root (mlflow-artifacts:/…,
+	// http(s)://…/api/2.0/mlflow-artifacts/artifacts/…) through it.
+	Artifacts *stores.Instrumented
+	// OpenStore opens the store of any other root (s3://…, a local path)
+	// for one request, as tracking's APIConfig.OpenStore (same contract;
+	// nil refuses such downloads with NOT_IMPLEMENTED).
+	OpenStore func(ctx context.Context, uri string) (s stores.Store, release func(), err error)
 }
 
 // API serves the model registry from a DB.
@@ -34,6 +46,7 @@ type API struct {
 	now         func() time.Time
 	sourceRegex *regexp.Regexp
 	hooks       *hooks
+	roots       serve.Roots
 }
 
 // NewAPI builds the registry API on db.
@@ -45,7 +58,8 @@ func NewAPI(db *metadata.DB, cfg Config) *API {
 	if cfg.Webhooks != nil {
 		ws = *cfg.Webhooks
 	}
-	return &API{db: db, log: cfg.Log, now: time.Now, sourceRegex: cfg.SourceRegex, hooks: newHooks(ws, cfg.Log)}
+	return &API{db: db, log: cfg.Log, now: time.Now, sourceRegex: cfg.SourceRegex, hooks: newHooks(ws, cfg.Log),
+		roots: serve.Roots{Destination: cfg.Artifacts, Open: cfg.OpenStore}}
 }
 
 // Handlers returns the registry handlers keyed as the route table
@@ -80,6 +94,7 @@ func (a *API) Handlers() routes.Handlers {
 		"PATCH /2.0/mlflow/webhooks/<webhook_id>":                a.updateWebhookHandler,
 		"DELETE /2.0/mlflow/webhooks/<webhook_id>":               a.deleteWebhookHandler,
 		"POST /2.0/mlflow/webhooks/<webhook_id>/test":            a.testWebhook,
+		"GET /model-versions/get-artifact":                       a.getModelVersionArtifact,
 	}
 }
 

@@ -54,6 +54,9 @@ func (a *API) createModelVersion(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
+	if !isPrompt {
+		in.modelID = modelID
+	}
 	if werr := a.validateSource(c, source, in, modelID, isPrompt); werr != nil {
 		return a.send(c, nil, werr)
 	}

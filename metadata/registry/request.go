@@ -24,7 +24,7 @@ type request struct {
 
 func readRequest(c *fiber.Ctx) (*request, *wire.Error) {
 	r := &request{c: c}
-	if c.Method() == fiber.MethodGet && len(c.Request().URI().QueryString()) > 0 {
+	if (c.Method() == fiber.MethodGet || c.Method() == fiber.MethodHead) && len(c.Request().URI().QueryString()) > 0 {
 		r.query = true
 		return r, nil
 	}

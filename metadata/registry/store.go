@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -414,26 +413,9 @@ func (a *API) versionByAlias(ctx context.Context, name, alias string) (*modelVer
 		if err := lockModel(ctx, tx, name, false); err != nil {
 			return err
 		}
-		var version int64
-		var q string
-		if alias == "latest" {
-			q = "SELECT MAX(version) FROM model_versions WHERE workspace = 'default' AND " + nameEq(tx.Dialect()) + " AND current_stage <> ?"
-			var v sql.NullInt64
-			if err := tx.QueryRow(ctx, q, name, stageDeleted).Scan(&v); err != nil {
-				return err
-			}
-			if !v.Valid {
-				return wire.Errorf(wire.InvalidParameterValue, "Registered model alias %s not found.", alias)
-			}
-			version = v.Int64
-		} else {
-			q = "SELECT version FROM registered_model_aliases WHERE workspace = 'default' AND " + nameEq(tx.Dialect()) + " AND " + metadata.ExactEq(tx.Dialect(), "alias")
-			if err := tx.QueryRow(ctx, q, name, alias).Scan(&version); err != nil {
-				if errors.Is(err, sql.ErrNoRows) {
-					return wire.Errorf(wire.InvalidParameterValue, "Registered model alias %s not found.", alias)
-				}
-				return err
-			}
+		version, err := aliasVersion(ctx, tx, name, alias)
+		if err != nil {
+			return err
 		}
 		v, err := loadVersion(ctx, tx, name, version)
 		out = v
@@ -447,6 +429,9 @@ type versionInput struct {
 	name, source                string
 	runID, runLink, description *string
 	tags                        []keyValue
+	// modelID, for a non-prompt version made from a logged model, gets
+	// the new version added to that model's mlflow.modelVersions tag.
+	modelID string
 }
 
 func optional(p *string) any {
@@ -481,6 +466,11 @@ func (a *API) insertVersion(ctx context.Context, in versionInput) (*modelVersion
 		}
 		for _, t := range lastWins(in.tags) {
 			if err := upsertVersionTag(ctx, tx, in.name, version, t); err != nil {
+				return err
+			}
+		}
+		if in.modelID != "" {
+			if err := addModelVersionsTag(ctx, tx, in.modelID, in.name, version); err != nil {
 				return err
 			}
 		}
@@ -611,52 +601,44 @@ func (a *API) artifactRoot(ctx context.Context, kind, id string) (string, error)
 }
 
 // resolveStorage is where a new version's files are: the source, except
-// for models:/ sources, which upstream resolves: models:/<logged model id>
-// to the logged model's artifact location (and its source run when the
-// request named none), models:/<name>/<version> to that version's
-// download URI. Other models:/ forms are refused.
+// for models:/ sources, which are resolved (resolveModelsURI): a logged
+// model id to its artifact location (and its source run when the request
+// named none), a version, alias, stage or "latest" to that version's
+// download URI.
 func resolveStorage(ctx context.Context, tx *metadata.Tx, source string, runID *string) (string, *string, error) {
 	if uriScheme(source) != "models" {
 		return source, runID, nil
 	}
-	fail := func(reason string) error {
-		return wire.Errorf(wire.InvalidParameterValue,
+	t, err := resolveModelsURI(ctx, tx, source)
+	if reason := uriReason(err); reason != "" {
+		return "", nil, wire.Errorf(wire.InvalidParameterValue,
 			"Unable to fetch model from model URI source artifact location '%s'.Error: %s", source, reason)
 	}
-	rest := strings.Trim(urlPath(source), "/")
-	parts := strings.Split(rest, "/")
-	switch {
-	case len(parts) == 1 && strings.HasPrefix(parts[0], "m-"):
-		var loc, srcRun sql.NullString
-		err := tx.QueryRow(ctx, "SELECT artifact_location, source_run_id FROM logged_models WHERE model_id = ?", parts[0]).Scan(&loc, &srcRun)
-		if errors.Is(err, sql.ErrNoRows) {
-			return "", nil, fail(fmt.Sprintf("Logged model with ID '%s' not found.", parts[0]))
-		}
-		if err != nil {
-			return "", nil, err
-		}
-		if (runID == nil || *runID == "") && srcRun.Valid {
-			runID = &srcRun.String
-		}
-		return loc.String, runID, nil
-	case len(parts) == 2:
-		v, err := strconv.ParseInt(parts[1], 10, 32)
-		if err != nil {
-			return "", nil, fail(fmt.Sprintf("Parameter 'version' must be an integer, got '%s'.", parts[1]))
-		}
-		var storage, src sql.NullString
-		err = tx.QueryRow(ctx, "SELECT storage_location, source FROM model_versions WHERE workspace = 'default' AND "+nameEq(tx.Dialect())+
-			" AND version = ? AND current_stage <> ?", parts[0], v, stageDeleted).Scan(&storage, &src)
-		if errors.Is(err, sql.ErrNoRows) {
-			return "", nil, fail(fmt.Sprintf("Model Version (name=%s, version=%d) not found", parts[0], v))
-		}
-		if err != nil {
-			return "", nil, err
-		}
-		if storage.String != "" {
-			return storage.String, runID, nil
-		}
-		return src.String, runID, nil
+	if err != nil {
+		return "", nil, err
 	}
-	return "", nil, fail("Not a models:/<name>/<version> or models:/<model id> URI.")
+	if t.loggedModel && (runID == nil || *runID == "") && t.srcRun != "" {
+		runID = &t.srcRun
+	}
+	return t.location, runID, nil
+}
+
+// isWireError reports whether err carries an MLflow error of its own.
+func isWireError(err error) bool {
+	var we *wire.Error
+	return errors.As(err, &we)
+}
+
+// uriReason is the text of an error that says why a URI leads nowhere (a
+// reasonError or an MLflow error), "" for none or a database failure.
+func uriReason(err error) string {
+	var re reasonError
+	var we *wire.Error
+	switch {
+	case errors.As(err, &re):
+		return string(re)
+	case errors.As(err, &we):
+		return we.Message
+	}
+	return ""
 }

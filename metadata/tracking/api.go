@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ferryml/ferry/metadata"
+	"github.com/ferryml/ferry/proxy/serve"
 	"github.com/ferryml/ferry/routes"
 	"github.com/ferryml/ferry/stores"
 )
@@ -36,10 +37,11 @@ type APIConfig struct {
 
 // API serves MLflow's tracking REST API from a DB.
 type API struct {
-	db  *metadata.DB
-	cfg APIConfig
-	log *slog.Logger
-	now func() time.Time
+	db    *metadata.DB
+	cfg   APIConfig
+	roots serve.Roots
+	log   *slog.Logger
+	now   func() time.Time
 }
 
 // NewAPI builds the API and makes sure experiment 0 ("Default") exists,
@@ -50,7 +52,8 @@ func NewAPI(db *metadata.DB, cfg APIConfig) *API {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	a := &API{db: db, cfg: cfg, log: cfg.Log, now: time.Now}
+	a := &API{db: db, cfg: cfg, log: cfg.Log, now: time.Now,
+		roots: serve.Roots{Destination: cfg.Artifacts, Open: cfg.OpenStore}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := a.EnsureDefaultExperiment(ctx); err != nil {
@@ -100,6 +103,7 @@ func (a *API) Handlers() routes.Handlers {
 		"GET /2.0/mlflow/artifacts/list":                                 a.listArtifacts,
 		"GET /2.0/mlflow/metrics/get-history-bulk-interval":              a.getMetricHistoryBulkInterval,
 		"POST /2.0/mlflow/runs/log-model":                                a.logModel,
+		"GET /get-artifact":                                              a.getArtifact,
 	}
 }
 

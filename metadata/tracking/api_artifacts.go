@@ -1,9 +1,6 @@
 package tracking
 
 import (
-	"errors"
-	"path"
-
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/ferryml/ferry/stores"
@@ -19,23 +16,6 @@ type artifactFile struct {
 	Path     string `json:"path"`
 	IsDir    bool   `json:"is_dir"`
 	FileSize int64  `json:"file_size,omitempty"`
-}
-
-// proxiedRoot returns the destination-relative key of a servable proxied
-// artifact root (§5.2), ok=false when root is not proxied or Ferry does
-// not serve artifacts.
-func (a *API) proxiedRoot(root string) (key string, ok bool, werr *wire.Error) {
-	if a.cfg.Artifacts == nil {
-		return "", false, nil
-	}
-	k, proxied, err := stores.ProxiedRootKey(root)
-	switch {
-	case errors.Is(err, stores.ErrNotUnderProxy):
-		return "", true, wire.Errorf(wire.InternalError, "The artifact root %s is not under %s", root, stores.ProxyAnchor)
-	case err != nil:
-		return "", true, &wire.Error{Code: wire.InvalidParameterValue, Message: "Invalid path", Cause: err}
-	}
-	return k, proxied, nil
 }
 
 // artifactDir reads the directory parameter of a listing (name), checked
@@ -87,28 +67,10 @@ func (a *API) listArtifacts(c *fiber.Ctx) error {
 // its own store.
 func (a *API) sendListing(c *fiber.Ctx, root, rel string) error {
 	ctx := c.UserContext()
-	destKey, proxied, werr := a.proxiedRoot(root)
+	store, dir, release, werr := a.roots.Locate(ctx, root, rel)
+	defer release()
 	if werr != nil {
 		return a.send(c, nil, werr)
-	}
-	var store stores.Store
-	dir := rel
-	if proxied {
-		store = a.cfg.Artifacts
-		dir = path.Join(destKey, rel)
-		if destKey == "" {
-			dir = rel
-		}
-	} else {
-		if a.cfg.OpenStore == nil {
-			return a.send(c, nil, wire.Errorf(wire.NotImplemented, "Listing artifacts of %s is not supported by this server", root))
-		}
-		s, release, err := a.cfg.OpenStore(ctx, root)
-		if err != nil {
-			return a.send(c, nil, wire.FromStore(err))
-		}
-		defer release()
-		store = s
 	}
 	var files []artifactFile
 	page := stores.ListPage{}

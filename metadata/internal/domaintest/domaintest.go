@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -83,4 +84,43 @@ func (c *Client) Do(method, path, contentType, body string) (int, map[string]any
 		c.T.Fatalf("%s %s: non-JSON body %q", method, path, raw)
 	}
 	return st, out
+}
+
+// Get sends a GET (HEAD when head is set) with the extra headers and
+// returns the response with its whole body, for handlers that answer with
+// file bytes rather than JSON.
+func (c *Client) Get(path string, head bool, headers map[string]string) (*http.Response, string) {
+	c.T.Helper()
+	method := http.MethodGet
+	if head {
+		method = http.MethodHead
+	}
+	req := httptest.NewRequest(method, path, nil)
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.App.Test(req, 30000)
+	if err != nil {
+		c.T.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.T.Fatal(err)
+	}
+	return resp, string(raw)
+}
+
+// HostilePaths are artifact paths (as the handler sees a query value,
+// after one decoding) that must never reach outside an artifact root:
+// traversal in every encoding, absolute and Windows paths, backslashes,
+// NUL, file: URIs, /proc tricks. The download routes answer each with 400.
+var HostilePaths = []string{
+	"..", "../secret.txt", "../../secret.txt", "a/../../secret.txt", "model/../../secret.txt",
+	"%2e%2e/secret.txt", "%2E%2E%2F%2E%2E%2Fsecret.txt", "%252e%252e%252fsecret.txt",
+	"%25252E%25252E%25252Fsecret.txt", "..%2fsecret.txt", "..%5csecret.txt", `..\secret.txt`, `..\..\secret.txt`,
+	"/etc/passwd", "%2Fetc%2Fpasswd", "%252Fetc%252Fpasswd", "//proc/self/root/etc/passwd", "/proc/self/environ",
+	"/etc/passwd%00.txt", "a\x00b", "..%00/secret.txt", "file:///etc/passwd", "file:../secret.txt", "FILE:/etc/passwd",
+	"C:/Windows/win.ini", `C:\Windows\win.ini`, `\\server\share\x`, "a%23/../../secret.txt", "a?x=/../../secret.txt",
+	"\xff\xfe.txt",
 }
