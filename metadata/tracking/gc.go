@@ -200,12 +200,7 @@ func (a *API) gcRun(ctx context.Context, id string, explicit bool, opts GCOption
 				return err
 			}
 		}
-		r, err := tx.Exec(ctx, "DELETE FROM runs WHERE run_uuid = ? AND lifecycle_stage = 'deleted'", id)
-		if err != nil {
-			return err
-		}
-		n, err := r.RowsAffected()
-		done = n > 0
+		done, err = deletedAny(ctx, tx, "DELETE FROM runs WHERE run_uuid = ? AND lifecycle_stage = 'deleted'", id)
 		return err
 	})
 	return done, err
@@ -269,12 +264,7 @@ func (a *API) hardDeleteExperiment(ctx context.Context, id int64) (done bool, er
 				return fmt.Errorf("delete from %s: %w", table, err)
 			}
 		}
-		r, err := tx.Exec(ctx, "DELETE FROM experiments WHERE experiment_id = ? AND lifecycle_stage = 'deleted'", id)
-		if err != nil {
-			return err
-		}
-		n, err := r.RowsAffected()
-		done = n > 0
+		done, err = deletedAny(ctx, tx, "DELETE FROM experiments WHERE experiment_id = ? AND lifecycle_stage = 'deleted'", id)
 		return err
 	})
 	return done, err
@@ -301,4 +291,14 @@ func lockedRunStage(ctx context.Context, tx *metadata.Tx, where string, arg any)
 		q += " FOR UPDATE"
 	}
 	return stringColumn(ctx, tx, q, arg)
+}
+
+// deletedAny runs the DELETE q and says whether it removed a row.
+func deletedAny(ctx context.Context, tx *metadata.Tx, q string, args ...any) (bool, error) {
+	r, err := tx.Exec(ctx, q, args...)
+	if err != nil {
+		return false, err
+	}
+	n, err := r.RowsAffected()
+	return n > 0, err
 }
