@@ -71,11 +71,6 @@ func TestRunOnMinIO(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	old := upload(prefix + "/1/r/artifacts/big.bin")
-	outside := upload("elsewhere/big.bin")
-	time.Sleep(4 * time.Second)
-	young := upload(prefix + "/1/r/artifacts/young.bin")
-
 	dbPath := filepath.Join(t.TempDir(), "mlflow.db")
 	uri := "sqlite:///" + dbPath
 	db, err := metadata.Open(ctx, uri, quiet)
@@ -101,11 +96,18 @@ func TestRunOnMinIO(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The uploads last, so that the young one is young when the sweep
+	// runs, however slow the set-up above was on a loaded machine.
+	old := upload(prefix + "/1/r/artifacts/big.bin")
+	outside := upload("elsewhere/big.bin")
+	time.Sleep(6 * time.Second)
+	young := upload(prefix + "/1/r/artifacts/young.bin")
+
 	var out bytes.Buffer
 	opener := stores.NewOpener(stores.NewMetrics(prometheus.NewRegistry()), quiet)
 	defer opener.Close()
 	err = Run(ctx, opener, Options{BackendStoreURI: uri, ArtifactsDestination: "s3://" + bucket + "/" + prefix,
-		OlderThan: 2 * time.Second, OlderThanText: "2s", Out: &out, Log: quiet})
+		OlderThan: 3 * time.Second, OlderThanText: "3s", Out: &out, Log: quiet})
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, out.String())
 	}

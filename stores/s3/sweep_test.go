@@ -39,7 +39,7 @@ func TestSweepStaleUploads(t *testing.T) {
 			for _, k := range []string{"outside.bin", testPrefix + "-sibling/x", "ferry/artifact", testPrefix} {
 				kept = append(kept, open(k)) // old but not under the prefix
 			}
-			const age = 2 * time.Second
+			const age = 3 * time.Second // the young upload must stay younger until the sweep, on a loaded machine too
 			time.Sleep(2 * age)
 			kept = append(kept, open(testPrefix+"/1/run/artifacts/young.bin"))
 
