@@ -25,6 +25,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferryml/ferry/config"
+	"github.com/ferryml/ferry/gc"
 	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/metadata/registry"
 	"github.com/ferryml/ferry/metadata/registry/webhook"
@@ -71,7 +72,7 @@ func rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCommand(), versionCommand(), dbCommand(), routesCommand())
+	root.AddCommand(serverCommand(), versionCommand(), dbCommand(), routesCommand(), gcCommand())
 	return root
 }
 
@@ -287,21 +288,65 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 	return nil
 }
 
-// sweepStaleTemps removes what uploads cut off by a crash left in a local
-// artifacts destination (stores/local RemoveStaleTemps) and logs how many.
-// It runs beside the server: a large tree takes a while to walk, and only
-// files older than maxAge are touched, so live uploads are safe.
+// sweepStaleTemps removes what uploads cut off by a crash left in the
+// artifacts destination (its stores.StaleUploadSweeper: the local store's
+// temporary files, S3's multipart uploads under the prefix) and logs how
+// many. It runs beside the server: a large tree or bucket takes a while
+// to list, and only leftovers older than maxAge are touched, so live
+// uploads are safe; replicas starting together may all sweep (the sweep
+// is idempotent).
 func sweepStaleTemps(ctx context.Context, s *stores.Instrumented, maxAge time.Duration, log *slog.Logger) {
-	sw, ok := s.Unwrap().(interface {
-		RemoveStaleTemps(context.Context, time.Duration) (int, error)
-	})
-	if !ok {
-		return
+	n, err := gc.SweepUploads(ctx, s, maxAge)
+	switch {
+	case n < 0:
+	case err != nil:
+		log.Warn("stale uploads: sweep incomplete", "removed", n, "older_than", maxAge.String(), "err", err)
+	default:
+		log.Info("stale uploads removed", "removed", n, "older_than", maxAge.String())
 	}
-	n, err := sw.RemoveStaleTemps(ctx, maxAge)
-	if err != nil {
-		log.Warn("stale upload temp files: sweep incomplete", "removed", n, "older_than", maxAge.String(), "err", err)
-		return
+}
+
+func gcCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "gc",
+		Short: "Abort stale uploads in the artifacts destination and permanently delete runs and experiments in the `deleted` lifecycle stage (as `mlflow gc`)",
+		Long: "Two jobs, safe to run from any replica or shell, several at once (every step is idempotent; no lock):\n" +
+			"1. In --artifacts-destination, remove uploads older than --older-than (default 24h): S3 multipart uploads under the " +
+			"destination's prefix never completed nor aborted, and the local store's .ferry-upload-* temporary files.\n" +
+			"2. As `mlflow gc`: permanently delete runs (with their artifacts) and experiments in the `deleted` lifecycle stage, " +
+			"deleted longer than --older-than ago when it is given, or only those of --run-ids / --experiment-ids.",
+		Args: cobra.NoArgs,
 	}
-	log.Info("stale upload temp files removed", "removed", n, "older_than", maxAge.String())
+	f := cmd.Flags()
+	backend := f.String("backend-store-uri", config.DefaultBackendStoreURI, "Tracking database to clean [env MLFLOW_BACKEND_STORE_URI]")
+	dest := f.String("artifacts-destination", config.DefaultArtifactsDestination, "Store of proxied artifacts: where mlflow-artifacts: run roots resolve, and whose stale uploads are removed [env MLFLOW_ARTIFACTS_DESTINATION]")
+	olderThan := f.String("older-than", "", "Only runs deleted (experiments last updated) and uploads started this long ago, as upstream: e.g. 30d, 1d2h3m4s, 1.5h. Unset: every deleted run and experiment, uploads older than 24h")
+	runIDs := f.String("run-ids", "", "Comma-separated runs to delete permanently (each must be deleted); default every deleted run")
+	expIDs := f.String("experiment-ids", "", "Comma-separated experiments to delete permanently with all their runs (each must be deleted); default every deleted experiment")
+	uploadsOnly := f.Bool("uploads-only", false, "Only remove stale uploads; do not touch the tracking database")
+	f.String("tracking-uri", "", "Accepted for compatibility with mlflow gc and ignored: Ferry deletes artifacts through --artifacts-destination itself")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		for flag, env := range map[string]string{"backend-store-uri": "MLFLOW_BACKEND_STORE_URI", "artifacts-destination": "MLFLOW_ARTIFACTS_DESTINATION"} {
+			if v := os.Getenv(env); v != "" && !cmd.Flags().Changed(flag) {
+				_ = cmd.Flags().Set(flag, v)
+			}
+		}
+		o := gc.Options{BackendStoreURI: *backend, ArtifactsDestination: *dest, OlderThanText: *olderThan,
+			RunIDs: gc.SplitIDs(*runIDs), ExperimentIDs: gc.SplitIDs(*expIDs), Out: cmd.OutOrStdout(),
+			Log: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))}
+		if *uploadsOnly {
+			o.BackendStoreURI = ""
+		}
+		if *olderThan != "" {
+			d, err := gc.ParseOlderThan(*olderThan)
+			if err != nil {
+				return err
+			}
+			o.OlderThan = d
+		}
+		opener := stores.NewOpener(stores.NewMetrics(prometheus.NewRegistry()), o.Log)
+		defer opener.Close()
+		return gc.Run(cmd.Context(), opener, o)
+	}
+	return cmd
 }

@@ -73,3 +73,20 @@ func As[C any](s Store) (C, bool) {
 	var zero C
 	return zero, false
 }
+
+// StaleUploadSweeper is the optional capability of removing what uploads
+// cut off long ago left in the backend: multipart uploads never completed
+// nor aborted (S3), temporary files of uploads a crash interrupted (local
+// filesystem). Only leftovers under the store's own root (prefix) whose
+// upload started, or was last written, more than olderThan ago are
+// removed; younger ones may belong to uploads still in progress on any
+// replica, so olderThan must exceed the longest upload. It is idempotent:
+// several processes may sweep the same store at once, a leftover another
+// one removed first is not an error. It returns how many it removed; on
+// error, the count of those removed before it.
+//
+// `ferry gc` runs it on the artifacts destination; drivers opt in (found
+// with As) where the backend can list such leftovers cheaply.
+type StaleUploadSweeper interface {
+	SweepStaleUploads(ctx context.Context, olderThan time.Duration) (removed int, err error)
+}

@@ -750,3 +750,10 @@ func (s *Store) RemoveStaleTemps(ctx context.Context, maxAge time.Duration) (int
 	}
 	return removed, firstErr
 }
+
+var _ stores.StaleUploadSweeper = (*Store)(nil)
+
+// SweepStaleUploads is stores.StaleUploadSweeper: RemoveStaleTemps.
+func (s *Store) SweepStaleUploads(ctx context.Context, olderThan time.Duration) (int, error) {
+	return s.RemoveStaleTemps(ctx, olderThan)
+}

@@ -54,7 +54,7 @@ func TestCrashLeavesNoTempFiles(t *testing.T) {
 	sweepLog := func(f *ferry) logLine {
 		var l logLine
 		eventually(t, 20*time.Second, "the sweep's log line", func() (bool, string) {
-			ls := f.FindLogs(func(l logLine) bool { return l.Msg() == "stale upload temp files removed" })
+			ls := f.FindLogs(func(l logLine) bool { return l.Msg() == "stale uploads removed" })
 			if len(ls) == 0 {
 				return false, "not logged yet"
 			}

@@ -144,6 +144,9 @@ type replica struct {
 	err  error
 	// killed: the test sent SIGKILL, so a non-zero exit is expected.
 	killed bool
+	// args and env start the process again (restart).
+	args, env []string
+	dir       string
 }
 
 // cleanEnv is the environment without variables that configure Ferry.
@@ -168,21 +171,23 @@ func startReplicas(t *testing.T, db database, n int) []*replica {
 	if err := os.MkdirAll(dest, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	return startReplicasWith(t, db, n, dest, nil)
+}
+
+// startReplicasWith is startReplicas with an artifacts destination URI
+// and extra environment (e.g. an S3 endpoint's).
+func startReplicasWith(t *testing.T, db database, n int, dest string, env []string) []*replica {
+	t.Helper()
 	rs := make([]*replica, n)
 	for i := range rs {
-		r := &replica{port: ferrytest.FreePort(t), logs: &ferrytest.LogBuffer{}, done: make(chan struct{})}
-		r.cmd = exec.Command(ferryBin, "server", "--host", "127.0.0.1", "--port", strconv.Itoa(r.port),
-			"--backend-store-uri", db.uri, "--artifacts-destination", dest)
-		r.cmd.Dir = t.TempDir()
-		r.cmd.Env = cleanEnv()
-		r.cmd.Stdout, r.cmd.Stderr = r.logs, r.logs
+		r := &replica{port: ferrytest.FreePort(t), logs: &ferrytest.LogBuffer{}, dir: t.TempDir(), env: append(cleanEnv(), env...)}
+		r.args = []string{"server", "--host", "127.0.0.1", "--port", strconv.Itoa(r.port),
+			"--backend-store-uri", db.uri, "--artifacts-destination", dest}
+		r.prepare()
 		rs[i] = r
 	}
 	for _, r := range rs { // started back to back: all race for the empty database
-		if err := r.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func(r *replica) { r.err = r.cmd.Wait(); close(r.done) }(r)
+		r.start(t)
 	}
 	t.Cleanup(func() {
 		for i, r := range rs {
@@ -206,6 +211,32 @@ func startReplicas(t *testing.T, db database, n int) []*replica {
 		}
 	})
 	return rs
+}
+
+// prepare makes the process's command (not started).
+func (r *replica) prepare() {
+	r.cmd = exec.Command(ferryBin, r.args...)
+	r.cmd.Dir, r.cmd.Env = r.dir, r.env
+	r.cmd.Stdout, r.cmd.Stderr = r.logs, r.logs
+	r.done = make(chan struct{})
+}
+
+func (r *replica) start(t *testing.T) {
+	t.Helper()
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := r.done
+	go func(cmd *exec.Cmd) { r.err = cmd.Wait(); close(done) }(r.cmd)
+}
+
+// restart starts an exited (killed) replica again on its port.
+func (r *replica) restart(t *testing.T) {
+	t.Helper()
+	<-r.done
+	r.killed, r.err = false, nil
+	r.prepare()
+	r.start(t)
 }
 
 func (r *replica) url(p string) string { return "http://127.0.0.1:" + strconv.Itoa(r.port) + p }

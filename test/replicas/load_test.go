@@ -62,6 +62,15 @@ type point struct {
 	Step      int64   `json:"step"`
 }
 
+// createdRun is the part of a runs/create answer the tests read.
+type createdRun struct {
+	Run struct {
+		Info struct {
+			RunID string `json:"run_id"`
+		} `json:"info"`
+	} `json:"run"`
+}
+
 type runData struct {
 	Run struct {
 		Data struct {
@@ -96,13 +105,7 @@ func TestWritesAlternatingTwoReplicas(t *testing.T) {
 			errs <- func() error {
 				n := c // request counter: alternates the replica
 				next := func() *replica { n++; return rs[n%2] }
-				var run struct {
-					Run struct {
-						Info struct {
-							RunID string `json:"run_id"`
-						} `json:"info"`
-					} `json:"run"`
-				}
+				var run createdRun
 				if err := next().do("POST", "runs/create", map[string]any{"experiment_id": exp.ID, "start_time": 1}, &run); err != nil {
 					return err
 				}
@@ -183,13 +186,7 @@ func TestReplicaKilledMidway(t *testing.T) {
 	const clients, points = 8, 60
 	runIDs := make([]string, clients)
 	for c := range runIDs {
-		var run struct {
-			Run struct {
-				Info struct {
-					RunID string `json:"run_id"`
-				} `json:"info"`
-			} `json:"run"`
-		}
+		var run createdRun
 		rs[c%2].call(t, "runs/create", map[string]any{"experiment_id": exp.ID, "start_time": 1}, &run)
 		runIDs[c] = run.Run.Info.RunID
 	}
