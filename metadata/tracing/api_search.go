@@ -145,22 +145,7 @@ func (a *API) searchTracesV3(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	ts, next, err := a.searchTraces(c.UserContext(), sa)
-	if err != nil {
-		return a.send(c, nil, err)
-	}
-	body := fiber.Map{}
-	if len(ts) > 0 {
-		infos := make([]traceInfoV3, len(ts))
-		for i, t := range ts {
-			infos[i] = t.v3()
-		}
-		body["traces"] = infos
-	}
-	if next != "" {
-		body["next_page_token"] = next
-	}
-	return a.send(c, body, nil)
+	return a.sendSearch(c, sa, func(t *traceRow) any { return t.v3() })
 }
 
 // searchTracesV2 is the legacy GET /api/2.0/mlflow/traces.
@@ -180,15 +165,21 @@ func (a *API) searchTracesV2(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
+	return a.sendSearch(c, sa, func(t *traceRow) any { return t.v2() })
+}
+
+// sendSearch runs a search and answers {"traces": [shape(t)…],
+// "next_page_token"} (empty parts omitted).
+func (a *API) sendSearch(c *fiber.Ctx, sa *searchArgs, shape func(*traceRow) any) error {
 	ts, next, err := a.searchTraces(c.UserContext(), sa)
 	if err != nil {
 		return a.send(c, nil, err)
 	}
 	body := fiber.Map{}
 	if len(ts) > 0 {
-		infos := make([]traceInfoV2, len(ts))
+		infos := make([]any, len(ts))
 		for i, t := range ts {
-			infos[i] = t.v2()
+			infos[i] = shape(t)
 		}
 		body["traces"] = infos
 	}

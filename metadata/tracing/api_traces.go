@@ -195,19 +195,16 @@ func (a *API) startTraceV3(c *fiber.Ctx) error {
 
 // getTraceInfoV3 is GET /api/3.0/mlflow/traces/<trace_id>.
 func (a *API) getTraceInfoV3(c *fiber.Ctx) error {
-	id, werr := traceIDParam(c)
-	if werr != nil {
-		return wire.Send(c, werr)
-	}
-	t, err := a.readTrace(c.UserContext(), id)
-	if err != nil {
-		return a.send(c, nil, err)
-	}
-	return a.send(c, fiber.Map{"trace": fiber.Map{"trace_info": t.v3()}}, nil)
+	return a.sendTraceInfo(c, func(t *traceRow) any { return fiber.Map{"trace": fiber.Map{"trace_info": t.v3()}} })
 }
 
 // getTraceInfoV2 is the legacy GET /api/2.0/mlflow/traces/<request_id>/info.
 func (a *API) getTraceInfoV2(c *fiber.Ctx) error {
+	return a.sendTraceInfo(c, func(t *traceRow) any { return fiber.Map{"trace_info": t.v2()} })
+}
+
+// sendTraceInfo reads the URL's trace and answers shape(trace).
+func (a *API) sendTraceInfo(c *fiber.Ctx, shape func(*traceRow) any) error {
 	id, werr := traceIDParam(c)
 	if werr != nil {
 		return wire.Send(c, werr)
@@ -216,7 +213,7 @@ func (a *API) getTraceInfoV2(c *fiber.Ctx) error {
 	if err != nil {
 		return a.send(c, nil, err)
 	}
-	return a.send(c, fiber.Map{"trace_info": t.v2()}, nil)
+	return a.send(c, shape(t), nil)
 }
 
 // sizeStatsKey is the trace metadata the client writes with the number of

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"sort"
 	"strings"
 	"testing"
 
@@ -83,4 +84,24 @@ func (c *Client) Do(method, path, contentType, body string) (int, map[string]any
 		c.T.Fatalf("%s %s: non-JSON body %q", method, path, raw)
 	}
 	return st, out
+}
+
+// HandlersMatchRouteTable fails t unless the routes the table marks as
+// served by provider are exactly the keys of hs.
+func HandlersMatchRouteTable(t *testing.T, provider routes.Provider, hs routes.Handlers) {
+	t.Helper()
+	var table, served []string
+	for _, rt := range routes.All {
+		if rt.Provider == provider {
+			table = append(table, rt.Key())
+		}
+	}
+	for k := range hs {
+		served = append(served, k)
+	}
+	sort.Strings(table)
+	sort.Strings(served)
+	if len(table) == 0 || strings.Join(table, "\n") != strings.Join(served, "\n") {
+		t.Fatalf("route table marks %d routes as %s's, the handlers serve %d:\n%q\n%q", len(table), provider, len(served), table, served)
+	}
 }
