@@ -242,10 +242,7 @@ func (a *API) getTrace(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	id, werr := r.reqStr("trace_id")
-	if werr == nil {
-		werr = checkTraceID("trace_id", id)
-	}
+	id, werr := r.traceID("trace_id")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -265,6 +262,15 @@ func (a *API) getTrace(c *fiber.Ctx) error {
 			"Trace with ID %s is not fully exported yet: %d spans stored. Set allow_partial to read it anyway.", id, len(spans[id])))
 	}
 	return a.send(c, fiber.Map{"trace": a.fullTrace(ts[0], spans[id])}, nil)
+}
+
+// traceID reads a required trace id parameter.
+func (r *request) traceID(field string) (string, *wire.Error) {
+	id, werr := r.reqStr(field)
+	if werr == nil {
+		werr = checkTraceID(field, id)
+	}
+	return id, werr
 }
 
 // readIDs reads a required list of trace ids, bounded.
@@ -470,10 +476,7 @@ func (a *API) linkPromptsToTrace(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	id, werr := r.reqStr("trace_id")
-	if werr == nil {
-		werr = checkTraceID("trace_id", id)
-	}
+	id, werr := r.traceID("trace_id")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
