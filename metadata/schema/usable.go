@@ -13,8 +13,9 @@ var UsedTables = []string{
 	"experiments", "experiment_tags", "runs", "tags", "params", "metrics", "latest_metrics",
 	"datasets", "inputs", "input_tags",
 	"logged_models", "logged_model_metrics", "logged_model_params", "logged_model_tags",
-	"assessments",                                                                        // run and experiment deletion delete assessments (3.11)
-	"trace_info", "trace_tags", "trace_request_metadata", "spans", "entity_associations", // tracing
+	"assessments", // run and experiment deletion delete assessments (3.11)
+	// tracing
+	"trace_info", "trace_tags", "trace_request_metadata", "spans", "entity_associations",
 }
 
 // MissingError lists what a database lacks for Ferry to use it.
