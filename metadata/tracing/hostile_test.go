@@ -27,7 +27,7 @@ func TestHostileInput(t *testing.T) {
 			{"POST", "/api/3.0/mlflow/traces/search", "application/json", `{"locations": [{"mlflow_experiment": {"experiment_id": "` + exp + `"}}], "filter": "` + strings.Repeat("tags.a = 'b' AND ", 120) + `tags.a = 'b'"}`},
 			{"POST", "/api/3.0/mlflow/traces/search", "application/json", `{"locations": [{"mlflow_experiment": {"experiment_id": "` + exp + `"}}], "filter": "tags.a = '` + strings.Repeat("x", 70000) + `'"}`},
 			{"POST", "/api/3.0/mlflow/traces/search", "application/json", `{"locations": [5]}`},
-			{"POST", "/api/3.0/mlflow/traces/" + tid(1) + "/assessments", "application/json", `{"assessment": {"assessment_name": "n", "feedback": {"value": "` + strings.Repeat("v", 1<<20) + `"}, "span_id": "` + strings.Repeat("s", 60) + `"}}`},
+			{"POST", "/api/3.0/mlflow/traces/" + tid(1) + "/assessments", "application/json", `{"assessment": {"assessment_name": "n", "feedback": {"value": "` + strings.Repeat("v", 64<<10) + `"}, "span_id": "` + strings.Repeat("s", 60) + `"}}`},
 			{"GET", "/api/3.0/mlflow/traces/get?trace_id=" + strings.Repeat("9", 3000), "", ""},
 			{"GET", "/api/3.0/mlflow/traces/batchGet?trace_ids=%FF", "", ""},
 		} {
@@ -40,9 +40,12 @@ func TestHostileInput(t *testing.T) {
 				t.Errorf("%s %s %q: %d %.200s", tc.method, tc.path[:min(len(tc.path), 80)], short, st, body)
 			}
 		}
-		// A body over the JSON cap (32 MiB) is refused before parsing.
-		if st, _ := c.Raw("POST", "/api/3.0/mlflow/traces", "application/json", `{"trace": {"pad": "`+strings.Repeat("x", 33<<20)+`"}}`); st < 400 || st >= 500 {
-			t.Errorf("33 MiB body: %d", st)
+		// A body over the JSON cap (32 MiB) is refused before parsing
+		// (the wire layer is the same on every backend: checked once).
+		if strings.HasSuffix(t.Name(), "sqlite") {
+			if st, _ := c.Raw("POST", "/api/3.0/mlflow/traces", "application/json", `{"trace": {"pad": "`+strings.Repeat("x", 33<<20)+`"}}`); st < 400 || st >= 500 {
+				t.Errorf("33 MiB body: %d", st)
+			}
 		}
 		if n := c.count("SELECT COUNT(*) FROM trace_info"); n != 1 {
 			t.Errorf("%d traces after hostile requests, want 1", n)
