@@ -343,17 +343,22 @@ func (a *API) batchGetTraceInfos(c *fiber.Ctx) error {
 	return a.send(c, body, nil)
 }
 
+// tagRequest reads a tag route's trace id (from the URL: v2 and v3, the
+// body's request_id/trace_id are ignored), its body and the required key.
+func tagRequest(c *fiber.Ctx) (id string, r *request, key string, werr *wire.Error) {
+	if id, werr = traceIDParam(c); werr != nil {
+		return
+	}
+	if r, werr = readRequest(c); werr != nil {
+		return
+	}
+	key, werr = r.reqStr("key")
+	return
+}
+
 // setTraceTag is PATCH …/traces/<id>/tags (v2 and v3).
 func (a *API) setTraceTag(c *fiber.Ctx) error {
-	id, werr := traceIDParam(c)
-	if werr != nil {
-		return wire.Send(c, werr)
-	}
-	r, werr := readRequest(c)
-	if werr != nil {
-		return wire.Send(c, werr)
-	}
-	key, werr := r.reqStr("key")
+	id, r, key, werr := tagRequest(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -368,25 +373,16 @@ func (a *API) setTraceTag(c *fiber.Ctx) error {
 	return a.send(c, fiber.Map{}, a.setTag(c.UserContext(), id, key, m[key]))
 }
 
-// deleteTraceTag is DELETE …/traces/<id>/tags (v2 and v3; the id always
-// comes from the URL, whatever the body's request_id/trace_id say).
+// deleteTraceTag is DELETE …/traces/<id>/tags (v2 and v3).
 func (a *API) deleteTraceTag(c *fiber.Ctx) error {
-	id, werr := traceIDParam(c)
-	if werr != nil {
-		return wire.Send(c, werr)
-	}
-	r, werr := readRequest(c)
-	if werr != nil {
-		return wire.Send(c, werr)
-	}
-	key, werr := r.reqStr("key")
+	id, _, key, werr := tagRequest(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
 	return a.send(c, fiber.Map{}, a.deleteTag(c.UserContext(), id, key))
 }
 
-// deleteTracesHandler is POST …/traces/delete-traces (v2 and v3).
+// deleteTracesRoute is POST …/traces/delete-traces (v2 and v3).
 func (a *API) deleteTracesRoute(c *fiber.Ctx) error {
 	r, werr := readRequest(c)
 	if werr != nil {
