@@ -14,6 +14,8 @@ var UsedTables = []string{
 	"datasets", "inputs", "input_tags",
 	"logged_models", "logged_model_metrics", "logged_model_params", "logged_model_tags",
 	"assessments", // run and experiment deletion delete assessments (3.11)
+	// tracing
+	"trace_info", "trace_tags", "trace_request_metadata", "spans", "entity_associations",
 }
 
 // MissingError lists what a database lacks for Ferry to use it.

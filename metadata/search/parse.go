@@ -131,30 +131,9 @@ func ParseRunsFilter(s string) ([]Comparison, error) { return parseFilter(s, run
 func ParseExperimentsFilter(s string) ([]Comparison, error) { return parseFilter(s, experiments) }
 
 func parseFilter(s string, g grammar) ([]Comparison, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
-	if len(s) > MaxFilterLength {
-		return nil, errf(fmt.Sprintf("Filter string is too long: %d characters (at most %d).", len(s), MaxFilterLength))
-	}
-	toks := lex(s)
-	for i, t := range toks {
-		if t.kind == tSemicolon && toks[i+1].kind != tEOF {
-			return nil, errf(fmt.Sprintf("Search filter contained multiple expression '%s'. Provide AND-ed expression list.", s))
-		}
-	}
-	raws, invalid := structure(toks, s)
-	if len(invalid) > 0 {
-		if g.experiments {
-			return nil, errf("Invalid clause(s) in filter string: " + strings.Join(invalid, ", "))
-		}
-		for i, x := range invalid {
-			invalid[i] = "'" + x + "'"
-		}
-		return nil, errf("Invalid clause(s) in filter string: " + strings.Join(invalid, ", "))
-	}
-	if len(raws) > maxClauses {
-		return nil, errf(fmt.Sprintf("Filter string has too many clauses: %d (at most %d).", len(raws), maxClauses))
+	raws, err := splitFilter(s, !g.experiments)
+	if err != nil || len(raws) == 0 {
+		return nil, err
 	}
 	out := make([]Comparison, 0, len(raws))
 	for _, rc := range raws {
@@ -170,6 +149,37 @@ func parseFilter(s string, g grammar) ([]Comparison, error) {
 		}
 	}
 	return out, nil
+}
+
+// splitFilter checks a filter's size and statement count and splits it
+// into raw comparisons; quote puts the invalid clauses of its message in
+// quotes (runs and the other grammars do, experiments do not).
+func splitFilter(s string, quote bool) ([]rawComparison, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	if len(s) > MaxFilterLength {
+		return nil, errf(fmt.Sprintf("Filter string is too long: %d characters (at most %d).", len(s), MaxFilterLength))
+	}
+	toks := lex(s)
+	for i, t := range toks {
+		if t.kind == tSemicolon && toks[i+1].kind != tEOF {
+			return nil, errf(fmt.Sprintf("Search filter contained multiple expression '%s'. Provide AND-ed expression list.", s))
+		}
+	}
+	raws, invalid := structure(toks, s)
+	if len(invalid) > 0 {
+		if quote {
+			for i, x := range invalid {
+				invalid[i] = "'" + x + "'"
+			}
+		}
+		return nil, errf("Invalid clause(s) in filter string: " + strings.Join(invalid, ", "))
+	}
+	if len(raws) > maxClauses {
+		return nil, errf(fmt.Sprintf("Filter string has too many clauses: %d (at most %d).", len(raws), maxClauses))
+	}
+	return raws, nil
 }
 
 // structure splits the token stream into comparisons joined by AND. Tokens

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/ferryml/ferry/metadata/schema"
+	"github.com/ferryml/ferry/wire"
 )
 
 // Trace search (spec tracking-api.md §6.3a): the traces/search filter
@@ -60,27 +61,9 @@ func traceKeys() map[string]bool {
 
 // ParseTracesFilter parses a traces/search filter.
 func ParseTracesFilter(s string) ([]Comparison, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
-	if len(s) > MaxFilterLength {
-		return nil, errf(fmt.Sprintf("Filter string is too long: %d characters (at most %d).", len(s), MaxFilterLength))
-	}
-	toks := lex(s)
-	for i, t := range toks {
-		if t.kind == tSemicolon && toks[i+1].kind != tEOF {
-			return nil, errf(fmt.Sprintf("Search filter contained multiple expression '%s'. Provide AND-ed expression list.", s))
-		}
-	}
-	raws, invalid := structure(toks, s)
-	if len(invalid) > 0 {
-		for i, x := range invalid {
-			invalid[i] = "'" + x + "'"
-		}
-		return nil, errf("Invalid clause(s) in filter string: " + strings.Join(invalid, ", "))
-	}
-	if len(raws) > maxClauses {
-		return nil, errf(fmt.Sprintf("Filter string has too many clauses: %d (at most %d).", len(raws), maxClauses))
+	raws, err := splitFilter(s, true)
+	if err != nil || len(raws) == 0 {
+		return nil, err
 	}
 	out := make([]Comparison, 0, len(raws))
 	for _, rc := range raws {
@@ -319,41 +302,11 @@ func (s *sqlb) assessmentCond(c Comparison) {
 			if c.Op == "!=" {
 				op = "NOT IN"
 			}
-			s.strCmp(a+".value", op, Value{Kind: VList, List: []string{c.Value.Str, pyJSONString(c.Value.Str)}})
+			s.strCmp(a+".value", op, Value{Kind: VList, List: []string{c.Value.Str, wire.PyJSON(c.Value.Str)}})
 		default:
 			s.strCmp(a+".value", c.Op, c.Value)
 		}
 	})
-}
-
-// pyJSONString is json.dumps of a string with ASCII escapes.
-func pyJSONString(v string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range v {
-		switch {
-		case r == '"' || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < 0x20 || r > 0x7e:
-			if r > 0xffff {
-				r -= 0x10000
-				fmt.Fprintf(&b, `\u%04x\u%04x`, 0xd800+(r>>10), 0xdc00+(r&0x3ff))
-			} else {
-				fmt.Fprintf(&b, `\u%04x`, r)
-			}
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
 }
 
 func (s *sqlb) traceCondition(c Comparison) {
@@ -367,7 +320,7 @@ func (s *sqlb) traceCondition(c Comparison) {
 		s.assessmentCond(c)
 	case TracePrompt:
 		name, version, _ := strings.Cut(c.Value.Str, "/")
-		pattern := "%" + likeEscape("{"+pyJSONString("name")+": "+pyJSONString(name)+", "+pyJSONString("version")+": "+pyJSONString(version)+"}") + "%"
+		pattern := "%" + likeEscape("{"+wire.PyJSON("name")+": "+wire.PyJSON(name)+", "+wire.PyJSON("version")+": "+wire.PyJSON(version)+"}") + "%"
 		s.exists(false, "trace_tags", "request_id", "t.request_id", func(a string) {
 			s.w(" AND ")
 			s.keyEq(a+"."+k, linkedPromptsTag)

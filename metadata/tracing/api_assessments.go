@@ -231,11 +231,17 @@ func (a *API) createAssessment(c *fiber.Ctx) error {
 	if in.Kind == "" {
 		return wire.Send(c, wire.Errorf(wire.InvalidParameterValue, "Exactly one of `expectation`, `feedback` or `issue` should be specified."))
 	}
-	out, err := a.insertAssessment(c.UserContext(), traceID, in)
-	if err != nil {
-		return a.send(c, nil, err)
+	return a.sendAssessment(c)(a.insertAssessment(c.UserContext(), traceID, in))
+}
+
+// sendAssessment answers {"assessment"} or the error.
+func (a *API) sendAssessment(c *fiber.Ctx) func(assessment, error) error {
+	return func(out assessment, err error) error {
+		if err != nil {
+			return a.send(c, nil, err)
+		}
+		return a.send(c, fiber.Map{"assessment": out.json()}, nil)
 	}
-	return a.send(c, fiber.Map{"assessment": out.json()}, nil)
 }
 
 // getAssessment is GET …/traces/<trace_id>/assessments/<assessment_id>.
@@ -244,11 +250,7 @@ func (a *API) getAssessment(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	out, err := a.readAssessment(c.UserContext(), traceID, id)
-	if err != nil {
-		return a.send(c, nil, err)
-	}
-	return a.send(c, fiber.Map{"assessment": out.json()}, nil)
+	return a.sendAssessment(c)(a.readAssessment(c.UserContext(), traceID, id))
 }
 
 // updateMaskPaths are UpdateAssessment's update_mask paths.
@@ -322,11 +324,7 @@ func (a *API) updateAssessment(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	out, err := a.patchAssessment(c.UserContext(), traceID, id, in, paths)
-	if err != nil {
-		return a.send(c, nil, err)
-	}
-	return a.send(c, fiber.Map{"assessment": out.json()}, nil)
+	return a.sendAssessment(c)(a.patchAssessment(c.UserContext(), traceID, id, in, paths))
 }
 
 // deleteAssessment is DELETE …/traces/<trace_id>/assessments/<assessment_id>.

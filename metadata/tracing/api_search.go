@@ -1,14 +1,11 @@
 package tracing
 
 import (
-	"context"
-	"database/sql"
 	"fmt"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/metadata/search"
 	"github.com/ferryml/ferry/wire"
 )
@@ -73,36 +70,6 @@ func readSearchArgs(r *request, expIDs []string) (*searchArgs, *wire.Error) {
 	return sa, nil
 }
 
-// searchTraces runs one page: the matching ids (max+1 to know whether a
-// next page exists), then their infos, in one read transaction.
-func (a *API) searchTraces(ctx context.Context, sa *searchArgs) ([]*traceRow, string, error) {
-	var out []*traceRow
-	next := ""
-	err := a.db.Read(ctx, func(tx *metadata.Tx) error {
-		q, args := search.TracesQuery{Columns: "t.request_id", ExperimentIDs: sa.exps, Filter: sa.filter,
-			OrderBy: sa.orderBy, Limit: sa.max + 1, Offset: sa.offset}.Render(tx.Dialect())
-		var ids []string
-		err := tx.Each(ctx, q, args, func(rows *sql.Rows) error {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				return err
-			}
-			ids = append(ids, id)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if int64(len(ids)) > sa.max {
-			ids = ids[:sa.max]
-			next = wire.PageToken(sa.offset + sa.max)
-		}
-		out, err = loadTraces(ctx, tx, ids, true)
-		return err
-	})
-	return out, next, err
-}
-
 // searchTracesV3 is POST /api/3.0/mlflow/traces/search.
 func (a *API) searchTracesV3(c *fiber.Ctx) error {
 	r, werr := readRequest(c)
@@ -145,22 +112,7 @@ func (a *API) searchTracesV3(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	ts, next, err := a.searchTraces(c.UserContext(), sa)
-	if err != nil {
-		return a.send(c, nil, err)
-	}
-	body := fiber.Map{}
-	if len(ts) > 0 {
-		infos := make([]traceInfoV3, len(ts))
-		for i, t := range ts {
-			infos[i] = t.v3()
-		}
-		body["traces"] = infos
-	}
-	if next != "" {
-		body["next_page_token"] = next
-	}
-	return a.send(c, body, nil)
+	return a.sendSearch(c, sa, func(t *traceRow) any { return t.v3() })
 }
 
 // searchTracesV2 is the legacy GET /api/2.0/mlflow/traces.
@@ -180,15 +132,21 @@ func (a *API) searchTracesV2(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
+	return a.sendSearch(c, sa, func(t *traceRow) any { return t.v2() })
+}
+
+// sendSearch runs a search and answers {"traces": [shape(t)…],
+// "next_page_token"} (empty parts omitted).
+func (a *API) sendSearch(c *fiber.Ctx, sa *searchArgs, shape func(*traceRow) any) error {
 	ts, next, err := a.searchTraces(c.UserContext(), sa)
 	if err != nil {
 		return a.send(c, nil, err)
 	}
 	body := fiber.Map{}
 	if len(ts) > 0 {
-		infos := make([]traceInfoV2, len(ts))
+		infos := make([]any, len(ts))
 		for i, t := range ts {
-			infos[i] = t.v2()
+			infos[i] = shape(t)
 		}
 		body["traces"] = infos
 	}

@@ -195,19 +195,16 @@ func (a *API) startTraceV3(c *fiber.Ctx) error {
 
 // getTraceInfoV3 is GET /api/3.0/mlflow/traces/<trace_id>.
 func (a *API) getTraceInfoV3(c *fiber.Ctx) error {
-	id, werr := traceIDParam(c)
-	if werr != nil {
-		return wire.Send(c, werr)
-	}
-	t, err := a.readTrace(c.UserContext(), id)
-	if err != nil {
-		return a.send(c, nil, err)
-	}
-	return a.send(c, fiber.Map{"trace": fiber.Map{"trace_info": t.v3()}}, nil)
+	return a.sendTraceInfo(c, func(t *traceRow) any { return fiber.Map{"trace": fiber.Map{"trace_info": t.v3()}} })
 }
 
 // getTraceInfoV2 is the legacy GET /api/2.0/mlflow/traces/<request_id>/info.
 func (a *API) getTraceInfoV2(c *fiber.Ctx) error {
+	return a.sendTraceInfo(c, func(t *traceRow) any { return fiber.Map{"trace_info": t.v2()} })
+}
+
+// sendTraceInfo reads the URL's trace and answers shape(trace).
+func (a *API) sendTraceInfo(c *fiber.Ctx, shape func(*traceRow) any) error {
 	id, werr := traceIDParam(c)
 	if werr != nil {
 		return wire.Send(c, werr)
@@ -216,7 +213,7 @@ func (a *API) getTraceInfoV2(c *fiber.Ctx) error {
 	if err != nil {
 		return a.send(c, nil, err)
 	}
-	return a.send(c, fiber.Map{"trace_info": t.v2()}, nil)
+	return a.send(c, shape(t), nil)
 }
 
 // sizeStatsKey is the trace metadata the client writes with the number of
@@ -245,10 +242,7 @@ func (a *API) getTrace(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	id, werr := r.reqStr("trace_id")
-	if werr == nil {
-		werr = checkTraceID("trace_id", id)
-	}
+	id, werr := r.traceID("trace_id")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -268,6 +262,15 @@ func (a *API) getTrace(c *fiber.Ctx) error {
 			"Trace with ID %s is not fully exported yet: %d spans stored. Set allow_partial to read it anyway.", id, len(spans[id])))
 	}
 	return a.send(c, fiber.Map{"trace": a.fullTrace(ts[0], spans[id])}, nil)
+}
+
+// traceID reads a required trace id parameter.
+func (r *request) traceID(field string) (string, *wire.Error) {
+	id, werr := r.reqStr(field)
+	if werr == nil {
+		werr = checkTraceID(field, id)
+	}
+	return id, werr
 }
 
 // readIDs reads a required list of trace ids, bounded.
@@ -340,17 +343,22 @@ func (a *API) batchGetTraceInfos(c *fiber.Ctx) error {
 	return a.send(c, body, nil)
 }
 
+// tagRequest reads a tag route's trace id (from the URL: v2 and v3, the
+// body's request_id/trace_id are ignored), its body and the required key.
+func tagRequest(c *fiber.Ctx) (id string, r *request, key string, werr *wire.Error) {
+	if id, werr = traceIDParam(c); werr != nil {
+		return
+	}
+	if r, werr = readRequest(c); werr != nil {
+		return
+	}
+	key, werr = r.reqStr("key")
+	return
+}
+
 // setTraceTag is PATCH …/traces/<id>/tags (v2 and v3).
 func (a *API) setTraceTag(c *fiber.Ctx) error {
-	id, werr := traceIDParam(c)
-	if werr != nil {
-		return wire.Send(c, werr)
-	}
-	r, werr := readRequest(c)
-	if werr != nil {
-		return wire.Send(c, werr)
-	}
-	key, werr := r.reqStr("key")
+	id, r, key, werr := tagRequest(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -365,25 +373,16 @@ func (a *API) setTraceTag(c *fiber.Ctx) error {
 	return a.send(c, fiber.Map{}, a.setTag(c.UserContext(), id, key, m[key]))
 }
 
-// deleteTraceTag is DELETE …/traces/<id>/tags (v2 and v3; the id always
-// comes from the URL, whatever the body's request_id/trace_id say).
+// deleteTraceTag is DELETE …/traces/<id>/tags (v2 and v3).
 func (a *API) deleteTraceTag(c *fiber.Ctx) error {
-	id, werr := traceIDParam(c)
-	if werr != nil {
-		return wire.Send(c, werr)
-	}
-	r, werr := readRequest(c)
-	if werr != nil {
-		return wire.Send(c, werr)
-	}
-	key, werr := r.reqStr("key")
+	id, _, key, werr := tagRequest(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
 	return a.send(c, fiber.Map{}, a.deleteTag(c.UserContext(), id, key))
 }
 
-// deleteTracesHandler is POST …/traces/delete-traces (v2 and v3).
+// deleteTracesRoute is POST …/traces/delete-traces (v2 and v3).
 func (a *API) deleteTracesRoute(c *fiber.Ctx) error {
 	r, werr := readRequest(c)
 	if werr != nil {
@@ -473,10 +472,7 @@ func (a *API) linkPromptsToTrace(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	id, werr := r.reqStr("trace_id")
-	if werr == nil {
-		werr = checkTraceID("trace_id", id)
-	}
+	id, werr := r.traceID("trace_id")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}

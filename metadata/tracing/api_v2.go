@@ -44,6 +44,14 @@ func pairs(r *request, field string) (map[string]string, *wire.Error) {
 	return out, checkPairs(field, out)
 }
 
+// metadataAndTags reads the v2 request_metadata and tags lists.
+func metadataAndTags(r *request) (md, tags map[string]string, werr *wire.Error) {
+	if md, werr = pairs(r, "request_metadata"); werr == nil {
+		tags, werr = pairs(r, "tags")
+	}
+	return md, tags, werr
+}
+
 // startTraceV2 is the legacy POST /api/2.0/mlflow/traces: the server
 // makes the id (tr-<32 hex>) and the trace starts IN_PROGRESS.
 func (a *API) startTraceV2(c *fiber.Ctx) error {
@@ -59,11 +67,7 @@ func (a *API) startTraceV2(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	md, werr := pairs(r, "request_metadata")
-	if werr != nil {
-		return wire.Send(c, werr)
-	}
-	tags, werr := pairs(r, "tags")
+	md, tags, werr := metadataAndTags(r)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -95,11 +99,7 @@ func (a *API) endTraceV2Route(c *fiber.Ctx) error {
 			return wire.Send(c, werr)
 		}
 	}
-	md, werr := pairs(r, "request_metadata")
-	if werr != nil {
-		return wire.Send(c, werr)
-	}
-	tags, werr := pairs(r, "tags")
+	md, tags, werr := metadataAndTags(r)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}

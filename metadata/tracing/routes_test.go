@@ -1,9 +1,9 @@
 package tracing
 
 import (
-	"sort"
 	"testing"
 
+	"github.com/ferryml/ferry/metadata/internal/domaintest"
 	"github.com/ferryml/ferry/routes"
 )
 
@@ -11,23 +11,5 @@ import (
 // serves are exactly those API.Handlers serves.
 func TestHandlersMatchRouteTable(t *testing.T) {
 	t.Parallel()
-	var table, served []string
-	for _, rt := range routes.All {
-		if rt.Provider == routes.Tracing {
-			table = append(table, rt.Key())
-		}
-	}
-	for k := range (&API{}).Handlers() {
-		served = append(served, k)
-	}
-	sort.Strings(table)
-	sort.Strings(served)
-	if len(table) == 0 || len(table) != len(served) {
-		t.Fatalf("route table marks %d routes as tracing's, API.Handlers serves %d:\n%q\n%q", len(table), len(served), table, served)
-	}
-	for i := range table {
-		if table[i] != served[i] {
-			t.Fatalf("route table %q, API.Handlers %q", table[i], served[i])
-		}
-	}
+	domaintest.HandlersMatchRouteTable(t, routes.Tracing, (&API{}).Handlers())
 }

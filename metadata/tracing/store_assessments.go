@@ -66,12 +66,8 @@ func (a *API) insertAssessment(ctx context.Context, traceID string, in *assessme
 		as.Valid = *in.Valid
 	}
 	err := a.db.Write(ctx, func(tx *metadata.Tx) error {
-		found, _, err := traceExists(ctx, tx, traceID, true)
-		if err != nil {
+		if err := lockTrace(ctx, tx, traceID); err != nil {
 			return err
-		}
-		if !found {
-			return traceNotFound(traceID)
 		}
 		if as.Overrides != nil {
 			if _, err := loadAssessment(ctx, tx, traceID, *as.Overrides, true); err != nil {
@@ -81,7 +77,7 @@ func (a *API) insertAssessment(ctx context.Context, traceID string, in *assessme
 				return err
 			}
 		}
-		_, err = tx.Exec(ctx, "INSERT INTO assessments ("+assessmentColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		_, err := tx.Exec(ctx, "INSERT INTO assessments ("+assessmentColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			as.ID, as.TraceID, as.Name, as.Type, as.Value, as.Error, as.Created, as.Updated, as.SourceType, as.SourceID,
 			as.RunID, as.SpanID, as.Rationale, as.Overrides, as.Valid, as.Metadata)
 		return err

@@ -111,6 +111,15 @@ func traceExists(ctx context.Context, tx *metadata.Tx, id string, lock bool) (bo
 	return err == nil, exp, err
 }
 
+// lockTrace locks an existing trace's row (404 when there is none).
+func lockTrace(ctx context.Context, tx *metadata.Tx, id string) error {
+	found, _, err := traceExists(ctx, tx, id, true)
+	if err == nil && !found {
+		err = traceNotFound(id)
+	}
+	return err
+}
+
 // startTrace is StartTraceV3 (and the v2 start): it creates the trace,
 // or, when spans arrived first (OTLP) and made the row, fills in its info
 // and merges tags and metadata, then reads it back.
@@ -182,12 +191,8 @@ func (a *API) startTrace(ctx context.Context, t *traceRow, expID string) (*trace
 func (a *API) endTraceV2(ctx context.Context, id string, endMs int64, status string, md, tags map[string]string) (*traceRow, error) {
 	var out *traceRow
 	err := a.db.Write(ctx, func(tx *metadata.Tx) error {
-		found, _, err := traceExists(ctx, tx, id, true)
-		if err != nil {
+		if err := lockTrace(ctx, tx, id); err != nil {
 			return err
-		}
-		if !found {
-			return traceNotFound(id)
 		}
 		if _, err := tx.Exec(ctx, "UPDATE trace_info SET execution_time_ms = ? - timestamp_ms, status = ? WHERE request_id = ?", endMs, status, id); err != nil {
 			return err
@@ -359,12 +364,8 @@ func (a *API) readTrace(ctx context.Context, id string) (*traceRow, error) {
 // setTraceTag upserts a tag of an existing trace.
 func (a *API) setTag(ctx context.Context, id, key, value string) error {
 	return a.db.Write(ctx, func(tx *metadata.Tx) error {
-		found, _, err := traceExists(ctx, tx, id, true)
-		if err != nil {
+		if err := lockTrace(ctx, tx, id); err != nil {
 			return err
-		}
-		if !found {
-			return traceNotFound(id)
 		}
 		return upsertPairs(ctx, tx, "trace_tags", id, map[string]string{key: value})
 	})
@@ -374,12 +375,8 @@ func (a *API) setTag(ctx context.Context, id, key, value string) error {
 // missing.
 func (a *API) deleteTag(ctx context.Context, id, key string) error {
 	return a.db.Write(ctx, func(tx *metadata.Tx) error {
-		found, _, err := traceExists(ctx, tx, id, true)
-		if err != nil {
+		if err := lockTrace(ctx, tx, id); err != nil {
 			return err
-		}
-		if !found {
-			return traceNotFound(id)
 		}
 		res, err := tx.Exec(ctx, "DELETE FROM trace_tags WHERE request_id = ? AND "+idEq(tx.Dialect(), "key"), id, key)
 		if err != nil {
@@ -536,15 +533,11 @@ func newUUID() string {
 // upstream's link_prompts_to_trace does through the tag.
 func (a *API) linkPrompts(ctx context.Context, id string, pvs []promptVersion) error {
 	return a.db.Write(ctx, func(tx *metadata.Tx) error {
-		found, _, err := traceExists(ctx, tx, id, true)
-		if err != nil {
+		if err := lockTrace(ctx, tx, id); err != nil {
 			return err
 		}
-		if !found {
-			return traceNotFound(id)
-		}
 		var cur sql.NullString
-		err = tx.QueryRow(ctx, "SELECT value FROM trace_tags WHERE request_id = ? AND "+idEq(tx.Dialect(), "key"), id, linkedPromptTag).Scan(&cur)
+		err := tx.QueryRow(ctx, "SELECT value FROM trace_tags WHERE request_id = ? AND "+idEq(tx.Dialect(), "key"), id, linkedPromptTag).Scan(&cur)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}

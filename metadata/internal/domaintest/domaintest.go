@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strings"
 	"testing"
 
@@ -123,4 +124,24 @@ var HostilePaths = []string{
 	"/etc/passwd%00.txt", "a\x00b", "..%00/secret.txt", "file:///etc/passwd", "file:../secret.txt", "FILE:/etc/passwd",
 	"C:/Windows/win.ini", `C:\Windows\win.ini`, `\\server\share\x`, "a%23/../../secret.txt", "a?x=/../../secret.txt",
 	"\xff\xfe.txt",
+}
+
+// HandlersMatchRouteTable fails t unless the routes the table marks as
+// served by provider are exactly the keys of hs.
+func HandlersMatchRouteTable(t *testing.T, provider routes.Provider, hs routes.Handlers) {
+	t.Helper()
+	var table, served []string
+	for _, rt := range routes.All {
+		if rt.Provider == provider {
+			table = append(table, rt.Key())
+		}
+	}
+	for k := range hs {
+		served = append(served, k)
+	}
+	sort.Strings(table)
+	sort.Strings(served)
+	if len(table) == 0 || strings.Join(table, "\n") != strings.Join(served, "\n") {
+		t.Fatalf("route table marks %d routes as %s's, the handlers serve %d:\n%q\n%q", len(table), provider, len(served), table, served)
+	}
 }
