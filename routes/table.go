@@ -121,7 +121,7 @@ PATCH,DELETE /traces/<request_id>/tags tracing
 GET /unified-traces -
 GET /get-online-trace-details -
 [traces] root
-POST /v1/traces tracing
+POST /v1/traces otlp
 
 [datasets] api /3.0/mlflow
 POST /datasets/create

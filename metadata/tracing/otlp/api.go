@@ -95,13 +95,13 @@ func (a *API) export(c *fiber.Ctx) error {
 	}
 	if cl := c.Request().Header.ContentLength(); cl > a.maxBody {
 		c.Set(fiber.HeaderConnection, "close") // the unread body is not drained
-		return detail(c, fiber.StatusRequestEntityTooLarge, tooLarge)
+		return detail(c, fiber.StatusRequestEntityTooLarge, tooLarge(a.maxBody))
 	}
 	raw, werr := wire.ReadBody(c, int64(a.maxBody))
 	if werr != nil {
 		if werr.Code == wire.InvalidParameterValue { // over the cap while reading a chunked body
 			c.Set(fiber.HeaderConnection, "close")
-			return detail(c, fiber.StatusRequestEntityTooLarge, tooLarge)
+			return detail(c, fiber.StatusRequestEntityTooLarge, tooLarge(a.maxBody))
 		}
 		return wire.Send(c, werr)
 	}
@@ -123,7 +123,6 @@ func (a *API) export(c *fiber.Ctx) error {
 	if status != 0 {
 		return detail(c, status, msg)
 	}
-	body, raw = nil, nil // let the collector have them while rows are written
 
 	n := 0
 	for _, rs := range req.GetResourceSpans() {
@@ -153,7 +152,10 @@ func (a *API) export(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusOK).Send(out)
 }
 
-const tooLarge = "Request body too large: the limit is 32 MiB, compressed or not."
+// tooLarge is the 413 message for a body over limit bytes.
+func tooLarge(limit int) string {
+	return fmt.Sprintf("Request body too large: the limit is %d MiB, compressed or not.", limit>>20)
+}
 
 // header returns a request header and whether it was sent at all.
 func header(c *fiber.Ctx, name string) (string, bool) {
@@ -202,7 +204,7 @@ func inflate(r io.ReadCloser, name string, limit int) ([]byte, int, string) {
 		return nil, fiber.StatusBadRequest, "Failed to decompress " + name + " payload"
 	}
 	if len(out) > limit {
-		return nil, fiber.StatusRequestEntityTooLarge, tooLarge
+		return nil, fiber.StatusRequestEntityTooLarge, tooLarge(limit)
 	}
 	return out, 0, ""
 }

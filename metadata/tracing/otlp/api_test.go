@@ -5,6 +5,7 @@ import (
 	"compress/flate"
 	"compress/gzip"
 	"compress/zlib"
+	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -315,25 +316,97 @@ func manySpans(n int) *collectorpb.ExportTraceServiceRequest {
 
 // TestSpanCap: a request at the span cap is written whole; one above it
 // (100,000 spans, a few MB of protobuf) is refused with 413 before any
-// database work.
+// database work, so SQLite alone shows it.
 func TestSpanCap(t *testing.T) {
-	over := mustMarshal(t, manySpans(100_000))
-	atCap := mustMarshal(t, manySpans(MaxSpans))
+	db, err := metadata.Open(context.Background(), "sqlite:///"+t.TempDir()+"/ferry.db", domaintest.Quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	addExperiment(t, db, 1, "active")
+	app := newApp(db)
+	// Serialized messages concatenate into one whose repeated fields hold
+	// them all: 100,000 one-span resource entries, cheap to build.
+	one := mustMarshal(t, request("", span(id(16, 9), id(8, 9), nil, "s", 1, 2, okCode)))
+	a := post(t, app, pbHeaders("1"), bytes.Repeat(one, 100_000))
+	if a.status != 413 || !strings.Contains(string(a.body), "Too many spans") {
+		t.Fatalf("100,000 spans: %d %s", a.status, a.body)
+	}
+	if n := count(t, db, "spans"); n != 0 {
+		t.Fatalf("refused request wrote %d spans", n)
+	}
+	if a := post(t, app, pbHeaders("1"), mustMarshal(t, manySpans(MaxSpans))); a.status != 200 {
+		t.Fatalf("%d spans: %d %s", MaxSpans, a.status, a.body)
+	}
+	if n, tr := count(t, db, "spans"), count(t, db, "trace_info"); n != MaxSpans || tr != MaxSpans/100 {
+		t.Errorf("wrote %d spans, %d traces", n, tr)
+	}
+}
+
+// TestManyRowsPerRequest: a request larger than one multi-row statement
+// (1,201 spans over 13 traces: three span statements) is written whole on
+// every database.
+func TestManyRowsPerRequest(t *testing.T) {
+	body := mustMarshal(t, manySpans(1201))
+	domaintest.ForEachBackend(t, func(t *testing.T, db *metadata.DB) {
+		addExperiment(t, db, 1, "active")
+		if a := post(t, newApp(db), pbHeaders("1"), body); a.status != 200 {
+			t.Fatalf("1,201 spans: %d %s", a.status, a.body)
+		}
+		if n, tr := count(t, db, "spans"), count(t, db, "trace_info"); n != 1201 || tr != 13 {
+			t.Errorf("wrote %d spans, %d traces", n, tr)
+		}
+		if n := count(t, db, "trace_tags"); n != 13*3 {
+			t.Errorf("%d trace tags, want 39", n)
+		}
+	})
+}
+
+// TestConcurrentSpansOfOneTrace: spans of one new trace arriving in
+// concurrent requests (several exporters, or batches sent at once) all
+// land, and the trace's info merges them: earliest start, latest end, the
+// root's outcome. A request may be told to retry (503, which exporters
+// do) when the database breaks a lock cycle; none may fail otherwise.
+func TestConcurrentSpansOfOneTrace(t *testing.T) {
 	domaintest.ForEachBackend(t, func(t *testing.T, db *metadata.DB) {
 		addExperiment(t, db, 1, "active")
 		app := newApp(db)
-		a := post(t, app, pbHeaders("1"), over)
-		if a.status != 413 || !strings.Contains(string(a.body), "Too many spans") {
-			t.Fatalf("100,000 spans: %d %s", a.status, a.body)
+		tid := id(16, 0x77)
+		const n = 8
+		errs := make(chan string, n)
+		for i := range n {
+			go func() {
+				var parent []byte
+				if i > 0 {
+					parent = id(8, 1)
+				}
+				body := mustMarshal(t, request("", span(tid, id(8, byte(i+1)), parent, "s", uint64(10+i)*1e9, uint64(20+i)*1e9, okCode)))
+				for range 5 {
+					a := post(t, app, pbHeaders("1"), body)
+					if a.status == 200 {
+						errs <- ""
+						return
+					}
+					if a.status != 503 {
+						errs <- fmt.Sprintf("span %d: %d %s", i, a.status, a.body)
+						return
+					}
+				}
+				errs <- fmt.Sprintf("span %d: still 503 after 5 tries", i)
+			}()
 		}
-		if n := count(t, db, "spans"); n != 0 {
-			t.Fatalf("refused request wrote %d spans", n)
+		for range n {
+			if e := <-errs; e != "" {
+				t.Error(e)
+			}
 		}
-		if a := post(t, app, pbHeaders("1"), atCap); a.status != 200 {
-			t.Fatalf("%d spans: %d %s", MaxSpans, a.status, a.body)
+		traceID := "tr-" + hex.EncodeToString(tid)
+		if got := len(readSpans(t, db, traceID)); got != n {
+			t.Errorf("%d spans stored, want %d", got, n)
 		}
-		if n, tr := count(t, db, "spans"), count(t, db, "trace_info"); n != MaxSpans || tr != MaxSpans/100 {
-			t.Errorf("wrote %d spans, %d traces", n, tr)
+		tr, _ := readTrace(t, db, traceID)
+		if tr.ts != 10_000 || tr.exec.Int64 != 17_000 || tr.status != "OK" {
+			t.Errorf("trace info: %+v", tr)
 		}
 	})
 }
