@@ -212,9 +212,6 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 		if err != nil {
 			return err
 		}
-		if hooks.EncryptionKey == "" {
-			log.Warn("webhook secrets are encrypted with a random key: they cannot be read after a restart; set " + webhook.EnvEncryptionKey)
-		}
 		registryAPI = registry.NewAPI(db, registry.Config{Log: log, SourceRegex: sourceRegex, Webhooks: &hooks, Artifacts: artifacts,
 			OpenStore: func(ctx context.Context, uri string) (stores.Store, func(), error) {
 				return opener.Acquire(ctx, uri)

@@ -48,6 +48,8 @@ const (
 	Tracking Provider = "tracking"
 	// Registry is package metadata/registry.
 	Registry Provider = "registry"
+	// Tracing is package metadata/tracing.
+	Tracing Provider = "tracing"
 	// OTLP is package metadata/tracing/otlp (POST /v1/traces).
 	OTLP Provider = "otlp"
 	// NotImplemented marks a route Ferry does not serve yet: 501.

@@ -11,7 +11,7 @@ import (
 func TestTableIsWellFormed(t *testing.T) {
 	seen := map[string]bool{}
 	methods := map[string]bool{"GET": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true}
-	providers := map[Provider]bool{Proxy: true, Tracking: true, Registry: true, OTLP: true, NotImplemented: true, Outside: true}
+	providers := map[Provider]bool{Proxy: true, Tracking: true, Registry: true, Tracing: true, OTLP: true, NotImplemented: true, Outside: true}
 	for _, rt := range All {
 		if !methods[rt.Method] || !providers[rt.Provider] || !strings.HasPrefix(rt.Path, "/") || rt.Area == "" {
 			t.Errorf("malformed route %+v", rt)

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
@@ -42,6 +43,8 @@ type hooks struct {
 	pool   *webhook.Pool
 	cache  *webhook.Cache[webhookTarget]
 	log    *slog.Logger
+	// warnEphemeral logs once that secrets will not survive a restart.
+	warnEphemeral sync.Once
 }
 
 func newHooks(s webhook.Settings, log *slog.Logger) *hooks {
@@ -145,6 +148,11 @@ func (a *API) webhookFields(c *fiber.Ctx, r *request) (webhookPatch, *wire.Error
 		p.status = &st
 	}
 	if p.secret != nil {
+		if a.hooks.cipher.Ephemeral {
+			a.hooks.warnEphemeral.Do(func() {
+				a.log.Warn("webhook secrets are encrypted with a random key and cannot be read after a restart; set " + webhook.EnvEncryptionKey)
+			})
+		}
 		tok, err := a.hooks.cipher.Encrypt(*p.secret)
 		if err != nil {
 			return p, wire.Errorf(wire.InternalError, "cannot encrypt the webhook secret: %v", err)

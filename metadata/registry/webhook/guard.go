@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // nameRE is upstream's webhook name rule: 1-63 characters, alphanumeric
@@ -49,6 +50,9 @@ func (g *Guard) isPublic(a netip.Addr) bool {
 	}
 	return IsPublic(a)
 }
+
+// resolveTimeout bounds the host lookup of CheckURL.
+const resolveTimeout = 10 * time.Second
 
 // ErrNotPublic marks a refusal of the SSRF rule; deliveries refused so
 // are not retried.
@@ -100,6 +104,9 @@ func (g *Guard) resolve(ctx context.Context, host string) ([]netip.Addr, error) 
 	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
 		return []netip.Addr{a}, nil
 	}
+	// A name server that never answers must not hold the request.
+	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	defer cancel()
 	if g.LookupIP != nil {
 		return g.LookupIP(ctx, host)
 	}
