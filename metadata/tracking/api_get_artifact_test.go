@@ -38,9 +38,9 @@ func TestGetArtifact(t *testing.T) {
 		c := &apiClient{domaintest.NewClient(t, api.Handlers())}
 
 		outside := t.TempDir()
-		writeFile(t, filepath.Join(outside, "secret.txt"), sentinel)
+		domaintest.WriteFile(t, filepath.Join(outside, "secret.txt"), sentinel)
 		localRoot := t.TempDir()
-		writeFile(t, filepath.Join(localRoot, "secret.txt"), sentinel)
+		domaintest.WriteFile(t, filepath.Join(localRoot, "secret.txt"), sentinel)
 
 		exp := c.mustPost("/experiments/create", `{"name": "proxied"}`)["experiment_id"].(string)
 		proxiedRun := c.mustPost("/runs/create", `{"experiment_id": "`+exp+`"}`)["run"].(map[string]any)["info"].(map[string]any)["run_id"].(string)
@@ -53,13 +53,13 @@ func TestGetArtifact(t *testing.T) {
 			"my file.txt": "spaced", "ünï.txt": "unicode", "empty.bin": "", "plot.png": "\x89PNG",
 		}
 		// The destination's run root, with a sentinel one level above it.
-		writeFile(t, filepath.Join(destDir, exp, "secret.txt"), sentinel)
-		writeFile(t, filepath.Join(destDir, "secret.txt"), sentinel)
+		domaintest.WriteFile(t, filepath.Join(destDir, exp, "secret.txt"), sentinel)
+		domaintest.WriteFile(t, filepath.Join(destDir, "secret.txt"), sentinel)
 		proxiedDir := filepath.Join(destDir, exp, proxiedRun, "artifacts")
 		localDir := filepath.Join(localRoot, localRun, "artifacts")
 		for _, dir := range []string{proxiedDir, localDir} {
 			for k, v := range files {
-				writeFile(t, filepath.Join(dir, k), v)
+				domaintest.WriteFile(t, filepath.Join(dir, k), v)
 			}
 			if err := os.Symlink(outside, filepath.Join(dir, "escape")); err != nil {
 				t.Fatal(err)
@@ -151,14 +151,4 @@ func TestGetArtifact(t *testing.T) {
 			}
 		}
 	})
-}
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }

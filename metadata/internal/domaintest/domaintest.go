@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -123,4 +125,16 @@ var HostilePaths = []string{
 	"/etc/passwd%00.txt", "a\x00b", "..%00/secret.txt", "file:///etc/passwd", "file:../secret.txt", "FILE:/etc/passwd",
 	"C:/Windows/win.ini", `C:\Windows\win.ini`, `\\server\share\x`, "a%23/../../secret.txt", "a?x=/../../secret.txt",
 	"\xff\xfe.txt",
+}
+
+// WriteFile writes content at path, making its directories, for tests
+// that plant artifacts (and sentinels) on disk.
+func WriteFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
