@@ -152,3 +152,44 @@ func TestGetArtifact(t *testing.T) {
 		}
 	})
 }
+
+// TestGetLoggedModelArtifact: the ajax logged-model file route serves
+// from the model's artifact location like /get-artifact, with upstream's
+// BAD_REQUEST for a missing artifact_file_path.
+func TestGetLoggedModelArtifact(t *testing.T) {
+	t.Parallel()
+	domaintest.ForEachBackend(t, func(t *testing.T, db *metadata.DB) {
+		destDir := t.TempDir()
+		raw, err := stores.Open(context.Background(), destDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dest := stores.Instrument(raw, "local", stores.NewMetrics(prometheus.NewRegistry()), quiet)
+		api := NewAPI(db, APIConfig{DefaultArtifactRoot: "mlflow-artifacts:/", ServeArtifacts: true, Log: quiet, Artifacts: dest, OpenStore: testOpener(t)})
+		c := &apiClient{domaintest.NewClient(t, api.Handlers())}
+		exp := c.mustPost("/experiments/create", `{"name": "e"}`)["experiment_id"].(string)
+		mid := c.mustPost("/logged-models", `{"experiment_id": "`+exp+`"}`)["model"].(map[string]any)["info"].(map[string]any)["model_id"].(string)
+		domaintest.WriteFile(t, filepath.Join(destDir, exp, "models", mid, "artifacts", "MLmodel"), "flavors: {}")
+		domaintest.WriteFile(t, filepath.Join(destDir, exp, "models", "secret.txt"), sentinel)
+		path := "/ajax-api/2.0/mlflow/logged-models/" + mid + "/artifacts/files?"
+		resp, body := c.Get(path+"artifact_file_path=MLmodel", false, nil)
+		if resp.StatusCode != 200 || body != "flavors: {}" || resp.Header.Get("Content-Type") != "text/plain" || resp.Header.Get("Content-Disposition") != "attachment; filename=MLmodel" {
+			t.Errorf("MLmodel: %d %q %v", resp.StatusCode, body, resp.Header)
+		}
+		if st, out := c.Do("GET", path, "", ""); st != 400 || out["error_code"] != "BAD_REQUEST" || out["message"] != `Request must include the "artifact_file_path" query parameter.` {
+			t.Errorf("missing path: %d %v", st, out)
+		}
+		for _, p := range domaintest.HostilePaths {
+			resp, body := c.Get(path+url.Values{"artifact_file_path": {p}}.Encode(), false, nil)
+			if resp.StatusCode != 400 || strings.Contains(body, sentinel) {
+				t.Errorf("hostile %q: %d %q", p, resp.StatusCode, body)
+			}
+		}
+		if st, _ := c.Do("GET", "/ajax-api/2.0/mlflow/logged-models/m-nope/artifacts/files?artifact_file_path=MLmodel", "", ""); st != 404 {
+			t.Errorf("unknown model: %d", st)
+		}
+		if resp, _ := c.Get("/api/2.0/mlflow/logged-models/"+mid+"/artifacts/files?artifact_file_path=MLmodel", false, nil); resp.StatusCode != 404 {
+			t.Errorf("under /api (upstream serves it under /ajax-api only): %d", resp.StatusCode)
+		}
+	})
+}
