@@ -161,6 +161,10 @@ func TestArtifactsOnlyGatesEveryTrackingPath(t *testing.T) {
 			t.Errorf("POST %s: %d %q, want the 503 gate", p, a.status, a.text)
 		}
 	}
+	// Upstream guards /model-versions/get-artifact too.
+	if a := call(t, app, "GET", "/p/model-versions/get-artifact?name=m&version=1&path=x"); a.status != 503 || !strings.Contains(a.text, "Endpoint: /p/model-versions/get-artifact disabled due to the mlflow server running in `--artifacts-only` mode") {
+		t.Errorf("model-versions/get-artifact under --artifacts-only: %d %q", a.status, a.text)
+	}
 	if a := call(t, app, "GET", "/p/api/3.0/mlflow/server-info"); a.status != 200 {
 		t.Errorf("server-info under --artifacts-only: %d %s", a.status, a.text)
 	}

@@ -135,18 +135,24 @@ func New(opts Options) (*Server, error) {
 		return s, nil
 	}
 	// --artifacts-only: every tracking route answers upstream's 503 text,
-	// whatever its path (server-info, mounted first, excepted).
-	routes.All.Mount(root, s.App, own, func(rt routes.Route) bool { return rt.Area == "server" || !underMLflow(rt) })
+	// whatever its path (server-info, mounted first, excepted), and so does
+	// /model-versions/get-artifact, which upstream guards too.
 	prefix := opts.Config.StaticPrefix
+	own["GET /model-versions/get-artifact"] = gateHandler([]string{prefix + "/model-versions/get-artifact"}, artifactsOnlyWhy)
+	routes.All.Mount(root, s.App, own, func(rt routes.Route) bool { return rt.Area == "server" || !underMLflow(rt) })
 	for _, api := range []string{"/api", "/ajax-api"} {
 		for _, v := range []string{"/2.0/mlflow", "/3.0/mlflow"} {
 			root.All(api+v+"/*", func(c *fiber.Ctx) error {
-				return gateResponse(c, prefix+strings.TrimPrefix(c.Path(), prefix), "running in `--artifacts-only` mode. To enable tracking server functionality, run `mlflow server` without `--artifacts-only`")
+				return gateResponse(c, prefix+strings.TrimPrefix(c.Path(), prefix), artifactsOnlyWhy)
 			})
 		}
 	}
 	return s, nil
 }
+
+// artifactsOnlyWhy ends upstream's 503 text for a route --artifacts-only
+// disables.
+const artifactsOnlyWhy = "running in `--artifacts-only` mode. To enable tracking server functionality, run `mlflow server` without `--artifacts-only`"
 
 func orDefault(d, def time.Duration) time.Duration {
 	if d > 0 {

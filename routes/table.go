@@ -229,7 +229,7 @@ POST /runs/create-promptlab-run
 GET,POST /gateway-proxy
 POST /upload-artifact
 GET /get-trace-artifact tracing
-GET /logged-models/<model_id>/artifacts/files
+GET /logged-models/<model_id>/artifacts/files tracking
 [ui] ajax /3.0/mlflow
 GET /get-trace-artifact tracing
 GET,POST /ui-telemetry

@@ -3,7 +3,6 @@ package registry
 import (
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/ferryml/ferry/proxy/serve"
 	"github.com/ferryml/ferry/stores"
 	"github.com/ferryml/ferry/wire"
 )
@@ -50,12 +49,7 @@ func (a *API) getModelVersionArtifact(c *fiber.Ctx) error {
 	if err != nil {
 		return a.send(c, nil, err)
 	}
-	store, key, release, werr := a.roots.Locate(ctx, dr.root, stores.JoinKey(dr.prefix, rel))
-	if werr != nil {
-		release()
-		return a.send(c, nil, werr)
-	}
-	if err := serve.File(c, store, key, serve.Framework, release); err != nil {
+	if err := a.roots.Send(c, dr.root, stores.JoinKey(dr.prefix, rel)); err != nil {
 		return a.send(c, nil, err)
 	}
 	return nil

@@ -20,16 +20,6 @@ import (
 
 const sentinel = "SENTINEL-outside-the-root"
 
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // downloadFixture is a registry over a local artifacts destination and a
 // local non-proxied artifact directory, with runs, a logged model and
 // their files, and sentinel files (and symlinks to them) just outside
@@ -71,17 +61,17 @@ func newDownloadFixture(t *testing.T, db *metadata.DB) *downloadFixture {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(f.outside, "secret.txt"), sentinel)
-	writeFile(t, filepath.Join(f.destDir, "secret.txt"), sentinel)
-	writeFile(t, filepath.Join(f.destDir, "7", "secret.txt"), sentinel)
-	writeFile(t, filepath.Join(f.localRoot, "secret.txt"), sentinel)
+	domaintest.WriteFile(t, filepath.Join(f.outside, "secret.txt"), sentinel)
+	domaintest.WriteFile(t, filepath.Join(f.destDir, "secret.txt"), sentinel)
+	domaintest.WriteFile(t, filepath.Join(f.destDir, "7", "secret.txt"), sentinel)
+	domaintest.WriteFile(t, filepath.Join(f.localRoot, "secret.txt"), sentinel)
 	for _, dir := range []string{
 		filepath.Join(f.destDir, "7", "rp", "artifacts", "model"),
 		filepath.Join(f.destDir, "7", "models", "m-abc", "artifacts"),
 		filepath.Join(f.localRoot, "exp8", "rl", "artifacts", "model"),
 	} {
-		writeFile(t, filepath.Join(dir, "MLmodel"), "artifact_path: "+dir+"\n")
-		writeFile(t, filepath.Join(dir, "model.pkl"), "\x80\x04pickle\x00")
+		domaintest.WriteFile(t, filepath.Join(dir, "MLmodel"), "artifact_path: "+dir+"\n")
+		domaintest.WriteFile(t, filepath.Join(dir, "model.pkl"), "\x80\x04pickle\x00")
 		if err := os.Symlink(f.outside, filepath.Join(dir, "escape")); err != nil {
 			t.Fatal(err)
 		}
@@ -142,11 +132,8 @@ func TestModelVersionGetArtifact(t *testing.T) {
 			}
 		}
 		// The logged model lists the version made from it, as json.dumps does.
-		var tag string
-		if err := db.Read(context.Background(), func(tx *metadata.Tx) error {
-			return tx.QueryRow(context.Background(), "SELECT tag_value FROM logged_model_tags WHERE model_id = 'm-abc' AND tag_key = 'mlflow.modelVersions'").Scan(&tag)
-		}); err != nil || tag != `[{"name": "m", "version": 3}]` {
-			t.Errorf("mlflow.modelVersions tag: %q %v", tag, err)
+		if tag := modelVersionsTagOf(t, db, "m-abc"); tag != `[{"name": "m", "version": 3}]` {
+			t.Errorf("mlflow.modelVersions tag: %q", tag)
 		}
 
 		dirs := map[string]string{"1": proxiedModel, "2": proxiedModel, "3": loggedModel, "4": localModel, "5": proxiedModel,
@@ -290,15 +277,7 @@ func TestModelsSourceForms(t *testing.T) {
 			fmt.Sprintf(fetch, "models:/empty/latest", "No versions of model with name 'empty' found"))
 
 		// mlflow.modelVersions: appended per version, kept once, not for prompts.
-		tag := func() string {
-			var v string
-			if err := db.Read(context.Background(), func(tx *metadata.Tx) error {
-				return tx.QueryRow(context.Background(), "SELECT tag_value FROM logged_model_tags WHERE model_id = 'm-abc' AND tag_key = 'mlflow.modelVersions'").Scan(&v)
-			}); err != nil {
-				t.Fatal(err)
-			}
-			return v
-		}
+		tag := func() string { return modelVersionsTagOf(t, db, "m-abc") }
 		c.ok("POST", "/registered-models/create", `{"name":"ü"}`)
 		c.ok("POST", "/model-versions/create", `{"name":"c","source":"models:/m-abc","model_id":"m-abc"}`)
 		c.ok("POST", "/model-versions/create", `{"name":"ü","source":"models:/m-abc","model_id":"m-abc"}`)
@@ -315,4 +294,16 @@ func TestModelsSourceForms(t *testing.T) {
 			t.Errorf("after a failed create: %v", mv)
 		}
 	})
+}
+
+// modelVersionsTagOf reads a logged model's mlflow.modelVersions tag.
+func modelVersionsTagOf(t *testing.T, db *metadata.DB, modelID string) string {
+	t.Helper()
+	var v string
+	if err := db.Read(context.Background(), func(tx *metadata.Tx) error {
+		return tx.QueryRow(context.Background(), "SELECT tag_value FROM logged_model_tags WHERE model_id = ? AND tag_key = ?", modelID, modelVersionsTag).Scan(&v)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

@@ -104,6 +104,7 @@ func (a *API) Handlers() routes.Handlers {
 		"GET /2.0/mlflow/metrics/get-history-bulk-interval":              a.getMetricHistoryBulkInterval,
 		"POST /2.0/mlflow/runs/log-model":                                a.logModel,
 		"GET /get-artifact":                                              a.getArtifact,
+		"GET /2.0/mlflow/logged-models/<model_id>/artifacts/files":       a.getLoggedModelArtifact,
 	}
 }
 

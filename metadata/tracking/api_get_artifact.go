@@ -3,7 +3,6 @@ package tracking
 import (
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/ferryml/ferry/proxy/serve"
 	"github.com/ferryml/ferry/stores"
 	"github.com/ferryml/ferry/wire"
 )
@@ -48,12 +47,37 @@ func (a *API) getArtifact(c *fiber.Ctx) error {
 	if err != nil {
 		return a.send(c, nil, err)
 	}
-	store, key, release, werr := a.roots.Locate(ctx, ri.ArtifactURI, rel)
-	if werr != nil {
-		release()
-		return a.send(c, nil, werr)
+	if err := a.roots.Send(c, ri.ArtifactURI, rel); err != nil {
+		return a.send(c, nil, err)
 	}
-	if err := serve.File(c, store, key, serve.Framework, release); err != nil {
+	return nil
+}
+
+// getLoggedModelArtifact is GET <prefix>/ajax-api/2.0/mlflow/logged-models/
+// <model_id>/artifacts/files?artifact_file_path= (spec artifacts-api.md
+// §5.4): /get-artifact rooted at the logged model's artifact location.
+// A missing or empty artifact_file_path is upstream's 400 BAD_REQUEST.
+func (a *API) getLoggedModelArtifact(c *fiber.Ctx) error {
+	id := c.Params("model_id")
+	if werr := wire.CheckText("model_id", id); werr != nil {
+		return wire.Send(c, werr)
+	}
+	raw := c.Query("artifact_file_path")
+	if raw == "" {
+		return wire.Send(c, wire.Errorf(wire.BadRequest, `Request must include the "artifact_file_path" query parameter.`))
+	}
+	if werr := wire.CheckText("artifact_file_path", raw); werr != nil {
+		return wire.Send(c, werr)
+	}
+	rel, err := stores.SafePath(raw)
+	if err != nil || rel == "" {
+		return wire.Send(c, &wire.Error{Code: wire.InvalidParameterValue, Message: "Invalid path", Cause: err})
+	}
+	m, err := a.activeLoggedModel(c.UserContext(), id)
+	if err != nil {
+		return a.send(c, nil, err)
+	}
+	if err := a.roots.Send(c, m.Info.ArtifactURI, rel); err != nil {
 		return a.send(c, nil, err)
 	}
 	return nil

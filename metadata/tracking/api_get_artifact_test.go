@@ -38,9 +38,9 @@ func TestGetArtifact(t *testing.T) {
 		c := &apiClient{domaintest.NewClient(t, api.Handlers())}
 
 		outside := t.TempDir()
-		writeFile(t, filepath.Join(outside, "secret.txt"), sentinel)
+		domaintest.WriteFile(t, filepath.Join(outside, "secret.txt"), sentinel)
 		localRoot := t.TempDir()
-		writeFile(t, filepath.Join(localRoot, "secret.txt"), sentinel)
+		domaintest.WriteFile(t, filepath.Join(localRoot, "secret.txt"), sentinel)
 
 		exp := c.mustPost("/experiments/create", `{"name": "proxied"}`)["experiment_id"].(string)
 		proxiedRun := c.mustPost("/runs/create", `{"experiment_id": "`+exp+`"}`)["run"].(map[string]any)["info"].(map[string]any)["run_id"].(string)
@@ -53,13 +53,13 @@ func TestGetArtifact(t *testing.T) {
 			"my file.txt": "spaced", "ünï.txt": "unicode", "empty.bin": "", "plot.png": "\x89PNG",
 		}
 		// The destination's run root, with a sentinel one level above it.
-		writeFile(t, filepath.Join(destDir, exp, "secret.txt"), sentinel)
-		writeFile(t, filepath.Join(destDir, "secret.txt"), sentinel)
+		domaintest.WriteFile(t, filepath.Join(destDir, exp, "secret.txt"), sentinel)
+		domaintest.WriteFile(t, filepath.Join(destDir, "secret.txt"), sentinel)
 		proxiedDir := filepath.Join(destDir, exp, proxiedRun, "artifacts")
 		localDir := filepath.Join(localRoot, localRun, "artifacts")
 		for _, dir := range []string{proxiedDir, localDir} {
 			for k, v := range files {
-				writeFile(t, filepath.Join(dir, k), v)
+				domaintest.WriteFile(t, filepath.Join(dir, k), v)
 			}
 			if err := os.Symlink(outside, filepath.Join(dir, "escape")); err != nil {
 				t.Fatal(err)
@@ -153,12 +153,43 @@ func TestGetArtifact(t *testing.T) {
 	})
 }
 
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
+// TestGetLoggedModelArtifact: the ajax logged-model file route serves
+// from the model's artifact location like /get-artifact, with upstream's
+// BAD_REQUEST for a missing artifact_file_path.
+func TestGetLoggedModelArtifact(t *testing.T) {
+	t.Parallel()
+	domaintest.ForEachBackend(t, func(t *testing.T, db *metadata.DB) {
+		destDir := t.TempDir()
+		raw, err := stores.Open(context.Background(), destDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dest := stores.Instrument(raw, "local", stores.NewMetrics(prometheus.NewRegistry()), quiet)
+		api := NewAPI(db, APIConfig{DefaultArtifactRoot: "mlflow-artifacts:/", ServeArtifacts: true, Log: quiet, Artifacts: dest, OpenStore: testOpener(t)})
+		c := &apiClient{domaintest.NewClient(t, api.Handlers())}
+		exp := c.mustPost("/experiments/create", `{"name": "e"}`)["experiment_id"].(string)
+		mid := c.mustPost("/logged-models", `{"experiment_id": "`+exp+`"}`)["model"].(map[string]any)["info"].(map[string]any)["model_id"].(string)
+		domaintest.WriteFile(t, filepath.Join(destDir, exp, "models", mid, "artifacts", "MLmodel"), "flavors: {}")
+		domaintest.WriteFile(t, filepath.Join(destDir, exp, "models", "secret.txt"), sentinel)
+		path := "/ajax-api/2.0/mlflow/logged-models/" + mid + "/artifacts/files?"
+		resp, body := c.Get(path+"artifact_file_path=MLmodel", false, nil)
+		if resp.StatusCode != 200 || body != "flavors: {}" || resp.Header.Get("Content-Type") != "text/plain" || resp.Header.Get("Content-Disposition") != "attachment; filename=MLmodel" {
+			t.Errorf("MLmodel: %d %q %v", resp.StatusCode, body, resp.Header)
+		}
+		if st, out := c.Do("GET", path, "", ""); st != 400 || out["error_code"] != "BAD_REQUEST" || out["message"] != `Request must include the "artifact_file_path" query parameter.` {
+			t.Errorf("missing path: %d %v", st, out)
+		}
+		for _, p := range domaintest.HostilePaths {
+			resp, body := c.Get(path+url.Values{"artifact_file_path": {p}}.Encode(), false, nil)
+			if resp.StatusCode != 400 || strings.Contains(body, sentinel) {
+				t.Errorf("hostile %q: %d %q", p, resp.StatusCode, body)
+			}
+		}
+		if st, _ := c.Do("GET", "/ajax-api/2.0/mlflow/logged-models/m-nope/artifacts/files?artifact_file_path=MLmodel", "", ""); st != 404 {
+			t.Errorf("unknown model: %d", st)
+		}
+		if resp, _ := c.Get("/api/2.0/mlflow/logged-models/"+mid+"/artifacts/files?artifact_file_path=MLmodel", false, nil); resp.StatusCode != 404 {
+			t.Errorf("under /api (upstream serves it under /ajax-api only): %d", resp.StatusCode)
+		}
+	})
 }

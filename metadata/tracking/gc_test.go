@@ -52,7 +52,7 @@ func newGCFixture(t *testing.T, db *metadata.DB) *gcFixture {
 func writeRel(t *testing.T, dir, rel string) string {
 	t.Helper()
 	p := filepath.Join(dir, filepath.FromSlash(rel))
-	writeFile(t, p, rel)
+	domaintest.WriteFile(t, p, rel)
 	return p
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"github.com/gofiber/fiber/v2"
+
 	"github.com/ferryml/ferry/stores"
 	"github.com/ferryml/ferry/wire"
 )
@@ -49,6 +51,20 @@ func (r Roots) Locate(ctx context.Context, root, rel string) (s stores.Store, ke
 		return nil, "", noop, wire.FromStore(err)
 	}
 	return st, rel, done, nil
+}
+
+// Send answers a GET or HEAD with the file rel (a clean key, not "")
+// below the artifact root: Locate, then File with the Framework
+// disposition, as upstream's /get-artifact and
+// /model-versions/get-artifact send files. A non-nil result is a
+// *wire.Error for the caller to send.
+func (r Roots) Send(c *fiber.Ctx, root, rel string) error {
+	store, key, release, werr := r.Locate(c.UserContext(), root, rel)
+	if werr != nil {
+		release()
+		return werr
+	}
+	return File(c, store, key, Framework, release)
 }
 
 // proxied returns the destination-relative key of a servable proxied

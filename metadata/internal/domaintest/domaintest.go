@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -143,5 +145,17 @@ func HandlersMatchRouteTable(t *testing.T, provider routes.Provider, hs routes.H
 	sort.Strings(served)
 	if len(table) == 0 || strings.Join(table, "\n") != strings.Join(served, "\n") {
 		t.Fatalf("route table marks %d routes as %s's, the handlers serve %d:\n%q\n%q", len(table), provider, len(served), table, served)
+	}
+}
+
+// WriteFile writes content at path, making its directories, for tests
+// that plant artifacts (and sentinels) on disk.
+func WriteFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
