@@ -11,22 +11,17 @@ import (
 	"github.com/ferryml/ferry/stores/internal/leftovers"
 )
 
-// RemoveStaleTemps removes, anywhere under the store, the temporary files
-// of uploads (TempPrefix names) last written more than maxAge ago by the
-// server's clock (MDTM where the server has it, else the listing's time),
-// and the directories that leaves empty; it returns how many files it
-// removed. Those files are what a crash of Ferry leaves of the uploads it
-// cut off (a failed upload in a running Ferry removes its own). It is the
-// local store's method of the same name for this driver, run in the
-// background at start for --temp-file-max-age; see leftovers.Tracker.Sweep
-// for the bounds and why maxAge must exceed any upload's stall and the
-// clock skew to the server. Each directory is listed over a pooled
-// connection of its own, so requests are served meanwhile.
+// RemoveStaleTemps removes what a crash of Ferry left on the FTP server:
+// TempPrefix files under the root whose MDTM (or, without MDTM, listing
+// time) is older than maxAge, and the directories that empties. main runs
+// it at start for --temp-file-max-age, as for the local store; bounds and
+// caveats are leftovers.Tracker.Sweep's.
 func (s *Store) RemoveStaleTemps(ctx context.Context, maxAge time.Duration) (int, error) {
 	return s.left.Sweep(ctx, sweepRemote{s}, TempPrefix, maxAge)
 }
 
-// sweepRemote is the store as leftovers.Sweep walks it.
+// sweepRemote lists and removes over pooled control connections, one
+// per call.
 type sweepRemote struct{ s *Store }
 
 func (r sweepRemote) ReadDir(ctx context.Context, dir string) ([]leftovers.Dirent, error) {

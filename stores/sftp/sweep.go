@@ -9,22 +9,16 @@ import (
 	"github.com/ferryml/ferry/stores/internal/leftovers"
 )
 
-// RemoveStaleTemps removes, anywhere under the store, the temporary files
-// of uploads (TempPrefix names) last written more than maxAge ago by the
-// server's clock, and the directories that leaves empty; it returns how
-// many files it removed. Those files are what a crash of Ferry leaves of
-// the uploads it cut off (a failed upload in a running Ferry removes its
-// own). It is the local store's method of the same name for this driver,
-// run in the background at start for --temp-file-max-age; see
-// leftovers.Tracker.Sweep for the bounds and why maxAge must exceed any
-// upload's stall and the clock skew to the server. Each directory is
-// listed over a pooled connection of its own, so requests are served
-// meanwhile.
+// RemoveStaleTemps deletes the upload temp files (TempPrefix) that a
+// crash of Ferry left below the root and whose mtime on the server is
+// more than maxAge old, then the directories left empty, and says how
+// many files went. Run at start for --temp-file-max-age like the local
+// store's; see leftovers.Tracker.Sweep for its bounds.
 func (s *Store) RemoveStaleTemps(ctx context.Context, maxAge time.Duration) (int, error) {
 	return s.left.Sweep(ctx, sweepRemote{s}, TempPrefix, maxAge)
 }
 
-// sweepRemote is the store as leftovers.Sweep walks it.
+// sweepRemote gives leftovers.Sweep the SFTP calls it needs.
 type sweepRemote struct{ s *Store }
 
 func (r sweepRemote) ReadDir(ctx context.Context, dir string) ([]leftovers.Dirent, error) {
