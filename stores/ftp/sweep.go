@@ -70,3 +70,11 @@ func (r sweepRemote) RemoveDir(ctx context.Context, key string) error {
 		return c.sc.RemoveDir(r.s.remote(key))
 	})
 }
+
+var _ stores.StaleUploadSweeper = (*Store)(nil)
+
+// SweepStaleUploads is stores.StaleUploadSweeper (ferry gc and the
+// start-up sweep): RemoveStaleTemps.
+func (s *Store) SweepStaleUploads(ctx context.Context, olderThan time.Duration) (int, error) {
+	return s.RemoveStaleTemps(ctx, olderThan)
+}

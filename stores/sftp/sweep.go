@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"time"
 
+	"github.com/ferryml/ferry/stores"
 	"github.com/ferryml/ferry/stores/internal/leftovers"
 )
 
@@ -50,4 +51,12 @@ func (r sweepRemote) RemoveDir(ctx context.Context, key string) error {
 	return r.s.with(ctx, "sweep rmdir", key, always, func(c *conn) error {
 		return c.sftp.RemoveDirectory(r.s.remote(key))
 	})
+}
+
+var _ stores.StaleUploadSweeper = (*Store)(nil)
+
+// SweepStaleUploads is stores.StaleUploadSweeper (ferry gc and the
+// start-up sweep): RemoveStaleTemps.
+func (s *Store) SweepStaleUploads(ctx context.Context, olderThan time.Duration) (int, error) {
+	return s.RemoveStaleTemps(ctx, olderThan)
 }
