@@ -6,6 +6,7 @@ import (
 
 	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/metadata/internal/domaintest"
+	"github.com/ferryml/ferry/metadata/schema"
 )
 
 func TestQueryTraceMetrics(t *testing.T) {
@@ -70,6 +71,16 @@ func TestQueryTraceMetrics(t *testing.T) {
 			}
 			if !reflect.DeepEqual(got, w) {
 				t.Errorf("%s:\n got %v\nwant %v", what, got, w)
+			}
+		}
+		// NULL dimension values sort first on SQLite and MySQL, last on
+		// PostgreSQL (each database's ORDER BY, as upstream's).
+		checkNullLast := func(what string, out map[string]any, null point, rest ...point) {
+			t.Helper()
+			if db.Dialect() == schema.Postgres {
+				check(what, out, append(rest, null)...)
+			} else {
+				check(what, out, append([]point{null}, rest...)...)
 			}
 		}
 		v := func(kv ...any) map[string]any {
@@ -141,6 +152,10 @@ func TestQueryTraceMetrics(t *testing.T) {
 			c.exec("INSERT INTO spans (trace_id, experiment_id, span_id, name, type, status, start_time_unix_nano, end_time_unix_nano, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}')",
 				tid(1), exp, "000000000000000"+string(rune('1'+i)), "s-"+s.typ, s.typ, s.status, start, start+s.ms*1_000_000)
 		}
+		// Model dimensions read spans.dimension_attributes (JSON); costs
+		// come from span_metrics.
+		c.exec("UPDATE spans SET dimension_attributes = ? WHERE type = 'LLM'", `{"mlflow.llm.model": "gpt-x", "mlflow.llm.provider": "openai"}`)
+		c.exec("INSERT INTO span_metrics (trace_id, span_id, "+db.Dialect().Quote("key")+", value) VALUES (?, '0000000000000001', 'total_cost', 0.25), (?, '0000000000000002', 'total_cost', 0.75), (?, '0000000000000003', 'total_cost', 2)", tid(1), tid(1), tid(1))
 		spans := func(extra map[string]any) map[string]any {
 			extra["view_type"] = "SPANS"
 			return query(extra)
@@ -150,6 +165,12 @@ func TestQueryTraceMetrics(t *testing.T) {
 			dp("span_count", v("span_type", "LLM"), v("COUNT", 2.0)))
 		check("span latency", spans(map[string]any{"metric_name": "latency", "aggregations": aggs("AVG", 50.0), "filters": []string{"span.type = 'LLM'"}}),
 			dp("latency", nil, v("AVG", 3.0, "P50.0", 3.0)))
+		checkNullLast("span count by model", spans(map[string]any{"metric_name": "span_count", "aggregations": aggs("COUNT"), "dimensions": []string{"span_model_name", "span_model_provider"}}),
+			dp("span_count", nil, v("COUNT", 1.0)),
+			dp("span_count", v("span_model_name", "gpt-x", "span_model_provider", "openai"), v("COUNT", 2.0)))
+		checkNullLast("cost by model", spans(map[string]any{"metric_name": "total_cost", "aggregations": aggs("SUM", "AVG", 50.0), "dimensions": []string{"span_model_name"}}),
+			dp("total_cost", nil, v("SUM", 2.0, "AVG", 2.0, "P50.0", 2.0)),
+			dp("total_cost", v("span_model_name", "gpt-x"), v("SUM", 1.0, "AVG", 0.5, "P50.0", 0.5)))
 		check("span latency by status", spans(map[string]any{"metric_name": "latency", "aggregations": aggs("AVG"), "dimensions": []string{"span_status"}}),
 			dp("latency", v("span_status", "ERROR"), v("AVG", 4.0)),
 			dp("latency", v("span_status", "OK"), v("AVG", 5.5)))

@@ -3,6 +3,7 @@ package tracing
 import (
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/ferryml/ferry/metadata"
@@ -142,4 +143,45 @@ func TestNPMIEdges(t *testing.T) {
 	if a, b := npmi(correlationCounts{total: 3, filter1: 3, filter2: 3, joint: 3}); a != 1 || b != 1 {
 		t.Errorf("all: %v %v", a, b)
 	}
+}
+
+// TestAnalyticsHostileInput: the correlation and metrics routes answer
+// hostile bodies with 4xx and leave the database as it was.
+func TestAnalyticsHostileInput(t *testing.T) {
+	t.Parallel()
+	domaintest.ForEachBackend(t, func(t *testing.T, db *metadata.DB) {
+		c := newClient(t, db)
+		exp := c.experiment("ah", "/tmp/ah", "active")
+		c.trace(tid(1), exp, 1, 1, "OK")
+		corr := "/api/3.0/mlflow/traces/calculate-filter-correlation"
+		met := "/api/3.0/mlflow/traces/metrics"
+		e := `"experiment_ids": ["` + exp + `"]`
+		m := e + `, "view_type": "TRACES", "metric_name": "trace_count", "aggregations": [{"aggregation_type": "COUNT"}]`
+		many := `"experiment_ids": [` + strings.Repeat(`"1", `, 1000) + `"1"]`
+		for _, tc := range []struct{ path, body string }{
+			{corr, "{" + e + ", \"filter_string1\": \"tags.a = '\xff'\", \"filter_string2\": \"status = 'OK'\"}"},
+			{corr, "{" + e + ", \"filter_string1\": \"tags.a = '" + strings.Repeat("x", 70000) + "'\", \"filter_string2\": \"status = 'OK'\"}"},
+			{corr, "{" + e + ", \"filter_string1\": \"status = 'OK') OR (1=1\", \"filter_string2\": \"status = 'OK'\"}"},
+			{corr, "{" + many + ", \"filter_string1\": \"status = 'OK'\", \"filter_string2\": \"status = 'OK'\"}"},
+			{corr, `[1]`},
+			{met, "{" + m + ", \"filters\": [\"trace.tag.k = '\xfe'\"]}"},
+			{met, "{" + m + ", \"filters\": [\"trace.tag.k = '" + strings.Repeat("x", 5000) + "'\"]}"},
+			{met, "{" + m + ", \"filters\": [" + strings.Repeat(`"trace.status = 'OK'", `, 200) + "\"trace.status = 'OK'\"]}"},
+			{met, "{" + m + ", \"filters\": [\"trace.tag.k = 'a'' OR ''1'' = ''1'\"]}"},
+			{met, "{" + m + ", \"filters\": [\"trace.status = 'OK'\"], \"max_results\": 100000000}"},
+			{met, "{" + m + ", \"dimensions\": [\"trace_status; DROP TABLE trace_info\"]}"},
+			{met, "{" + m + ", \"time_interval_seconds\": 1e300, \"start_time_ms\": 0, \"end_time_ms\": 1}"},
+			{met, `{` + e + `, "view_type": "TRACES", "metric_name": "latency", "aggregations": [` + strings.Repeat(`{"aggregation_type": "AVG"}, `, 100) + `{"aggregation_type": "AVG"}]}`},
+			{met, `{` + e + `, "view_type": "TRACES", "metric_name": "latency", "aggregations": [5]}`},
+			{met, `{` + e + `, "view_type": "TRACES", "metric_name": "latency", "aggregations": [{"aggregation_type": "PERCENTILE", "percentile_value": -0.5}]}`},
+		} {
+			st, body := c.Raw("POST", tc.path, "application/json", tc.body)
+			if st < 400 || st >= 500 || !strings.Contains(body, "error_code") {
+				t.Errorf("%s %.120q: %d %.200s", tc.path, tc.body, st, body)
+			}
+		}
+		if n := c.count("SELECT COUNT(*) FROM trace_info"); n != 1 {
+			t.Errorf("%d traces after hostile requests, want 1", n)
+		}
+	})
 }
