@@ -3,7 +3,6 @@ package tracing
 import (
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -98,7 +97,7 @@ func (g aggregation) label() string {
 	if g.typ != aggPercentile {
 		return g.typ
 	}
-	return "P" + pyFloat(g.pct)
+	return "P" + wire.PyFloat(g.pct)
 }
 
 // metricQuery is a validated queryTraceMetrics request.
@@ -267,7 +266,7 @@ func readAggregations(r *request) ([]aggregation, *wire.Error) {
 				return nil, wire.Errorf(wire.InvalidParameterValue, "Percentile value is required for PERCENTILE aggregation")
 			}
 			if g.pct < 0 || g.pct > 100 {
-				return nil, wire.Errorf(wire.InvalidParameterValue, "Percentile value must be between 0 and 100, got %s", pyFloat(g.pct))
+				return nil, wire.Errorf(wire.InvalidParameterValue, "Percentile value must be between 0 and 100, got %s", wire.PyFloat(g.pct))
 			}
 		} else if has && pv != nil {
 			return nil, wire.Errorf(wire.InvalidParameterValue, "Percentile value is only allowed for PERCENTILE aggregation")
@@ -342,13 +341,4 @@ func pyStrList(list []string) string {
 		parts[i] = "'" + s + "'"
 	}
 	return "[" + strings.Join(parts, ", ") + "]"
-}
-
-// pyFloat is Python's str() of a float in the percentile range.
-func pyFloat(f float64) string {
-	s := strconv.FormatFloat(f, 'f', -1, 64)
-	if !strings.Contains(s, ".") {
-		s += ".0"
-	}
-	return s
 }
