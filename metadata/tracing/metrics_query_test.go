@@ -195,6 +195,31 @@ func TestQueryTraceMetrics(t *testing.T) {
 		check("assessment count", assess(map[string]any{"metric_name": "assessment_count", "aggregations": aggs("COUNT"), "filters": []string{"assessment.name = 'score'"}}),
 			dp("assessment_count", nil, v("COUNT", 2.0)))
 
+		// Names that differ in case are one group where the database's
+		// collation says so (MySQL/MariaDB's default), and its percentile
+		// is still computed over the whole group.
+		c.trace(tid(6), exp, 200000, 60, "OK")
+		c.traceTag(tid(6), "mlflow.traceName", "A")
+		out := query(map[string]any{"metric_name": "latency", "aggregations": aggs("AVG", 50.0), "dimensions": []string{"trace_name"}})
+		got := map[string]any{}
+		for _, p := range list(out, "data_points") {
+			pm := p.(map[string]any)
+			got[obj(pm, "dimensions")["trace_name"].(string)] = pm["values"]
+		}
+		want := map[string]any{"A": v("AVG", 60.0, "P50.0", 60.0), "a": v("AVG", 15.0, "P50.0", 15.0), "b": v("AVG", 35.0, "P50.0", 35.0)}
+		if db.Dialect() == schema.MySQL {
+			merged := v("AVG", 30.0, "P50.0", 20.0)
+			want = map[string]any{"b": v("AVG", 35.0, "P50.0", 35.0)}
+			if _, ok := got["a"]; ok {
+				want["a"] = merged
+			} else {
+				want["A"] = merged
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("names by collation: got %v, want %v", got, want)
+		}
+
 		// Bad input → 400 with upstream's messages.
 		bad := func(body, msg string) {
 			t.Helper()

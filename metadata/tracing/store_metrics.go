@@ -3,7 +3,6 @@ package tracing
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"math"
 	"strconv"
 	"strings"
@@ -17,10 +16,10 @@ import (
 // The queryTraceMetrics store: one GROUP BY statement for COUNT / SUM /
 // AVG per group (dimensions, time bucket first), over trace_info t joined
 // to the view's rows as upstream's query_metrics does. Percentiles are
-// linear interpolation (numpy's default, = PostgreSQL percentile_cont) and
-// are computed in Go on all three databases: a second statement streams
-// the values ordered by group then value, and only the two ranks each
-// percentile needs are kept, so memory is bounded by the page's groups.
+// linear interpolation (numpy's default, = PostgreSQL percentile_cont),
+// the same on all three databases: window functions number each group's
+// values and the statement returns only the two values around each
+// percentile's rank, which Go interpolates (metricStatement).
 
 // traceNameTag is the trace tag holding the trace's name (upstream's
 // TraceTagKey.TRACE_NAME), the trace_name dimension.
@@ -205,80 +204,128 @@ func metricValue(d schema.Dialect, q *metricQuery) string {
 	return "sm.value" // span cost
 }
 
-// metricGroup is one group of the aggregate statement.
+// metricGroup is one group (data point) of the answer.
 type metricGroup struct {
 	dims   []sql.NullString
 	values map[string]float64
-	n      int64 // non-NULL values (percentile ranks)
-	seen   int64 // values streamed so far (percentile pass)
-	lo, hi []float64
 }
 
-func groupKey(dims []sql.NullString) string {
-	var b strings.Builder
-	for _, d := range dims {
-		if d.Valid {
-			b.WriteString("v")
-			b.WriteString(strconv.Itoa(len(d.String)))
-			b.WriteString(":")
-			b.WriteString(d.String)
-		} else {
-			b.WriteString("n")
-		}
+// metricStatement renders the aggregate statement of one page.
+//
+// Without a percentile: SELECT dims, COUNT|SUM|AVG(value) … GROUP BY dims
+// ORDER BY dims LIMIT max+1 OFFSET offset.
+//
+// With percentiles, the rows (non-NULL values only: a group without one
+// has no value to show) are numbered inside their group by ROW_NUMBER()
+// OVER (PARTITION BY dims ORDER BY value) next to the group's COUNT; the
+// outer GROUP BY picks, per percentile p, the values at 0-based ranks
+// j = floor(p·(n-1)/100) and j+1 (the CASE conditions are that floor
+// without a FLOOR function, which SQLite may lack), and Go interpolates.
+// The database partitions exactly as it groups (its collation decides
+// what is one group), so a group's ranks and its COUNT agree.
+// Percentiles are inlined as numeric literals (validated floats): a
+// PostgreSQL placeholder there would be typed bigint.
+func metricStatement(q *metricQuery, m metricSQL) (string, []any, bool) {
+	hasPct := false
+	for _, g := range q.aggs {
+		hasPct = hasPct || g.typ == aggPercentile
 	}
-	return b.String()
+	page := " LIMIT " + strconv.FormatInt(q.max+1, 10) + " OFFSET " + strconv.FormatInt(q.offset, 10)
+	if !hasPct {
+		sel := append([]string{}, m.dims...)
+		for _, g := range q.aggs {
+			sel = append(sel, g.typ+"("+m.value+")")
+		}
+		stmt := "SELECT " + strings.Join(sel, ", ") + " FROM " + m.from
+		if len(m.dims) > 0 {
+			dims := strings.Join(m.dims, ", ")
+			stmt += " GROUP BY " + dims + " ORDER BY " + dims
+		}
+		return stmt + page, m.args, false
+	}
+	inner := make([]string, 0, len(m.dims)+3)
+	outer := make([]string, 0, len(m.dims)+2*len(q.aggs)+1)
+	aliases := make([]string, 0, len(m.dims))
+	for i, d := range m.dims {
+		a := "x.d" + strconv.Itoa(i)
+		inner = append(inner, d+" AS d"+strconv.Itoa(i))
+		aliases = append(aliases, a)
+	}
+	over := "OVER (ORDER BY " + m.value + ")"
+	count := "COUNT(" + m.value + ") OVER ()"
+	if len(m.dims) > 0 {
+		part := "PARTITION BY " + strings.Join(m.dims, ", ")
+		over = "OVER (" + part + " ORDER BY " + m.value + ")"
+		count = "COUNT(" + m.value + ") OVER (" + part + ")"
+	}
+	inner = append(inner, m.value+" AS v", "ROW_NUMBER() "+over+" AS rn", count+" AS cnt")
+	outer = append(outer, aliases...)
+	for _, g := range q.aggs {
+		if g.typ != aggPercentile {
+			outer = append(outer, g.typ+"(x.v)")
+			continue
+		}
+		p := strconv.FormatFloat(g.pct, 'f', -1, 64)
+		pos := p + " * (x.cnt - 1)"
+		outer = append(outer,
+			"MAX(CASE WHEN (x.rn - 1) * 100 <= "+pos+" AND "+pos+" < x.rn * 100 THEN x.v END)",
+			"MAX(CASE WHEN (x.rn - 2) * 100 <= "+pos+" AND "+pos+" < (x.rn - 1) * 100 THEN x.v END)")
+	}
+	outer = append(outer, "MAX(x.cnt)")
+	stmt := "SELECT " + strings.Join(outer, ", ") + " FROM (SELECT " + strings.Join(inner, ", ") +
+		" FROM " + m.from + " AND " + m.value + " IS NOT NULL) x"
+	if len(aliases) > 0 {
+		dims := strings.Join(aliases, ", ")
+		stmt += " GROUP BY " + dims + " ORDER BY " + dims
+	}
+	return stmt + page, m.args, true
 }
-
-var errMetricsDone = errors.New("percentile pass complete")
 
 // runMetricQuery answers one page of data points in one read transaction.
 func (a *API) runMetricQuery(ctx context.Context, q *metricQuery) ([]metricDataPoint, string, error) {
 	var groups []*metricGroup
 	next := ""
 	err := a.db.Read(ctx, func(tx *metadata.Tx) error {
-		d := tx.Dialect()
-		m := buildMetricSQL(d, q)
-		dimList := strings.Join(m.dims, ", ")
-		var sel []string
-		sel = append(sel, m.dims...)
-		var pcts []int
-		for i, g := range q.aggs {
-			switch g.typ {
-			case aggCount, aggSum, aggAvg, aggMin, aggMax:
-				sel = append(sel, g.typ+"("+m.value+")")
-			case aggPercentile:
-				pcts = append(pcts, i)
-			}
-		}
-		sel = append(sel, "COUNT("+m.value+")")
-		stmt := "SELECT " + strings.Join(sel, ", ") + " FROM " + m.from
-		if len(m.dims) > 0 {
-			stmt += " GROUP BY " + dimList + " ORDER BY " + dimList
-		}
-		stmt += " LIMIT " + strconv.FormatInt(q.max+1, 10) + " OFFSET " + strconv.FormatInt(q.offset, 10)
-		err := tx.Each(ctx, stmt, m.args, func(rows *sql.Rows) error {
+		m := buildMetricSQL(tx.Dialect(), q)
+		stmt, args, hasPct := metricStatement(q, m)
+		err := tx.Each(ctx, stmt, args, func(rows *sql.Rows) error {
 			g := &metricGroup{dims: make([]sql.NullString, len(m.dims)), values: map[string]float64{}}
-			nums := make([]sql.NullFloat64, len(q.aggs)-len(pcts))
-			dst := make([]any, 0, len(sel))
+			dst := make([]any, 0, len(m.dims)+2*len(q.aggs)+1)
 			for i := range g.dims {
 				dst = append(dst, &g.dims[i])
 			}
-			for i := range nums {
-				dst = append(dst, &nums[i])
+			type pctCols struct{ lo, hi sql.NullFloat64 }
+			nums := make([]sql.NullFloat64, len(q.aggs))
+			pcts := make([]pctCols, len(q.aggs))
+			for i, agg := range q.aggs {
+				if agg.typ == aggPercentile {
+					dst = append(dst, &pcts[i].lo, &pcts[i].hi)
+				} else {
+					dst = append(dst, &nums[i])
+				}
 			}
-			dst = append(dst, &g.n)
+			var n sql.NullInt64
+			if hasPct {
+				dst = append(dst, &n)
+			}
 			if err := rows.Scan(dst...); err != nil {
 				return err
 			}
-			j := 0
-			for _, agg := range q.aggs {
-				if agg.typ == aggPercentile {
-					continue
+			for i, agg := range q.aggs {
+				switch {
+				case agg.typ != aggPercentile:
+					if nums[i].Valid {
+						g.values[agg.label()] = nums[i].Float64
+					}
+				case pcts[i].lo.Valid && n.Valid && n.Int64 > 0:
+					// numpy's linear interpolation: y[j] + frac·(y[j+1] - y[j]).
+					pos := agg.pct * float64(n.Int64-1) / 100
+					v := pcts[i].lo.Float64
+					if frac := pos - math.Floor(pos); frac > 0 && pcts[i].hi.Valid {
+						v += frac * (pcts[i].hi.Float64 - v)
+					}
+					g.values[agg.label()] = v
 				}
-				if nums[j].Valid {
-					g.values[agg.label()] = nums[j].Float64
-				}
-				j++
 			}
 			groups = append(groups, g)
 			return nil
@@ -290,14 +337,12 @@ func (a *API) runMetricQuery(ctx context.Context, q *metricQuery) ([]metricDataP
 			groups = groups[:q.max]
 			next = wire.PageToken(q.offset + q.max)
 		}
-		if len(pcts) == 0 {
-			return nil
-		}
-		return percentiles(ctx, tx, q, m, groups, pcts)
+		return nil
 	})
 	if err != nil {
 		return nil, "", err
 	}
+	names := buildNames(q)
 	out := make([]metricDataPoint, 0, len(groups))
 	for _, g := range groups {
 		// Upstream skips a point whose aggregations are all NULL.
@@ -305,7 +350,6 @@ func (a *API) runMetricQuery(ctx context.Context, q *metricQuery) ([]metricDataP
 			continue
 		}
 		p := metricDataPoint{MetricName: q.metric, Values: g.values}
-		names := buildNames(q)
 		for i, dv := range g.dims {
 			if !dv.Valid {
 				continue // a NULL dimension value (a span without type) is left out
@@ -346,72 +390,4 @@ func bucketLabel(ms string) string {
 		return t.Format("2006-01-02T15:04:05.000000") + "+00:00"
 	}
 	return t.Format("2006-01-02T15:04:05") + "+00:00"
-}
-
-// percentiles streams the page's values ordered by group and value and
-// fills each group's PERCENTILE values from the two ranks around
-// p/100·(n-1). Rows of groups outside the page are skipped; the stream
-// stops once every group of the page is complete.
-func percentiles(ctx context.Context, tx *metadata.Tx, q *metricQuery, m metricSQL, groups []*metricGroup, pcts []int) error {
-	byKey := make(map[string]*metricGroup, len(groups))
-	pending := 0
-	for _, g := range groups {
-		g.lo = make([]float64, len(pcts))
-		g.hi = make([]float64, len(pcts))
-		if g.n > 0 {
-			byKey[groupKey(g.dims)] = g
-			pending++
-		}
-	}
-	if pending > 0 {
-		sel := append(append([]string{}, m.dims...), m.value)
-		stmt := "SELECT " + strings.Join(sel, ", ") + " FROM " + m.from + " AND " + m.value + " IS NOT NULL ORDER BY " + strings.Join(sel, ", ")
-		dims := make([]sql.NullString, len(m.dims))
-		var v float64
-		dst := make([]any, 0, len(sel))
-		for i := range dims {
-			dst = append(dst, &dims[i])
-		}
-		dst = append(dst, &v)
-		err := tx.Each(ctx, stmt, m.args, func(rows *sql.Rows) error {
-			if err := rows.Scan(dst...); err != nil {
-				return err
-			}
-			g := byKey[groupKey(dims)]
-			if g == nil || g.seen >= g.n {
-				return nil
-			}
-			for i, pi := range pcts {
-				pos := q.aggs[pi].pct / 100 * float64(g.n-1)
-				j := int64(math.Floor(pos))
-				if g.seen == j {
-					g.lo[i], g.hi[i] = v, v
-				} else if g.seen == j+1 {
-					g.hi[i] = v
-				}
-			}
-			g.seen++
-			if g.seen == g.n {
-				pending--
-				if pending == 0 {
-					return errMetricsDone
-				}
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, errMetricsDone) {
-			return err
-		}
-	}
-	for _, g := range groups {
-		if g.n == 0 || g.seen < g.n {
-			continue // no values (or rows changed meanwhile): no percentile
-		}
-		for i, pi := range pcts {
-			pos := q.aggs[pi].pct / 100 * float64(g.n-1)
-			frac := pos - math.Floor(pos)
-			g.values[q.aggs[pi].label()] = g.lo[i] + frac*(g.hi[i]-g.lo[i])
-		}
-	}
-	return nil
 }
