@@ -104,8 +104,8 @@ GET /traces/batchGet tracing
 POST /traces/batchGetInfos tracing
 POST /traces/search tracing
 POST /traces/delete-traces tracing
-POST /traces/calculate-filter-correlation
-POST /traces/metrics
+POST /traces/calculate-filter-correlation tracing
+POST /traces/metrics tracing
 GET /traces/<trace_id> tracing
 PATCH,DELETE /traces/<trace_id>/tags tracing
 POST /traces/<trace_id>/assessments tracing

@@ -422,3 +422,23 @@ func (q TracesQuery) Render(d schema.Dialect) (string, []any) {
 	s.arg(q.Offset)
 	return s.b.String(), s.args
 }
+
+// TracesWhere renders the conditions of filter over trace_info t as one
+// parenthesised boolean expression ("(1 = 1)" when filter is empty) with
+// its bind arguments in order, for callers that build their own SELECT
+// (counts, aggregates) around the traces/search grammar.
+func TracesWhere(d schema.Dialect, filter []Comparison) (string, []any) {
+	s := &sqlb{d: d}
+	s.w("(")
+	if len(filter) == 0 {
+		s.w("1 = 1")
+	}
+	for i, c := range filter {
+		if i > 0 {
+			s.w(" AND ")
+		}
+		s.traceCondition(c)
+	}
+	s.w(")")
+	return s.b.String(), s.args
+}

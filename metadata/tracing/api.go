@@ -54,6 +54,8 @@ func (a *API) Handlers() routes.Handlers {
 		"POST /3.0/mlflow/traces/batchGetInfos":                            a.batchGetTraceInfos,
 		"POST /3.0/mlflow/traces/search":                                   a.searchTracesV3,
 		"POST /3.0/mlflow/traces/delete-traces":                            a.deleteTracesRoute,
+		"POST /3.0/mlflow/traces/calculate-filter-correlation":             a.calculateFilterCorrelation,
+		"POST /3.0/mlflow/traces/metrics":                                  a.queryTraceMetrics,
 		"POST /2.0/mlflow/traces/delete-traces":                            a.deleteTracesRoute,
 		"PATCH /3.0/mlflow/traces/<trace_id>/tags":                         a.setTraceTag,
 		"DELETE /3.0/mlflow/traces/<trace_id>/tags":                        a.deleteTraceTag,

@@ -26,17 +26,28 @@ type searchArgs struct {
 	offset  int64
 }
 
-func readSearchArgs(r *request, expIDs []string) (*searchArgs, *wire.Error) {
-	if len(expIDs) > maxExperimentIDs {
-		return nil, wire.Errorf(wire.InvalidParameterValue, "Too many experiments: %d (at most %d).", len(expIDs), maxExperimentIDs)
+// experimentIDs converts the experiment ids of a request (at most
+// maxExperimentIDs); an id that is not a number names no experiment and
+// is dropped.
+func experimentIDs(ids []string) ([]int64, *wire.Error) {
+	if len(ids) > maxExperimentIDs {
+		return nil, wire.Errorf(wire.InvalidParameterValue, "Too many experiments: %d (at most %d).", len(ids), maxExperimentIDs)
 	}
-	sa := &searchArgs{max: defaultMaxResults}
-	for _, id := range expIDs {
-		// An experiment id that is not a number names no experiment.
+	var out []int64
+	for _, id := range ids {
 		if n, err := strconv.ParseInt(id, 10, 64); err == nil {
-			sa.exps = append(sa.exps, n)
+			out = append(out, n)
 		}
 	}
+	return out, nil
+}
+
+func readSearchArgs(r *request, expIDs []string) (*searchArgs, *wire.Error) {
+	exps, werr := experimentIDs(expIDs)
+	if werr != nil {
+		return nil, werr
+	}
+	sa := &searchArgs{max: defaultMaxResults, exps: exps}
 	filter, _, werr := r.str("filter")
 	if werr != nil {
 		return nil, werr
