@@ -177,30 +177,12 @@ func asObject(field string, v any) (map[string]any, bool, *wire.Error) {
 	return m, true, nil
 }
 
-// typeError is upstream's wrong-type message with Python's rendering of
-// the value and its type name.
+// typeError is upstream's wrong-type message (wire.InvalidType: the value
+// as json.dumps shows it, Python's type name), the same as tracking's and
+// the registry's. The handlers see decoded JSON, so a number written 1e3
+// shows as 1000 (int) where upstream shows 1000.0 (float).
 func typeError(field string, v any) *wire.Error {
-	shown, typ := fmt.Sprint(v), fmt.Sprintf("%T", v)
-	switch x := v.(type) {
-	case bool:
-		shown, typ = "False", "bool"
-		if x {
-			shown = "True"
-		}
-	case float64:
-		typ = "float"
-		if x == float64(int64(x)) {
-			shown, typ = strconv.FormatInt(int64(x), 10), "int"
-		}
-	case string:
-		shown, typ = wire.PyJSON(x), "str"
-	case []any:
-		typ = "list"
-	case map[string]any:
-		typ = "dict"
-	}
-	return wire.Errorf(wire.InvalidParameterValue,
-		"Invalid value %s for parameter '%s' supplied: Hint: Value was of type '%s'. See the API docs for more information about request parameters.", shown, field, typ)
+	return wire.InvalidType(field, v)
 }
 
 // strField reads an optional string member of a nested message.
