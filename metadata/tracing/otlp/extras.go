@@ -1,0 +1,224 @@
+package otlp
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+)
+
+// Span attributes and trace metadata keys of upstream 3.11's log_spans
+// extras (mlflow/tracing/constant.py).
+const (
+	attrChatUsage     = "mlflow.chat.tokenUsage" // SpanAttributeKey.CHAT_USAGE
+	attrLLMCost       = "mlflow.llm.cost"        // SpanAttributeKey.LLM_COST
+	attrModel         = "mlflow.llm.model"       // SpanAttributeKey.MODEL
+	attrModelProvider = "mlflow.llm.provider"    // SpanAttributeKey.MODEL_PROVIDER
+	attrSessionID     = "session.id"             // SpanAttributeKey.SESSION_ID
+	attrUserID        = "user.id"                // SpanAttributeKey.USER_ID
+	attrTagPrefix     = "mlflow.traceTag."       // SpanAttributeKey.TRACE_TAG_PREFIX
+
+	metaTokenUsage    = "mlflow.trace.tokenUsage"    // TraceMetadataKey.TOKEN_USAGE
+	metaCost          = "mlflow.trace.cost"          // TraceMetadataKey.COST
+	metaSession       = "mlflow.trace.session"       // TraceMetadataKey.TRACE_SESSION
+	metaUser          = "mlflow.trace.user"          // TraceMetadataKey.TRACE_USER
+	metaInfoFinalized = "mlflow.trace.infoFinalized" // TraceMetadataKey.TRACE_INFO_FINALIZED
+
+	// Column limits of trace_tags / trace_request_metadata (VARCHAR(250)
+	// keys, VARCHAR(8000) values): longer values are not stored rather
+	// than failing the whole request on the strict databases.
+	maxKeyChars   = 250
+	maxValueChars = 8000
+)
+
+// tokenKeys are TokenUsageKey.all_keys() in upstream's order; the first
+// three are always written, the cache counts only once some span had them.
+var tokenKeys = []string{"input_tokens", "output_tokens", "total_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"}
+
+// costKeys are CostKey (= SpanMetricKey.cost_keys()).
+var costKeys = []string{"input_cost", "output_cost", "total_cost"}
+
+// spanExtras is what one span contributes beyond its row: its token usage
+// and cost (summed into the trace), its model dimensions, the user and
+// session it names and the trace tags it carries.
+type spanExtras struct {
+	usage   map[string]int64
+	cost    map[string]float64
+	dims    *string // spans.dimension_attributes JSON, nil when none
+	session string
+	user    string
+	tags    []attr // mlflow.traceTag.<key> → <key>, value
+}
+
+// extrasOf reads the extras from a span's attributes (index: key → position
+// in attrs, values as Python JSON text).
+func extrasOf(attrs []attr, index map[string]int) spanExtras {
+	var x spanExtras
+	get := func(k string) (string, bool) {
+		i, ok := index[k]
+		if !ok {
+			return "", false
+		}
+		return attrs[i].v, true
+	}
+	if v, ok := get(attrChatUsage); ok {
+		if obj := attrObject(v); obj != nil {
+			for _, k := range tokenKeys {
+				if n, ok := obj[k].(json.Number); ok {
+					if i, err := n.Int64(); err == nil {
+						if x.usage == nil {
+							x.usage = map[string]int64{}
+						}
+						x.usage[k] = i
+					}
+				}
+			}
+		}
+	}
+	if v, ok := get(attrLLMCost); ok {
+		if obj := attrObject(v); obj != nil {
+			for _, k := range costKeys {
+				if n, ok := obj[k].(json.Number); ok {
+					if f, err := n.Float64(); err == nil {
+						if x.cost == nil {
+							x.cost = map[string]float64{}
+						}
+						x.cost[k] = f
+					}
+				}
+			}
+		}
+	}
+	var dims []byte
+	for _, k := range []string{attrModel, attrModelProvider} {
+		v, ok := get(k)
+		if !ok {
+			continue
+		}
+		if dims == nil {
+			dims = append(dims, '{')
+		} else {
+			dims = append(dims, ", "...)
+		}
+		dims = appendPyString(dims, k)
+		dims = append(dims, ": "...)
+		if s, isString := loadsString(v); isString {
+			dims = appendPyString(dims, s)
+		} else {
+			dims = append(dims, v...)
+		}
+	}
+	if dims != nil {
+		s := string(append(dims, '}'))
+		x.dims = &s
+	}
+	if v, ok := get(attrSessionID); ok {
+		x.session = attrText(v)
+	}
+	if v, ok := get(attrUserID); ok {
+		x.user = attrText(v)
+	}
+	for _, a := range attrs {
+		if k, ok := strings.CutPrefix(a.k, attrTagPrefix); ok && k != "" {
+			x.tags = append(x.tags, attr{k, attrText(a.v)})
+		}
+	}
+	return x
+}
+
+// attrText is an attribute as the text upstream's get_attribute yields for
+// a string (the JSON-decoded string), or its JSON for any other value.
+func attrText(v string) string {
+	if s, ok := loadsString(v); ok {
+		return s
+	}
+	return v
+}
+
+// attrObject decodes a dict attribute: a JSON string holding an object
+// (MLflow-made spans) or an OTLP key-value list. nil when it is neither.
+func attrObject(v string) map[string]any {
+	text := previewText(v)
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.UseNumber()
+	var obj map[string]any
+	if dec.Decode(&obj) != nil {
+		return nil
+	}
+	return obj
+}
+
+// fits reports whether a key and value fit the trace tag / metadata columns.
+func fits(k, v string) bool {
+	return k != "" && len([]rune(k)) <= maxKeyChars && len([]rune(v)) <= maxValueChars
+}
+
+// usageJSON renders summed token usage as upstream's json.dumps does.
+func usageJSON(u map[string]int64) string {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	first := true
+	for i, k := range tokenKeys {
+		n, ok := u[k]
+		if !ok && i >= 3 {
+			continue
+		}
+		if !first {
+			b.WriteString(", ")
+		}
+		first = false
+		b.Write(appendPyString(nil, k))
+		b.WriteString(": ")
+		b.Write(appendInt(nil, n))
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// costJSON renders summed cost as upstream's json.dumps does (floats in
+// Python's repr).
+func costJSON(c map[string]float64) string {
+	b := []byte{'{'}
+	first := true
+	for _, k := range costKeys {
+		f, ok := c[k]
+		if !ok {
+			continue
+		}
+		if !first {
+			b = append(b, ", "...)
+		}
+		first = false
+		b = appendPyString(b, k)
+		b = append(b, ": "...)
+		b = appendPyFloat(b, f)
+	}
+	return string(append(b, '}'))
+}
+
+// parseUsage reads a stored mlflow.trace.tokenUsage value (integers only).
+func parseUsage(s string) map[string]int64 {
+	out := map[string]int64{}
+	obj := attrObject(s)
+	for _, k := range tokenKeys {
+		if n, ok := obj[k].(json.Number); ok {
+			if i, err := n.Int64(); err == nil {
+				out[k] = i
+			}
+		}
+	}
+	return out
+}
+
+// parseCost reads a stored mlflow.trace.cost value.
+func parseCost(s string) map[string]float64 {
+	out := map[string]float64{}
+	obj := attrObject(s)
+	for _, k := range costKeys {
+		if n, ok := obj[k].(json.Number); ok {
+			if f, err := n.Float64(); err == nil {
+				out[k] = f
+			}
+		}
+	}
+	return out
+}
