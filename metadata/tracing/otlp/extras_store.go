@@ -131,7 +131,11 @@ func linkToRun(ctx context.Context, tx *metadata.Tx, aggs []*traceAgg, runID str
 }
 
 // storedSums reads the token usage and cost metadata the request's
-// unfinalized traces already have, keyed by trace id then metadata key.
+// unfinalized traces already have, keyed by trace id then metadata key. A
+// locking read: under MySQL's repeatable read a plain SELECT would see the
+// snapshot from before this transaction waited for the trace_info row
+// lock, and a concurrent request's sums would be lost (the concurrency
+// test catches it).
 func storedSums(ctx context.Context, tx *metadata.Tx, aggs []*traceAgg) (map[string]map[string]string, error) {
 	var ids []any
 	for _, a := range aggs {
@@ -144,7 +148,7 @@ func storedSums(ctx context.Context, tx *metadata.Tx, aggs []*traceAgg) (map[str
 	for _, chunk := range chunks(len(ids), rowsPerStatement) {
 		args := append([]any{metaTokenUsage, metaCost}, ids[chunk[0]:chunk[1]]...)
 		q := "SELECT request_id, " + k + ", " + v + " FROM trace_request_metadata WHERE " + k + " IN (?, ?) AND request_id IN (" +
-			metadata.Placeholders(chunk[1]-chunk[0]) + ")"
+			metadata.Placeholders(chunk[1]-chunk[0]) + ")" + forUpdate(tx.Dialect())
 		err := tx.Each(ctx, q, args, func(r *sql.Rows) error {
 			var id, key string
 			var val sql.NullString

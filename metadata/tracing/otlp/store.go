@@ -129,7 +129,7 @@ func upsertTraceInfos(ctx context.Context, tx *metadata.Tx, expID int64, aggs []
 		q := "SELECT request_id, experiment_id, timestamp_ms, execution_time_ms, status, " +
 			"request_preview IS NOT NULL, response_preview IS NOT NULL, " +
 			"EXISTS (SELECT 1 FROM trace_request_metadata m WHERE m.request_id = trace_info.request_id AND m." + d.Quote("key") +
-			" = '" + metaInfoFinalized + "' AND m." + d.Quote("value") + " = 'true') FROM trace_info WHERE request_id IN (" +
+			" = '" + metaInfoFinalized + "') FROM trace_info WHERE request_id IN (" +
 			metadata.Placeholders(len(args)) + ") ORDER BY request_id" + forUpdate(d)
 		err := tx.Each(ctx, q, args, func(r *sql.Rows) error {
 			var c current
