@@ -341,7 +341,7 @@ func (a *traceAgg) addExtras(x *spanExtras) {
 		if a.usage == nil {
 			a.usage = map[string]int64{}
 		}
-		a.usage[k] += n
+		a.usage[k] = addSat(a.usage[k], n)
 	}
 	for k, f := range x.cost {
 		if a.cost == nil {

@@ -3,6 +3,7 @@ package otlp
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"strings"
 )
 
@@ -29,6 +30,13 @@ const (
 	maxKeyChars   = 250
 	maxValueChars = 8000
 )
+
+// storeOwnedTags are the trace tags the store itself maintains (where the
+// spans and artifacts live): a span attribute may not redirect them, as
+// upstream's set-trace-tag handler refuses to change them too.
+var storeOwnedTags = map[string]bool{
+	tagSpansLocation: true, tagArtifactLoc: true, "mlflow.trace.archiveLocation": true,
+}
 
 // tokenKeys are TokenUsageKey.all_keys() in upstream's order; the first
 // three are always written, the cache counts only once some span had them.
@@ -118,7 +126,7 @@ func extrasOf(attrs []attr, index map[string]int) spanExtras {
 		x.user = attrText(v)
 	}
 	for _, a := range attrs {
-		if k, ok := strings.CutPrefix(a.k, attrTagPrefix); ok && k != "" {
+		if k, ok := strings.CutPrefix(a.k, attrTagPrefix); ok && k != "" && !storeOwnedTags[k] {
 			x.tags = append(x.tags, attr{k, attrText(a.v)})
 		}
 	}
@@ -221,4 +229,18 @@ func parseCost(s string) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// addSat adds token counts, saturating at the int64 range instead of
+// wrapping (Python's integers do not overflow; a hostile count must not
+// turn a sum negative).
+func addSat(a, b int64) int64 {
+	s := a + b
+	if (b > 0 && s < a) || (b < 0 && s > a) {
+		if b > 0 {
+			return math.MaxInt64
+		}
+		return math.MinInt64
+	}
+	return s
 }

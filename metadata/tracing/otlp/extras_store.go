@@ -54,7 +54,7 @@ func writeExtras(ctx context.Context, tx *metadata.Tx, rows []spanRow, aggs []*t
 			if a.usage != nil {
 				total := parseUsage(stored[a.id][metaTokenUsage])
 				for key, n := range a.usage {
-					total[key] += n
+					total[key] = addSat(total[key], n)
 				}
 				meta = append(meta, metaTokenUsage, usageJSON(total), a.id)
 				for i, key := range tokenKeys {

@@ -77,7 +77,7 @@ func TestExtrasUsageCostSessionTags(t *testing.T) {
 			kv("mlflow.llm.model", str(`"gpt-4-turbo"`)), kv("mlflow.llm.provider", str("openai")),
 			kv("session.id", str("session-123")), kv("user.id", str("alice")),
 			kv("mlflow.traceTag.env", str("prod")), kv("mlflow.traceTag."+strings.Repeat("k", 300), str("too long key")),
-			kv("mlflow.traceTag.", str("no key")))
+			kv("mlflow.traceTag.", str("no key")), kv("mlflow.traceTag.mlflow.trace.spansLocation", str("ARTIFACT_REPO")))
 		if a := post(t, app, pbHeaders("1"), mustMarshal(t, request("", root))); a.status != 200 {
 			t.Fatalf("first: %d %s", a.status, a.body)
 		}
@@ -103,7 +103,7 @@ func TestExtrasUsageCostSessionTags(t *testing.T) {
 		if !reflect.DeepEqual(got.metadata, want) {
 			t.Fatalf("metadata %v", got.metadata)
 		}
-		if got.tags["env"] != "staging" || len(got.tags) != 4 { // env + spansLocation, artifactLocation, traceName
+		if got.tags["env"] != "staging" || len(got.tags) != 4 || got.tags["mlflow.trace.spansLocation"] != "TRACKING_STORE" { // env + spansLocation, artifactLocation, traceName
 			t.Fatalf("tags %v", got.tags)
 		}
 		k := db.Dialect().Quote("key")
@@ -219,4 +219,14 @@ func TestExtrasRunLink(t *testing.T) {
 			t.Fatalf("long run id: trace stored %v, links %d", ok, count(t, db, "entity_associations"))
 		}
 	})
+}
+
+// TestAddSat: token sums saturate rather than wrap.
+func TestAddSat(t *testing.T) {
+	const max, min = int64(^uint64(0) >> 1), -int64(^uint64(0)>>1) - 1
+	for _, c := range [][3]int64{{1, 2, 3}, {max, 1, max}, {max - 1, max, max}, {min, -1, min}, {-5, 3, -2}} {
+		if got := addSat(c[0], c[1]); got != c[2] {
+			t.Errorf("addSat(%d, %d) = %d, want %d", c[0], c[1], got, c[2])
+		}
+	}
 }
