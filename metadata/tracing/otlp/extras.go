@@ -69,32 +69,10 @@ func extrasOf(attrs []attr, index map[string]int) spanExtras {
 		return attrs[i].v, true
 	}
 	if v, ok := get(attrChatUsage); ok {
-		if obj := attrObject(v); obj != nil {
-			for _, k := range tokenKeys {
-				if n, ok := obj[k].(json.Number); ok {
-					if i, err := n.Int64(); err == nil {
-						if x.usage == nil {
-							x.usage = map[string]int64{}
-						}
-						x.usage[k] = i
-					}
-				}
-			}
-		}
+		x.usage = pick(attrObject(v), tokenKeys, json.Number.Int64)
 	}
 	if v, ok := get(attrLLMCost); ok {
-		if obj := attrObject(v); obj != nil {
-			for _, k := range costKeys {
-				if n, ok := obj[k].(json.Number); ok {
-					if f, err := n.Float64(); err == nil {
-						if x.cost == nil {
-							x.cost = map[string]float64{}
-						}
-						x.cost[k] = f
-					}
-				}
-			}
-		}
+		x.cost = pick(attrObject(v), costKeys, json.Number.Float64)
 	}
 	var dims []byte
 	for _, k := range []string{attrModel, attrModelProvider} {
@@ -203,32 +181,30 @@ func costJSON(c map[string]float64) string {
 	return string(append(b, '}'))
 }
 
-// parseUsage reads a stored mlflow.trace.tokenUsage value (integers only).
-func parseUsage(s string) map[string]int64 {
-	out := map[string]int64{}
-	obj := attrObject(s)
-	for _, k := range tokenKeys {
+// pick takes the keys' numbers from a decoded object with conv (nil when
+// none converts): the values upstream would sum, anything else ignored.
+func pick[T int64 | float64](obj map[string]any, keys []string, conv func(json.Number) (T, error)) map[string]T {
+	var out map[string]T
+	for _, k := range keys {
 		if n, ok := obj[k].(json.Number); ok {
-			if i, err := n.Int64(); err == nil {
-				out[k] = i
+			if v, err := conv(n); err == nil {
+				if out == nil {
+					out = map[string]T{}
+				}
+				out[k] = v
 			}
 		}
 	}
 	return out
 }
 
-// parseCost reads a stored mlflow.trace.cost value.
-func parseCost(s string) map[string]float64 {
-	out := map[string]float64{}
-	obj := attrObject(s)
-	for _, k := range costKeys {
-		if n, ok := obj[k].(json.Number); ok {
-			if f, err := n.Float64(); err == nil {
-				out[k] = f
-			}
-		}
+// parseStored reads a stored mlflow.trace.tokenUsage or mlflow.trace.cost
+// value into a map to add to (empty when absent or unreadable).
+func parseStored[T int64 | float64](s string, keys []string, conv func(json.Number) (T, error)) map[string]T {
+	if out := pick(attrObject(s), keys, conv); out != nil {
+		return out
 	}
-	return out
+	return map[string]T{}
 }
 
 // addSat adds token counts, saturating at the int64 range instead of

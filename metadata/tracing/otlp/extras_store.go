@@ -3,6 +3,7 @@ package otlp
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"strings"
 
 	"github.com/google/uuid"
@@ -52,7 +53,7 @@ func writeExtras(ctx context.Context, tx *metadata.Tx, rows []spanRow, aggs []*t
 	for _, a := range aggs {
 		if !a.finalized {
 			if a.usage != nil {
-				total := parseUsage(stored[a.id][metaTokenUsage])
+				total := parseStored(stored[a.id][metaTokenUsage], tokenKeys, json.Number.Int64)
 				for key, n := range a.usage {
 					total[key] = addSat(total[key], n)
 				}
@@ -64,7 +65,7 @@ func writeExtras(ctx context.Context, tx *metadata.Tx, rows []spanRow, aggs []*t
 				}
 			}
 			if a.cost != nil {
-				total := parseCost(stored[a.id][metaCost])
+				total := parseStored(stored[a.id][metaCost], costKeys, json.Number.Float64)
 				for key, f := range a.cost {
 					total[key] += f
 				}
