@@ -133,9 +133,12 @@ func attrObject(v string) map[string]any {
 	return obj
 }
 
-// fits reports whether a key and value fit the trace tag / metadata columns.
+// fits reports whether a key and value fit the trace tag / metadata
+// columns: lengths within the columns and no NUL, which PostgreSQL's text
+// refuses (the request would fail with a 500 for one odd attribute).
 func fits(k, v string) bool {
-	return k != "" && len([]rune(k)) <= maxKeyChars && len([]rune(v)) <= maxValueChars
+	return k != "" && len([]rune(k)) <= maxKeyChars && len([]rune(v)) <= maxValueChars &&
+		!strings.ContainsRune(k, 0) && !strings.ContainsRune(v, 0)
 }
 
 // usageJSON renders summed token usage as upstream's json.dumps does.

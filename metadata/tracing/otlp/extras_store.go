@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -114,11 +115,11 @@ func writeExtras(ctx context.Context, tx *metadata.Tx, rows []spanRow, aggs []*t
 
 // linkToRun associates the request's completed traces with the run named
 // by x-mlflow-run-id, as upstream's export_traces calls link_traces_to_run
-// for them. Upstream logs and ignores a failed link; an id that cannot fit
-// the association columns is likewise ignored here, so the link never
-// fails the request.
+// for them. Upstream logs and ignores a failed link; an id the association
+// columns cannot hold (over 36 bytes, not UTF-8, a NUL) is likewise
+// ignored here, so the link never fails the request.
 func linkToRun(ctx context.Context, tx *metadata.Tx, aggs []*traceAgg, runID string, nowMs int64) error {
-	if runID == "" || len(runID) > maxAssocIDChars {
+	if runID == "" || len(runID) > maxAssocIDChars || !utf8.ValidString(runID) || strings.ContainsRune(runID, 0) {
 		return nil
 	}
 	var links []any

@@ -189,8 +189,9 @@ func TestExtrasFinalized(t *testing.T) {
 }
 
 // TestExtrasRunLink: x-mlflow-run-id links the request's completed traces
-// (root span present) to the run, once; an id too long for the link
-// columns is ignored and the spans are still stored.
+// (root span present) to the run, once; an id the link columns cannot hold
+// (too long, not UTF-8; fasthttp itself refuses a NUL) is ignored and the spans are still stored, as
+// are NUL-carrying session ids and tag values (dropped).
 func TestExtrasRunLink(t *testing.T) {
 	domaintest.ForEachBackend(t, func(t *testing.T, db *metadata.DB) {
 		addExperiment(t, db, 1, "active")
@@ -210,13 +211,17 @@ func TestExtrasRunLink(t *testing.T) {
 		if !reflect.DeepEqual(links, []string{"trace|tr-" + hex.EncodeToString(done) + "|run|0123456789abcdef0123456789abcdef"}) {
 			t.Fatalf("links %v", links)
 		}
-		h[RunHeader] = strings.Repeat("r", 37) + "' OR 1=1 --"
-		other := id(16, 0x17)
-		if a := post(t, app, h, mustMarshal(t, request("", span(other, id(8, 1), nil, "root", 1, 2, okCode)))); a.status != 200 {
-			t.Fatalf("long run id: %d %s", a.status, a.body)
-		}
-		if _, ok := readTrace(t, db, "tr-"+hex.EncodeToString(other)); !ok || count(t, db, "entity_associations") != 1 {
-			t.Fatalf("long run id: trace stored %v, links %d", ok, count(t, db, "entity_associations"))
+		for i, bad := range []string{strings.Repeat("r", 37) + "' OR 1=1 --", "run\xff\xfe"} {
+			h[RunHeader] = bad
+			other := id(16, byte(0x17+i))
+			if a := post(t, app, h, mustMarshal(t, request("", span(other, id(8, 1), nil, "root", 1, 2, okCode,
+				kv("session.id", str("s\x00")), kv("mlflow.traceTag.nul", str("a\x00b")))))); a.status != 200 {
+				t.Fatalf("run id %q: %d %s", bad, a.status, a.body)
+			}
+			got, ok := readTrace(t, db, "tr-"+hex.EncodeToString(other))
+			if !ok || count(t, db, "entity_associations") != 1 || got.metadata["mlflow.trace.session"] != "" || got.tags["nul"] != "" {
+				t.Fatalf("run id %q: trace stored %v (%+v), links %d", bad, ok, got, count(t, db, "entity_associations"))
+			}
 		}
 	})
 }
