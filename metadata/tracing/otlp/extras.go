@@ -135,7 +135,7 @@ func attrObject(v string) map[string]any {
 
 // fits reports whether a key and value fit the trace tag / metadata
 // columns: lengths within the columns and no NUL, which PostgreSQL's text
-// refuses (the request would fail with a 500 for one odd attribute).
+// refuses (one odd attribute would fail the whole request with a 400).
 func fits(k, v string) bool {
 	return k != "" && len([]rune(k)) <= maxKeyChars && len([]rune(v)) <= maxValueChars &&
 		!strings.ContainsRune(k, 0) && !strings.ContainsRune(v, 0)
