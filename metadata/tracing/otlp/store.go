@@ -153,20 +153,16 @@ func upsertTraceInfos(ctx context.Context, tx *metadata.Tx, expID int64, aggs []
 				"Trace with ID '%s' already exists in experiment %d; it cannot be logged to experiment %d.", c.id, c.exp, expID)
 		}
 		a.finalized = c.finalized
-		start := min(c.ts, a.minStart)
+		start := c.ts
 		var end *int64
 		if c.exec.Valid {
 			e := c.ts + c.exec.Int64
 			end = &e
 		}
-		if a.maxEnd != nil && (end == nil || *a.maxEnd > *end) {
-			end = a.maxEnd
-		}
-		if c.finalized {
-			start, end = c.ts, nil
-			if c.exec.Valid {
-				e := c.ts + c.exec.Int64
-				end = &e
+		if !c.finalized { // start-trace's range is authoritative once finalized
+			start = min(start, a.minStart)
+			if a.maxEnd != nil && (end == nil || *a.maxEnd > *end) {
+				end = a.maxEnd
 			}
 		}
 		status := c.status
