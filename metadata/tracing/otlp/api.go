@@ -44,6 +44,11 @@ const (
 // ExperimentHeader names the experiment the spans go to.
 const ExperimentHeader = "x-mlflow-experiment-id"
 
+// RunHeader optionally names a run that the request's completed traces
+// (those whose root span it carries) are linked to, as upstream's
+// MLFLOW_RUN_ID_HEADER.
+const RunHeader = "x-mlflow-run-id"
+
 // Config configures the OTLP API.
 type Config struct {
 	// Log receives server-side failures.
@@ -139,7 +144,8 @@ func (a *API) export(c *fiber.Ctx) error {
 		return detail(c, fiber.StatusUnprocessableEntity, "Cannot convert OpenTelemetry span to MLflow span")
 	}
 	if len(rows) > 0 {
-		if err := a.ingest(ctx, expID, rows, aggs); err != nil {
+		runID, _ := header(c, RunHeader)
+		if err := a.ingest(ctx, expID, runID, rows, aggs); err != nil {
 			we := metadata.WireError(err)
 			if we.Code.Status() >= 500 {
 				a.log.Error("OTLP ingest failed", "experiment_id", expID, "spans", len(rows), "code", we.Code, "err", we)

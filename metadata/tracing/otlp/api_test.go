@@ -365,7 +365,7 @@ func TestManyRowsPerRequest(t *testing.T) {
 // TestConcurrentSpansOfOneTrace: spans of one new trace arriving in
 // concurrent requests (several exporters, or batches sent at once) all
 // land, and the trace's info merges them: earliest start, latest end, the
-// root's outcome. A request may be told to retry (503, which exporters
+// root's outcome, token usage summed. A request may be told to retry (503, which exporters
 // do) when the database breaks a lock cycle; none may fail otherwise.
 func TestConcurrentSpansOfOneTrace(t *testing.T) {
 	domaintest.ForEachBackend(t, func(t *testing.T, db *metadata.DB) {
@@ -380,7 +380,9 @@ func TestConcurrentSpansOfOneTrace(t *testing.T) {
 				if i > 0 {
 					parent = id(8, 1)
 				}
-				body := mustMarshal(t, request("", span(tid, id(8, byte(i+1)), parent, "s", uint64(10+i)*1e9, uint64(20+i)*1e9, okCode)))
+				usage := fmt.Sprintf(`{"input_tokens": %d, "output_tokens": 1, "total_tokens": %d}`, i+1, i+2)
+				body := mustMarshal(t, request("", span(tid, id(8, byte(i+1)), parent, "s", uint64(10+i)*1e9, uint64(20+i)*1e9, okCode,
+					kv("mlflow.chat.tokenUsage", str(usage)))))
 				for range 5 {
 					a := post(t, app, pbHeaders("1"), body)
 					if a.status == 200 {
@@ -407,6 +409,10 @@ func TestConcurrentSpansOfOneTrace(t *testing.T) {
 		tr, _ := readTrace(t, db, traceID)
 		if tr.ts != 10_000 || tr.exec.Int64 != 17_000 || tr.status != "OK" {
 			t.Errorf("trace info: %+v", tr)
+		}
+		// Token usage sums survive the concurrent read-modify-writes.
+		if u := tr.metadata["mlflow.trace.tokenUsage"]; u != `{"input_tokens": 36, "output_tokens": 8, "total_tokens": 44}` {
+			t.Errorf("token usage %s", u)
 		}
 	})
 }

@@ -50,6 +50,7 @@ type spanRow struct {
 	content  string // upstream's span dict as JSON
 	inputs   string // raw mlflow.spanInputs JSON, for the request preview
 	outputs  string
+	extras   spanExtras
 }
 
 // traceAgg is what one request says about one trace (upstream's per-trace
@@ -60,6 +61,16 @@ type traceAgg struct {
 	minStart int64 // ms
 	maxEnd   *int64
 	root     *spanRow
+
+	// Upstream 3.11's log_spans extras: the request's spans' token usage
+	// and cost summed (added to what the trace has), the user and session
+	// they name (root span first), and their mlflow.traceTag.* tags.
+	usage     map[string]int64
+	cost      map[string]float64
+	session   string
+	user      string
+	tags      []attr
+	finalized bool // set by the store: start-trace's values are authoritative
 }
 
 // convertError is a span upstream's Span.from_otel_proto would not accept
@@ -103,6 +114,7 @@ func convert(req *collectorpb.ExportTraceServiceRequest) ([]spanRow, []*traceAgg
 		if r.parentID == "" {
 			a.root = r
 		}
+		a.addExtras(&r.extras)
 	}
 	out := make([]*traceAgg, 0, len(aggs))
 	for _, a := range aggs {
@@ -202,6 +214,7 @@ func convertSpan(sp *tracepb.Span, service string) (spanRow, error) {
 	if i, ok := index[attrOutputs]; ok {
 		r.outputs = previewText(attrs[i].v)
 	}
+	r.extras = extrasOf(attrs, index)
 	r.content = spanContent(sp, r, attrs)
 	return r, nil
 }
@@ -317,4 +330,31 @@ func preview(s string) *string {
 		s = string(rs[:previewMaxChars])
 	}
 	return &s
+}
+
+// addExtras sums a span's token usage and cost into its trace and takes
+// its user, session and trace tags: the root span's user and session win,
+// otherwise the first span naming one; for a tag key sent by several spans
+// the last one in request order is written.
+func (a *traceAgg) addExtras(x *spanExtras) {
+	for k, n := range x.usage {
+		if a.usage == nil {
+			a.usage = map[string]int64{}
+		}
+		a.usage[k] = addSat(a.usage[k], n)
+	}
+	for k, f := range x.cost {
+		if a.cost == nil {
+			a.cost = map[string]float64{}
+		}
+		a.cost[k] += f
+	}
+	isRoot := a.root != nil && &a.root.extras == x
+	if x.session != "" && (a.session == "" || isRoot) {
+		a.session = x.session
+	}
+	if x.user != "" && (a.user == "" || isRoot) {
+		a.user = x.user
+	}
+	a.tags = append(a.tags, x.tags...)
 }

@@ -14,7 +14,9 @@
 //   - name; type = the mlflow.spanType attribute (JSON-decoded when it holds
 //     a JSON string), NULL when the span has none or it is not a string; status "OK", "ERROR" or "UNSET" (the OTel status code);
 //   - start_time_unix_nano; end_time_unix_nano, NULL when the span has no end
-//     time; duration_ns is generated; dimension_attributes is not written;
+//     time; duration_ns is generated; dimension_attributes is
+//     {"mlflow.llm.model": …, "mlflow.llm.provider": …} (the keys the span
+//     has), NULL without either;
 //   - content: upstream's Span.to_dict() (dict version 4), the format
 //     metadata/NOTES.md ("The spans row format") fixes for the readers in
 //     metadata/tracing: {"trace_id": "tr-…", "span_id": <hex>,
@@ -48,6 +50,20 @@
 // <experiment artifact_location>/traces/<trace id>/artifacts and
 // mlflow.traceName = the root span's name, only when absent.
 // trace_request_metadata: mlflow.trace_schema.version = 3, only when absent.
+//
+// # Derived from span attributes (upstream 3.11's log_spans extras)
+//
+// span_metrics: each span's mlflow.llm.cost (input_cost, output_cost,
+// total_cost). trace_request_metadata mlflow.trace.tokenUsage and
+// mlflow.trace.cost: the stored sums plus the request's spans'
+// mlflow.chat.tokenUsage / mlflow.llm.cost, as json.dumps renders them, with
+// trace_metrics rows holding the token totals; mlflow.trace.session /
+// mlflow.trace.user from session.id / user.id when the trace has none. A
+// trace carrying mlflow.trace.infoFinalized (set by start-trace) keeps its
+// time range, usage, cost, user and session. trace_tags from
+// mlflow.traceTag.<key> attributes (not the store-owned location tags). With
+// the x-mlflow-run-id header, entity_associations link each trace whose
+// root span is in the request to that run.
 //
 // # Bounds and answers
 //
