@@ -3,11 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http/httptest"
 	"net/url"
-	"os"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +13,6 @@ import (
 	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/metadata/internal/domaintest"
 	"github.com/ferryml/ferry/metadata/internal/testdb"
-	"github.com/ferryml/ferry/metadata/schema"
 	"github.com/ferryml/ferry/routes"
 	"github.com/ferryml/ferry/wire"
 )
@@ -46,7 +41,7 @@ func BenchmarkRegistry(b *testing.B) {
 			if err := seedRegistry(db, 1000, 10, 100); err != nil {
 				b.Fatal(err)
 			}
-			if err := analyze(db); err != nil {
+			if err := domaintest.Analyze(db, "registered_models", "registered_model_tags", "model_versions", "model_version_tags", "registered_model_aliases"); err != nil {
 				b.Fatal(err)
 			}
 			b.Logf("%s: seeded 1000 models x 10 versions + 100 prompts in %s", be.Name, time.Since(start).Round(time.Millisecond))
@@ -68,83 +63,26 @@ func BenchmarkRegistry(b *testing.B) {
 				{"versions/run_id/max100", "/model-versions/search?max_results=100&filter=" + url.QueryEscape("run_id = 'run00420x5'")},
 			} {
 				b.Run(s.name, func(b *testing.B) {
-					timeRequests(b, app, func(int) (string, string, string) { return "GET", base + s.path, "" })
+					domaintest.TimeRequests(b, app, refReq, func(int) domaintest.BenchRequest { return domaintest.BenchRequest{Method: "GET", Path: base + s.path} })
 				})
 			}
 			b.Run("create-version", func(b *testing.B) {
 				name := fmt.Sprintf("create-%d", b.N)
-				if st, body := call(app, "POST", base+"/registered-models/create", `{"name":"`+name+`"}`); st != 200 {
+				if st, body := domaintest.Call(app, domaintest.BenchRequest{Method: "POST", Path: base + "/registered-models/create", Body: `{"name":"` + name + `"}`}); st != 200 {
 					b.Fatal(st, body)
 				}
-				timeRequests(b, app, func(int) (string, string, string) {
-					return "POST", base + "/model-versions/create", `{"name":"` + name + `","source":"s3://bucket/models/m","tags":[{"key":"flavor","value":"sklearn"}]}`
+				domaintest.TimeRequests(b, app, refReq, func(int) domaintest.BenchRequest {
+					return domaintest.BenchRequest{Method: "POST", Path: base + "/model-versions/create", Body: `{"name":"` + name + `","source":"s3://bucket/models/m","tags":[{"key":"flavor","value":"sklearn"}]}`}
 				})
 			})
 		})
 	}
 }
 
-func call(app *fiber.App, method, path, body string) (int, string) {
-	req := httptest.NewRequest(method, path, strings.NewReader(body))
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := app.Test(req, 60000)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(raw)
-}
-
-// refPath is the reference request timed alternately with every
-// measured one: the cheapest registry read that reaches the database (one
-// model by primary key, with its tags, alias and latest version). On a
-// shared, loaded machine its time shows how much of a figure is waiting
-// for the CPU rather than work.
-const refPath = base + "/registered-models/get?name=model-00001"
-
-// timeRequests sends b.N requests (after 2 untimed warm-ups), each right
-// after a reference request (refPath), and reports the median and
-// 10th/90th percentiles of both in ms.
-func timeRequests(b *testing.B, app *fiber.App, req func(i int) (method, path, body string)) {
-	for i := 0; i < 2; i++ {
-		m, p, body := req(i)
-		if st, out := call(app, m, p, body); st != 200 {
-			b.Fatal(st, out)
-		}
-	}
-	ds := make([]time.Duration, 0, b.N)
-	refs := make([]time.Duration, 0, b.N)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		t0 := time.Now()
-		if st, out := call(app, "GET", refPath, ""); st != 200 {
-			b.Fatal(st, out)
-		}
-		refs = append(refs, time.Since(t0))
-		m, p, body := req(i)
-		t0 = time.Now()
-		st, out := call(app, m, p, body)
-		ds = append(ds, time.Since(t0))
-		if st != 200 {
-			b.Fatal(st, out)
-		}
-	}
-	b.StopTimer()
-	pct := func(ds []time.Duration, p float64) float64 {
-		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-		return float64(ds[int(float64(len(ds)-1)*p)]) / float64(time.Millisecond)
-	}
-	b.ReportMetric(pct(ds, 0.5), "ms-p50")
-	b.ReportMetric(pct(ds, 0.1), "ms-p10")
-	b.ReportMetric(pct(ds, 0.9), "ms-p90")
-	b.ReportMetric(pct(refs, 0.5), "ref-ms-p50")
-	if os.Getenv("FERRY_BENCH_VERBOSE") != "" {
-		b.Logf("%d requests: p50 %.2f ms, p10 %.2f, p90 %.2f, max %.2f; reference p50 %.2f ms", len(ds), pct(ds, 0.5), pct(ds, 0.1), pct(ds, 0.9), pct(ds, 1), pct(refs, 0.5))
-	}
-}
+// refReq is the reference request timed alternately with every measured
+// one (domaintest.TimeRequests): one model by primary key, with its tags,
+// alias and latest version.
+var refReq = domaintest.BenchRequest{Method: "GET", Path: base + "/registered-models/get?name=model-00001"}
 
 // seedRegistry writes models × versions model versions straight into the
 // tables (the API would take minutes on a shared CPU; the rows are what
@@ -209,21 +147,4 @@ func seedRegistry(db *metadata.DB, models, versions, prompts int) error {
 		}
 	}
 	return nil
-}
-
-// analyze refreshes planner statistics, as PostgreSQL's autoanalyze and
-// InnoDB's persistent statistics do by themselves within a minute of a
-// bulk load (see test/bench/tracking). SQLite keeps none by itself.
-func analyze(db *metadata.DB) error {
-	return db.Write(context.Background(), func(tx *metadata.Tx) error {
-		switch tx.Dialect() {
-		case schema.Postgres:
-			_, err := tx.Exec(context.Background(), "ANALYZE")
-			return err
-		case schema.MySQL:
-			_, err := tx.Exec(context.Background(), "ANALYZE TABLE registered_models, registered_model_tags, model_versions, model_version_tags, registered_model_aliases")
-			return err
-		}
-		return nil
-	})
 }

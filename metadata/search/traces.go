@@ -242,6 +242,13 @@ type TracesQuery struct {
 	ExperimentIDs []int64
 	Filter        []Comparison
 	OrderBy       []OrderBy // empty: timestamp_ms DESC; always then request_id ASC
+	// TimeOnly (with OrderBy empty) orders by t.timestamp_ms DESC alone,
+	// without the request_id tie-break, so that MySQL can read the
+	// (experiment_id, timestamp_ms) index backwards and stop early instead
+	// of sorting every match (its index is ascending; the mixed directions
+	// force a filesort). Only for a query whose order among equal
+	// timestamps does not matter (the page floor of tracing's search).
+	TimeOnly      bool
 	Limit, Offset int64
 }
 
@@ -412,7 +419,7 @@ func (q TracesQuery) Render(d schema.Dialect) (string, []any) {
 		order = append(order, col)
 		byID = byID || ob.Key == "request_id"
 	}
-	if !byID {
+	if !byID && !(q.TimeOnly && len(q.OrderBy) == 0) {
 		order = append(order, "t.request_id")
 	}
 	s.w(" ORDER BY ", strings.Join(order, ", "))

@@ -1,6 +1,7 @@
 package tracing
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -201,5 +202,52 @@ func TestSearchTraces(t *testing.T) {
 				t.Errorf("non-numeric experiment: %v", got)
 			}
 		})
+	})
+}
+
+// TestSearchPagesWithTies: pages of the default order (timestamp_ms DESC,
+// request_id ASC) across runs of equal timestamps, with and without a
+// filter, concatenate to the whole order on every backend (MySQL narrows
+// each page by a timestamp floor, pageFloor, which must keep every tie).
+func TestSearchPagesWithTies(t *testing.T) {
+	t.Parallel()
+	domaintest.ForEachBackend(t, func(t *testing.T, db *metadata.DB) {
+		c := newClient(t, db)
+		exp := c.experiment("ties", "/tmp/ties", "active")
+		// 12 traces, timestamps 300, 300, 300, 300, 200, 200, …; env=prod on odd ids.
+		var all, prod []string
+		for ts := int64(300); ts >= 100; ts -= 100 {
+			for j := 0; j < 4; j++ {
+				i := int(300-ts)/100*4 + j + 1
+				env := "dev"
+				if i%2 == 1 {
+					env = "prod"
+					prod = append(prod, tid(i))
+				}
+				c.startTrace(tid(i), exp, ts, `, "tags": {"env": "`+env+`"}`)
+				all = append(all, tid(i))
+			}
+		}
+		for _, tc := range []struct {
+			filter string
+			want   []string
+		}{{"", all}, {"tags.env = 'prod'", prod}, {"timestamp_ms <= 200", all[4:]}} {
+			for _, size := range []int{1, 3, 5} {
+				var got []string
+				token := ""
+				for pages := 0; pages < 20; pages++ {
+					out := c.ok("POST", "/3.0/mlflow/traces/search", fmt.Sprintf(`{"locations": [{"mlflow_experiment": {"experiment_id": %q}}], "filter": %q, "max_results": %d, "page_token": %q}`, exp, tc.filter, size, token))
+					got = append(got, traceIDs(list(out, "traces"))...)
+					next, _ := out["next_page_token"].(string)
+					if next == "" {
+						break
+					}
+					token = next
+				}
+				if !reflect.DeepEqual(got, tc.want) {
+					t.Errorf("filter %q, pages of %d: %v, want %v", tc.filter, size, got, tc.want)
+				}
+			}
+		}
 	})
 }

@@ -47,7 +47,7 @@ func TestTraceRoutes(t *testing.T) {
 				"request_time":       "2023-11-14T22:13:20.123Z",
 				"execution_duration": "1.500s",
 				"state":              "OK",
-				"trace_metadata":     map[string]any{"mlflow.sourceRun": "run1", "k": "v"},
+				"trace_metadata":     map[string]any{"mlflow.sourceRun": "run1", "k": "v", "mlflow.trace.infoFinalized": "true"},
 				"tags":               map[string]any{"t": "x", "mlflow.artifactLocation": "mlflow-artifacts:/e1/traces/" + tid(1) + "/artifacts"},
 			}
 			if !reflect.DeepEqual(info, want) {
@@ -120,7 +120,7 @@ func TestTraceRoutes(t *testing.T) {
 			c.fails("GET", "/3.0/mlflow/traces/"+strings.Repeat("a", 100), "", 400, "INVALID_PARAMETER_VALUE", "")
 			v2 := obj(c.ok("GET", "/2.0/mlflow/traces/"+tid(1)+"/info", ""), "trace_info")
 			want := map[string]any{"request_id": tid(1), "experiment_id": exp, "timestamp_ms": 1700000000123.0, "execution_time_ms": 2000.0, "status": "OK",
-				"request_metadata": []any{map[string]any{"key": "k", "value": "v"}, map[string]any{"key": "mlflow.sourceRun", "value": "run1"}},
+				"request_metadata": []any{map[string]any{"key": "k", "value": "v"}, map[string]any{"key": "mlflow.sourceRun", "value": "run1"}, map[string]any{"key": "mlflow.trace.infoFinalized", "value": "true"}},
 				"tags": []any{map[string]any{"key": "mlflow.artifactLocation", "value": "mlflow-artifacts:/e1/traces/" + tid(1) + "/artifacts"},
 					map[string]any{"key": "t", "value": "x"}, map[string]any{"key": "t2", "value": "y"}}}
 			if !reflect.DeepEqual(v2, want) {

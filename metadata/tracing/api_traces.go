@@ -186,6 +186,13 @@ func (a *API) startTraceV3(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
+	// Upstream 3.11's start_trace marks the info final (the v2 start does
+	// not): later /v1/traces batches then leave its time range, usage,
+	// cost, session and user alone.
+	if t.Metadata == nil {
+		t.Metadata = map[string]string{}
+	}
+	t.Metadata[infoFinalizedKey] = "true"
 	out, err := a.startTrace(c.UserContext(), t, expID)
 	if err != nil {
 		return a.send(c, nil, err)

@@ -26,6 +26,11 @@ const (
 	idChunk         = 500  // ids per IN (...) list
 	artifactTagKey  = "mlflow.artifactLocation"
 	linkedPromptTag = "mlflow.linkedPrompts"
+	// infoFinalizedKey (upstream 3.11 TraceMetadataKey.TRACE_INFO_FINALIZED)
+	// is the metadata start-trace writes ("true") so that span batches
+	// arriving later through /v1/traces (tracing/otlp) keep the time range,
+	// token usage, cost, session and user the client finalized.
+	infoFinalizedKey = "mlflow.trace.infoFinalized"
 )
 
 func traceNotFound(id string) error {
