@@ -177,24 +177,28 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 	}
 	c.InsecureIgnoreHostKey = insecure
 
-	c.MaxConnections = 8
-	if v := os.Getenv(EnvMaxConnections); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1024 {
-			return c, fmt.Errorf("%s=%q: want a number from 1 to 1024", EnvMaxConnections, v)
-		}
-		c.MaxConnections = n
+	if c.MaxConnections, err = intEnv(EnvMaxConnections, 8); err != nil {
+		return c, err
 	}
-	c.RequestsInFlight = DefaultRequestsInFlight
-	if v := os.Getenv(EnvRequestsInFlight); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1024 {
-			return c, fmt.Errorf("%s=%q: want a number from 1 to 1024", EnvRequestsInFlight, v)
-		}
-		c.RequestsInFlight = n
+	if c.RequestsInFlight, err = intEnv(EnvRequestsInFlight, DefaultRequestsInFlight); err != nil {
+		return c, err
 	}
 	c.DialTimeout = 30 * time.Second
 	return c, nil
+}
+
+// intEnv reads a count from 1 to 1024 from the env var name, def when it
+// is unset.
+func intEnv(name string, def int) (int, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1024 {
+		return def, fmt.Errorf("%s=%q: want a number from 1 to 1024", name, v)
+	}
+	return n, nil
 }
 
 // parseBool reads a boolean env var the way MLflow does: true/false/1/0,
