@@ -32,7 +32,17 @@ const (
 	// EnvMaxConnections bounds the SSH connections to one server
 	// (default 8); more concurrent requests wait for a free one.
 	EnvMaxConnections = "FERRY_SFTP_MAX_CONNECTIONS"
+	// EnvRequestsInFlight bounds the SFTP read or write requests one
+	// transfer keeps in flight (default DefaultRequestsInFlight). Each
+	// holds a 32 KiB packet in Ferry's memory, so this sets the memory a
+	// transfer costs against the speed it reaches on a link with latency.
+	EnvRequestsInFlight = "FERRY_SFTP_REQUESTS_IN_FLIGHT"
 )
+
+// DefaultRequestsInFlight is the requests in flight per transfer when
+// EnvRequestsInFlight is unset (see stores/sftp/NOTES.md for the
+// measurements behind it).
+const DefaultRequestsInFlight = 64
 
 // Config is everything needed to reach one SFTP store.
 type Config struct {
@@ -61,6 +71,9 @@ type Config struct {
 	InsecureIgnoreHostKey bool
 	// MaxConnections bounds the pool (default 8).
 	MaxConnections int
+	// RequestsInFlight bounds the requests one transfer keeps in flight
+	// (default DefaultRequestsInFlight).
+	RequestsInFlight int
 	// DialTimeout bounds connecting and the SSH handshake (default 30 s).
 	DialTimeout time.Duration
 }
@@ -164,16 +177,28 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 	}
 	c.InsecureIgnoreHostKey = insecure
 
-	c.MaxConnections = 8
-	if v := os.Getenv(EnvMaxConnections); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1024 {
-			return c, fmt.Errorf("%s=%q: want a number from 1 to 1024", EnvMaxConnections, v)
-		}
-		c.MaxConnections = n
+	if c.MaxConnections, err = intEnv(EnvMaxConnections, 8); err != nil {
+		return c, err
+	}
+	if c.RequestsInFlight, err = intEnv(EnvRequestsInFlight, DefaultRequestsInFlight); err != nil {
+		return c, err
 	}
 	c.DialTimeout = 30 * time.Second
 	return c, nil
+}
+
+// intEnv reads a count from 1 to 1024 from the env var name, def when it
+// is unset.
+func intEnv(name string, def int) (int, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1024 {
+		return def, fmt.Errorf("%s=%q: want a number from 1 to 1024", name, v)
+	}
+	return n, nil
 }
 
 // parseBool reads a boolean env var the way MLflow does: true/false/1/0,

@@ -239,10 +239,14 @@ func (d *dialer) dial(ctx context.Context) (*conn, error) {
 	}
 	_ = tcp.SetDeadline(time.Time{})
 	client := ssh.NewClient(sc, chans, reqs)
+	inFlight := d.cfg.RequestsInFlight
+	if inFlight < 1 {
+		inFlight = DefaultRequestsInFlight
+	}
 	sc2, err := sftp.NewClient(client,
 		sftp.UseConcurrentWrites(true),
 		sftp.UseConcurrentReads(true),
-		sftp.MaxConcurrentRequestsPerFile(64),
+		sftp.MaxConcurrentRequestsPerFile(inFlight),
 	)
 	if err != nil {
 		client.Close()

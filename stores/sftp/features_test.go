@@ -430,3 +430,54 @@ func TestRemoveStaleTemps(t *testing.T) {
 	defer s.Close()
 	sweeptest.Check(t, s, root, sftp.TempPrefix)
 }
+
+// TestRequestsInFlight: FERRY_SFTP_REQUESTS_IN_FLIGHT is read, bounded and
+// defaulted, and a transfer of many packets comes back intact whatever the
+// bound (1 makes pkg/sftp read and write one packet at a time).
+func TestRequestsInFlight(t *testing.T) {
+	srv := sftpsrv.Start(t)
+	cfg := keyConfig(t, srv, srv.Root+"/inflight")
+	if cfg.RequestsInFlight != sftp.DefaultRequestsInFlight {
+		t.Fatalf("default RequestsInFlight = %d; want %d", cfg.RequestsInFlight, sftp.DefaultRequestsInFlight)
+	}
+	u := &url.URL{Scheme: "sftp", User: url.User(srv.User), Host: srv.Addr(), Path: srv.Root}
+	for _, bad := range []string{"0", "-1", "1025", "x", "1.5"} {
+		t.Setenv(sftp.EnvRequestsInFlight, bad)
+		if _, err := sftp.ConfigFromURL(u); err == nil || !strings.Contains(err.Error(), sftp.EnvRequestsInFlight) {
+			t.Errorf("%s=%q: err = %v; want an error naming the variable", sftp.EnvRequestsInFlight, bad, err)
+		}
+	}
+	t.Setenv(sftp.EnvRequestsInFlight, "3")
+	if c, err := sftp.ConfigFromURL(u); err != nil || c.RequestsInFlight != 3 {
+		t.Fatalf("%s=3: RequestsInFlight %d, err %v", sftp.EnvRequestsInFlight, c.RequestsInFlight, err)
+	}
+
+	data := make([]byte, 3<<20+12345) // about 100 packets, the last one short
+	for i := range data {
+		data[i] = byte(i * 7 / 5)
+	}
+	for _, n := range []int{1, 2, 0} { // 0: a Config built by hand gets the default
+		c := cfg
+		c.RequestsInFlight = n
+		s, err := sftp.New(context.Background(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		key := fmt.Sprintf("obj-%d", n)
+		if err := s.Put(ctx, key, bytes.NewReader(data), int64(len(data))); err != nil {
+			t.Fatalf("RequestsInFlight %d: Put: %v", n, err)
+		}
+		rc, _, err := s.Open(ctx, key, 0, -1)
+		if err != nil {
+			t.Fatalf("RequestsInFlight %d: Open: %v", n, err)
+		}
+		var got bytes.Buffer
+		_, err = io.Copy(&got, rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got.Bytes(), data) {
+			t.Fatalf("RequestsInFlight %d: read back %d bytes (equal %v), %v", n, got.Len(), bytes.Equal(got.Bytes(), data), err)
+		}
+		s.Close()
+	}
+}

@@ -17,7 +17,7 @@ import (
 
 // keyConfig is a configuration that logs in to srv with its key, checks
 // its host key, and roots the store in a fresh directory.
-func keyConfig(t *testing.T, srv *sftpsrv.Server, root string) sftp.Config {
+func keyConfig(t testing.TB, srv *sftpsrv.Server, root string) sftp.Config {
 	t.Helper()
 	t.Setenv("HOME", t.TempDir()) // no ~/.ssh of the machine's
 	t.Setenv("SSH_AUTH_SOCK", "")

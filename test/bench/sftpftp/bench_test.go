@@ -278,6 +278,13 @@ func TestSFTPBench(t *testing.T) {
 		"FERRY_SFTP_IDENTITY_FILE=" + srv.KeyFile,
 		"FERRY_SFTP_MAX_CONNECTIONS=4",
 	}
+	// Passed on to compare settings run against run (GOMEMLIMIT and GOGC
+	// reach ferry anyway).
+	if v := os.Getenv("FERRY_SFTP_REQUESTS_IN_FLIGHT"); v != "" {
+		env = append(env, "FERRY_SFTP_REQUESTS_IN_FLIGHT="+v)
+	}
+	t.Logf("ferry settings: FERRY_SFTP_REQUESTS_IN_FLIGHT=%q GOMEMLIMIT=%q GOGC=%q",
+		os.Getenv("FERRY_SFTP_REQUESTS_IN_FLIGHT"), os.Getenv("GOMEMLIMIT"), os.Getenv("GOGC"))
 	base, pid := startFerry(t, b.ferry, fmt.Sprintf("sftp://%s@%s%s/ferry", srv.User, srv.Addr(), root), env)
 	stopSampler, peaks := benchutil.SampleRSS(pid)
 	proxUp, proxDown := b.proxied(base, "bench/blob.bin")
