@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"io"
 	"net"
 	"net/http"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/metadata/internal/domaintest"
+	"github.com/ferryml/ferry/metadata/tracing"
 )
 
 // TestOpenTelemetrySDKExporter: the OpenTelemetry Go SDK's own OTLP/HTTP
@@ -71,6 +73,26 @@ func TestOpenTelemetrySDKExporter(t *testing.T) {
 		if c.parent.String != root.SpanContext().SpanID().String() || c.typ.String != "LLM" || c.status != "ERROR" ||
 			c.content["attributes"].(map[string]any)["tokens"] != float64(42) || c.content["status"].(map[string]any)["message"] != "rate limited" {
 			t.Errorf("child: %+v", c)
+		}
+
+		// The same spans read back through the tracing domain's traces/get,
+		// as the client's get_trace asks for them (OTel proto JSON: ids as
+		// base64 of the raw bytes).
+		api := domaintest.NewClient(t, tracing.NewAPI(db, tracing.Config{Log: domaintest.Quiet}).Handlers())
+		st, out := api.Do("GET", "/api/3.0/mlflow/traces/get?allow_partial=true&trace_id="+traceID, "", "")
+		trace, _ := out["trace"].(map[string]any)
+		got, _ := trace["spans"].([]any)
+		if st != 200 || len(got) != 2 {
+			t.Fatalf("traces/get: %d %v", st, out)
+		}
+		names := map[string]string{}
+		for _, x := range got {
+			sp := x.(map[string]any)
+			names[sp["span_id"].(string)], _ = sp["name"].(string)
+		}
+		rootID, childID := root.SpanContext().SpanID(), child.SpanContext().SpanID()
+		if names[base64.StdEncoding.EncodeToString(rootID[:])] != "agent-run" || names[base64.StdEncoding.EncodeToString(childID[:])] != "llm-call" {
+			t.Errorf("traces/get spans by id: %v", names)
 		}
 	})
 }
