@@ -550,9 +550,12 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 		return s.putUnknown(ctx, key, r, opts)
 	}
 	if size < s.cfg.MultipartThreshold && size <= MaxSinglePut {
-		sr := &sizedReader{ctx: ctx, r: r, remaining: size, md5: md5.New()}
+		sr := &sizedReader{ctx: ctx, r: r, remaining: size}
+		if size <= landedCheckMax {
+			sr.md5 = md5.New()
+		}
 		_, err := s.core.PutObject(ctx, s.cfg.Bucket, s.objectKey(key), sr, size, "", "", opts)
-		if err != nil && sr.err == nil && !sr.short && sr.remaining == 0 && s.landed(ctx, key, size, sr.md5) {
+		if err != nil && sr.md5 != nil && sr.err == nil && !sr.short && sr.remaining == 0 && s.landed(ctx, key, size, sr.md5) {
 			// Go's HTTP/1 transport can fail a request whose bytes all
 			// went out when another request's broken body tears down the
 			// shared connection ("transport connection broken"); the
@@ -564,6 +567,12 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 	}
 	return s.putMultipart(ctx, key, r, size, opts, nil)
 }
+
+// landedCheckMax bounds the single PUTs that are MD5-hashed as they stream,
+// so that an ambiguous transport error can be resolved (landed): larger
+// ones (up to the 500 MiB multipart threshold) would pay the hash's CPU on
+// every upload for a rare error, and keep reporting it.
+const landedCheckMax = 16 << 20
 
 // landed reports whether the object at key is exactly the single PUT whose
 // bytes hashed to sum: its size and its ETag (the MD5 of the content for a
