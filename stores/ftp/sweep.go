@@ -11,12 +11,12 @@ import (
 	"github.com/ferryml/ferry/stores/internal/leftovers"
 )
 
-// RemoveStaleTemps removes what a crash of Ferry left on the FTP server:
-// TempPrefix files under the root whose MDTM (or, without MDTM, listing
-// time) is older than maxAge, and the directories that empties. main runs
-// it at start for --temp-file-max-age, as for the local store; bounds and
-// caveats are leftovers.Tracker.Sweep's.
-func (s *Store) RemoveStaleTemps(ctx context.Context, maxAge time.Duration) (int, error) {
+// SweepStaleUploads is stores.StaleUploadSweeper (ferry gc and the start-up
+// sweep for --temp-file-max-age): it removes what a crash of Ferry left on
+// the FTP server, TempPrefix files under the root whose MDTM (or, without
+// MDTM, listing time) is older than maxAge, and the directories that
+// empties; bounds and caveats are leftovers.Tracker.Sweep's.
+func (s *Store) SweepStaleUploads(ctx context.Context, maxAge time.Duration) (int, error) {
 	return s.left.Sweep(ctx, sweepRemote{s}, TempPrefix, maxAge)
 }
 
@@ -72,9 +72,3 @@ func (r sweepRemote) RemoveDir(ctx context.Context, key string) error {
 }
 
 var _ stores.StaleUploadSweeper = (*Store)(nil)
-
-// SweepStaleUploads is stores.StaleUploadSweeper (ferry gc and the
-// start-up sweep): RemoveStaleTemps.
-func (s *Store) SweepStaleUploads(ctx context.Context, olderThan time.Duration) (int, error) {
-	return s.RemoveStaleTemps(ctx, olderThan)
-}

@@ -10,12 +10,12 @@ import (
 	"github.com/ferryml/ferry/stores/internal/leftovers"
 )
 
-// RemoveStaleTemps deletes the upload temp files (TempPrefix) that a
-// crash of Ferry left below the root and whose mtime on the server is
-// more than maxAge old, then the directories left empty, and says how
-// many files went. Run at start for --temp-file-max-age like the local
-// store's; see leftovers.Tracker.Sweep for its bounds.
-func (s *Store) RemoveStaleTemps(ctx context.Context, maxAge time.Duration) (int, error) {
+// SweepStaleUploads is stores.StaleUploadSweeper (ferry gc and the start-up
+// sweep for --temp-file-max-age): it deletes the upload temp files
+// (TempPrefix) that a crash of Ferry left below the root and whose mtime on
+// the server is more than maxAge old, then the directories left empty, and
+// says how many files went; see leftovers.Tracker.Sweep for its bounds.
+func (s *Store) SweepStaleUploads(ctx context.Context, maxAge time.Duration) (int, error) {
 	return s.left.Sweep(ctx, sweepRemote{s}, TempPrefix, maxAge)
 }
 
@@ -54,9 +54,3 @@ func (r sweepRemote) RemoveDir(ctx context.Context, key string) error {
 }
 
 var _ stores.StaleUploadSweeper = (*Store)(nil)
-
-// SweepStaleUploads is stores.StaleUploadSweeper (ferry gc and the
-// start-up sweep): RemoveStaleTemps.
-func (s *Store) SweepStaleUploads(ctx context.Context, olderThan time.Duration) (int, error) {
-	return s.RemoveStaleTemps(ctx, olderThan)
-}

@@ -1,4 +1,4 @@
-// Package sweeptest checks a driver's RemoveStaleTemps against its real
+// Package sweeptest checks a driver's SweepStaleUploads against its real
 // server: it plants, in the server's directory behind the store, the
 // temporary files a crash of Ferry would leave (owned by the server's
 // account, with chosen ages), and checks that a sweep keeps them while
@@ -24,7 +24,7 @@ import (
 // Sweeper is the driver method under test.
 type Sweeper interface {
 	stores.Store
-	RemoveStaleTemps(ctx context.Context, maxAge time.Duration) (int, error)
+	SweepStaleUploads(ctx context.Context, maxAge time.Duration) (int, error)
 }
 
 // Check runs the test on s, whose root is the local directory root (on
@@ -79,18 +79,18 @@ func Check(t *testing.T, s Sweeper, root, prefix string) {
 	}
 
 	before := tree(t, root)
-	if n, err := s.RemoveStaleTemps(ctx, 4*time.Hour); err != nil || n != 0 {
-		t.Fatalf("RemoveStaleTemps(4h) = %d, %v; want nothing removed", n, err)
+	if n, err := s.SweepStaleUploads(ctx, 4*time.Hour); err != nil || n != 0 {
+		t.Fatalf("SweepStaleUploads(4h) = %d, %v; want nothing removed", n, err)
 	}
 	if got := tree(t, root); got != before {
-		t.Fatalf("RemoveStaleTemps(4h) changed the tree:\n got %s\nwant %s", got, before)
+		t.Fatalf("SweepStaleUploads(4h) changed the tree:\n got %s\nwant %s", got, before)
 	}
-	if n, err := s.RemoveStaleTemps(ctx, 2*time.Hour); err != nil || n != 3 {
-		t.Fatalf("RemoveStaleTemps(2h) = %d, %v; want 3 removed", n, err)
+	if n, err := s.SweepStaleUploads(ctx, 2*time.Hour); err != nil || n != 3 {
+		t.Fatalf("SweepStaleUploads(2h) = %d, %v; want 3 removed", n, err)
 	}
 	want := strings.Join([]string{"a", "a/keep", "young", "young/" + prefix + "3"}, ",")
 	if got := tree(t, root); got != want {
-		t.Fatalf("after RemoveStaleTemps(2h):\n got %s\nwant %s", got, want)
+		t.Fatalf("after SweepStaleUploads(2h):\n got %s\nwant %s", got, want)
 	}
 	rc, _, err := s.Open(ctx, "a/keep", 0, -1)
 	if err != nil {
@@ -105,8 +105,8 @@ func Check(t *testing.T, s Sweeper, root, prefix string) {
 	if err := os.RemoveAll(root); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := s.RemoveStaleTemps(ctx, time.Hour); err != nil || n != 0 {
-		t.Fatalf("RemoveStaleTemps of a missing root = %d, %v", n, err)
+	if n, err := s.SweepStaleUploads(ctx, time.Hour); err != nil || n != 0 {
+		t.Fatalf("SweepStaleUploads of a missing root = %d, %v", n, err)
 	}
 }
 
