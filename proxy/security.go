@@ -56,7 +56,9 @@ func newSecurity(cfg *config.Config, log *slog.Logger) (*security, error) {
 		exempt:    []string{"/health", "/version", "/metrics"},
 	}
 	p := cfg.StaticPrefix
-	s.apiPrefixes = []string{"/api/", "/ajax-api/"}
+	// /v1/traces (OTLP ingest) is never static-prefixed and writes, so a
+	// foreign origin may not post to it either.
+	s.apiPrefixes = []string{"/api/", "/ajax-api/", "/v1/traces"}
 	if p != "" {
 		s.exempt = append(s.exempt, p+"/health", p+"/version")
 		s.apiPrefixes = append(s.apiPrefixes, p+"/api/", p+"/ajax-api/")

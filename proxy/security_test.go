@@ -144,8 +144,7 @@ func TestOriginCheck(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, nil, withSecurity(config.Security{CORSAllowedOrigins: []string{"https://*.example.com", "https://app.test"}}))
 	mpu := "/api/2.0/mlflow-artifacts/mpu/create/sec/big.bin"
-	for _, api := range []string{"/api", "/ajax-api"} {
-		p := api + "/2.0/mlflow/runs/create"
+	for _, p := range []string{"/api/2.0/mlflow/runs/create", "/ajax-api/2.0/mlflow/runs/create", "/v1/traces"} {
 		st, hdr, body := s.req(t, http.MethodPost, p, "", strings.NewReader("{}"), "Origin", "https://evil.example", "Content-Type", "application/json")
 		if st != 403 || body != corsBlocked || hdr.Get("Access-Control-Allow-Origin") != "" {
 			t.Errorf("POST %s from evil.example: %d %q ACAO %q, want 403 %q", p, st, body, hdr.Get("Access-Control-Allow-Origin"), corsBlocked)
