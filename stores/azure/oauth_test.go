@@ -197,12 +197,9 @@ func TestDefaultAzureCredential(t *testing.T) {
 	}
 
 	// Presigning fetches a user-delegation key from Azurite with the
-	// token and signs with it. Azurite 3.35 cannot check the signature:
-	// azblob 1.8.3 signs user-delegation SAS in the 2026 string-to-sign
-	// layout (signed request headers and query parameters), Azurite knows
-	// layouts up to service version 2025-11-05. So only the key's fields
-	// are checked here; the key-signed SAS paths are verified by Azurite
-	// in TestConformance and test/azure.
+	// token and signs with it; Azurite (3.36+, which knows the 2026
+	// string-to-sign layout azblob 1.8.3 signs in) verifies the signature,
+	// so the URLs are used, and refused once tampered with.
 	req, err := s.PresignGet(ctx, "o/model.bin", 5*time.Minute)
 	if err != nil {
 		t.Fatalf("PresignGet with a user-delegation key: %v", err)
@@ -215,6 +212,20 @@ func TestDefaultAzureCredential(t *testing.T) {
 	if q.Get("skoid") != testOID || q.Get("sktid") != testTID || q.Get("sp") != "r" || q.Get("sr") != "b" || q.Get("sig") == "" {
 		t.Fatalf("not a read user-delegation SAS for the token's identity: %s", req.URL)
 	}
+	if code, body := sasDo(t, hc, http.MethodGet, req.URL, nil); code != http.StatusOK || !bytes.Equal(body, data) {
+		t.Fatalf("GET through the user-delegation SAS: %d, %d bytes; want 200 and the object", code, len(body))
+	}
+	for name, bad := range map[string]string{
+		"signature changed":  tamper(t, req.URL, "sig", "AAAA"+q.Get("sig")[4:]),
+		"permission widened": tamper(t, req.URL, "sp", "rw"),
+		"other blob":         strings.Replace(req.URL, "model.bin?", "other.bin?", 1),
+		"wrong key object":   tamper(t, req.URL, "skoid", "00000000-0000-0000-0000-000000000000"),
+	} {
+		if code, _ := sasDo(t, hc, http.MethodGet, bad, nil); code != http.StatusForbidden {
+			t.Errorf("%s: GET answered %d; want 403", name, code)
+		}
+	}
+
 	up, err := s.CreateMultipart(ctx, "o/mpu.bin", 2)
 	if err != nil || len(up.Parts) != 2 {
 		t.Fatalf("CreateMultipart with a user-delegation key: %+v, %v", up, err)
@@ -222,7 +233,62 @@ func TestDefaultAzureCredential(t *testing.T) {
 	if q := mustQuery(t, up.Parts[1].Request.URL); q.Get("sp") != "w" || q.Get("comp") != "block" || q.Get("skoid") != testOID {
 		t.Fatalf("not a write block SAS: %s", up.Parts[1].Request.URL)
 	}
+	if code, _ := sasDo(t, hc, http.MethodPut, tamper(t, up.Parts[0].Request.URL, "se", "2099-01-01T00:00:00Z"), data[:100]); code != http.StatusForbidden {
+		t.Errorf("block PUT with a changed expiry answered %d; want 403", code)
+	}
+	halves := [][]byte{data[:len(data)/2], data[len(data)/2:]}
+	var parts []stores.CompletedPart
+	for i, p := range up.Parts {
+		if code, body := sasDo(t, hc, http.MethodPut, p.Request.URL, halves[i]); code != http.StatusCreated {
+			t.Fatalf("block PUT %d through the user-delegation SAS: %d %s", i+1, code, body)
+		}
+		parts = append(parts, stores.CompletedPart{PartNumber: p.PartNumber, URL: p.Request.URL})
+	}
+	if err := s.CompleteMultipart(ctx, "o/mpu.bin", up.UploadID, parts); err != nil {
+		t.Fatalf("CompleteMultipart: %v", err)
+	}
+	rc, _, err = s.Open(ctx, "o/mpu.bin", 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, data) {
+		t.Fatalf("multipart object read back %d bytes, want %d", len(got), len(data))
+	}
 	if err := s.Delete(ctx, "o"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// sasDo sends one request to a presigned URL and returns the status and body.
+func sasDo(t *testing.T, hc *http.Client, method, rawURL string, body []byte) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, rawURL, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body == nil {
+		req.Body = http.NoBody
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, rawURL, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// tamper returns rawURL with query parameter name set to value.
+func tamper(t *testing.T, rawURL, name, value string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set(name, value)
+	u.RawQuery = q.Encode()
+	return u.String()
 }

@@ -13,10 +13,14 @@
 # Cache layout ($FERRY_TEST_CACHE, default ~/.cache/ferry-test):
 #   azurite/node_modules/.bin/azurite-blob   (+ azurite/.version stamp)
 #
-# Azurite 3.37 needs Node 22; Debian bookworm has Node 18/20, so 3.35.0.
+# 3.37.0 declares Node >= 22 while Debian bookworm's Node is 20 (npm warns
+# EBADENGINE and installs); the whole Azure suite passes on Node 20. It is
+# the first Azurite that verifies azblob 1.8.3's user-delegation SAS
+# (string-to-sign layout of service version 2026-04-06 and later), which
+# 3.35 refused with 403; stores/azure TestDefaultAzureCredential uses them.
 set -euo pipefail
 
-AZURITE_VERSION="3.35.0"
+AZURITE_VERSION="3.37.0"
 # Azurite's fixed development account (public, documented by Microsoft).
 ACCOUNT="devstoreaccount1"
 ACCOUNT_KEY="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
