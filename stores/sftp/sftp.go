@@ -478,7 +478,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 	committed := false
 	defer func() { s.endUpload(dir, created, committed) }()
 
-	body := &countingReader{r: stores.ContextReader(ctx, r)}
+	body := &countingReader{r: stores.ContextReader(ctx, r), size: size}
 	// Retried on a fresh connection only while no byte of the body has
 	// been read: after that the body cannot be replayed.
 	return s.with(ctx, "put", key, func() bool { return body.n == 0 }, func(c *conn) error {
@@ -558,11 +558,21 @@ func (s *Store) rename(c *conn, tmp, target string) error {
 // countingReader counts the bytes read and keeps r's own error apart
 // from the library's write errors.
 type countingReader struct {
-	r   io.Reader
-	n   int64
-	err error
-	eof bool // r ended (io.EOF)
+	r    io.Reader
+	size int64 // the announced length, or -1
+	n    int64
+	err  error
+	eof  bool // r ended (io.EOF)
 }
+
+// Size reports the announced length (-1 when unknown). pkg/sftp's
+// File.ReadFrom pipelines its writes (up to RequestsInFlight packets
+// outstanding, as OpenSSH's sftp does) only for a reader that tells its
+// length this way, or -1; without it, it waits for each 32 KiB write's
+// answer before sending the next, a round trip per packet. The value is
+// a hint: the copy still ends at the body's EOF, and Put compares the
+// count with size afterwards.
+func (c *countingReader) Size() int64 { return c.size }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)

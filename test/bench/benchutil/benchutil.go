@@ -441,6 +441,16 @@ func PeakRSS(t testing.TB, pid int) int64 {
 	return hwm
 }
 
+// ResetPeakRSS starts a new VmHWM period for pid (Linux: writing 5 to
+// /proc/PID/clear_refs), so a benchmark can tell which phase set the peak.
+// Callers that report a whole-run peak keep the maximum of the phases.
+func ResetPeakRSS(t testing.TB, pid int) {
+	t.Helper()
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
+		t.Fatalf("reset the peak RSS of %d: %v", pid, err)
+	}
+}
+
 // SampleRSS records the peaks of a process's RssAnon (its own memory) and
 // RssFile (its mapped binary) every 20 ms until stop is called, since
 // VmHWM gives only their combined peak.
