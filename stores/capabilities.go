@@ -3,6 +3,7 @@ package stores
 import (
 	"context"
 	"net/http"
+	"runtime/debug"
 	"time"
 )
 
@@ -89,4 +90,34 @@ func As[C any](s Store) (C, bool) {
 // with As) where the backend can list such leftovers cheaply.
 type StaleUploadSweeper interface {
 	SweepStaleUploads(ctx context.Context, olderThan time.Duration) (removed int, err error)
+}
+
+// GCAdvisor is implemented by drivers whose client libraries allocate a
+// fresh buffer for every packet they move (x/crypto/ssh and pkg/sftp copy
+// each received packet twice), so that at full speed the garbage between
+// two collections, not the data in flight, sets the process's peak memory.
+// GCPercent is the GOGC value that kept the driver's benchmark under
+// Ferry's memory target; see ApplyGCAdvice.
+type GCAdvisor interface {
+	GCPercent() int
+}
+
+// ApplyGCAdvice sets the garbage collector's target percentage to what the
+// artifacts destination s advises (GCAdvisor), unless the operator chose
+// one with the GOGC environment variable (getenv is os.Getenv outside
+// tests) or s gives no advice. It reports the value set and whether it set
+// one. Only the destination's advice is taken: it carries the bulk of the
+// transfers; stores opened per request for other roots do not change a
+// process-wide setting.
+func ApplyGCAdvice(s Store, getenv func(string) string) (percent int, applied bool) {
+	a, ok := As[GCAdvisor](s)
+	if !ok || getenv("GOGC") != "" {
+		return 0, false
+	}
+	percent = a.GCPercent()
+	if percent <= 0 {
+		return 0, false
+	}
+	debug.SetGCPercent(percent)
+	return percent, true
 }

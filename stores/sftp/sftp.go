@@ -64,6 +64,8 @@ type Store struct {
 	root string
 	pool *connpool.Pool[*conn]
 	log  *slog.Logger
+	// budget shares cfg.RequestsInFlight among concurrent transfers.
+	budget *inFlightBudget
 
 	mu sync.Mutex
 	// left tracks the directories uploads in progress use and what failed
@@ -93,9 +95,13 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("sftp store %s@%s: %w", cfg.User, cfg.Addr(), classify(err))
 	}
 	s := &Store{
-		cfg:  cfg,
-		root: strings.TrimSuffix(cfg.Root, "/"),
-		log:  slog.New(slog.DiscardHandler),
+		cfg:    cfg,
+		root:   strings.TrimSuffix(cfg.Root, "/"),
+		log:    slog.New(slog.DiscardHandler),
+		budget: &inFlightBudget{total: max(cfg.RequestsInFlight, 1)},
+	}
+	if cfg.RequestsInFlight < 1 {
+		s.budget.total = DefaultRequestsInFlight
 	}
 	if s.root == "" {
 		s.root = "/"
@@ -395,7 +401,9 @@ func (r *reader) WriteTo(w io.Writer) (int64, error) {
 		return 0, nil
 	}
 	lw := &limitWriter{w: w, left: r.left}
+	_, end := r.s.budget.begin(r.pc.C)
 	n, err := r.f.WriteTo(lw)
+	end()
 	r.left -= n
 	switch {
 	case errors.Is(err, errLimitReached) || (err == nil && r.left == 0):
@@ -501,7 +509,9 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 				}
 			}
 		}()
+		_, end := s.budget.begin(c)
 		n, err := f.ReadFrom(body)
+		end()
 		if body.err != nil {
 			return fmt.Errorf("after %d bytes: %w", body.n, body.err)
 		}

@@ -1,0 +1,51 @@
+package sftp
+
+import (
+	"sync/atomic"
+
+	"github.com/pkg/sftp"
+)
+
+// minShare is the fewest requests in flight a transfer is given however
+// many run at once: below it a transfer waits a round trip for every few
+// packets.
+const minShare = 8
+
+// inFlightBudget shares Config.RequestsInFlight among the pipelined
+// transfers (uploads and downloads) running at once, so that the packets
+// the store keeps in flight, and the buffers and per-packet garbage that go
+// with them, stay about the same whether one transfer runs or eight. A
+// transfer alone gets the whole budget (OpenSSH's 64 by default, which a
+// link with latency needs); n transfers at once get budget/n each, at
+// least minShare. A share is fixed when a transfer starts: one that began
+// alone keeps its share when others join, so the bound is
+// budget + (n-1)·budget/n in the worst case, not budget·n.
+type inFlightBudget struct {
+	total  int
+	active atomic.Int64
+}
+
+// begin counts a transfer in and sets its share on c, which the caller
+// holds exclusively (pooled connections serve one operation at a time, and
+// pkg/sftp reads the setting when a transfer starts). The returned func
+// counts the transfer out.
+func (b *inFlightBudget) begin(c *conn) (share int, end func()) {
+	n := b.active.Add(1)
+	share = b.total / int(n)
+	share = max(share, min(minShare, b.total))
+	// The option only sets a field; it fails for share < 1, which the
+	// arithmetic above rules out.
+	_ = sftp.MaxConcurrentRequestsPerFile(share)(c.sftp)
+	return share, func() { b.active.Add(-1) }
+}
+
+// gcPercent is the GOGC the store advises (stores.GCAdvisor). x/crypto/ssh
+// and pkg/sftp allocate every received packet afresh (twice per byte on a
+// download), so at full speed the heap grows by the garbage made between
+// collections: with GOGC=100 and eight transfers at once Ferry's peak RSS
+// was 69 MiB; at 50, 58 MiB, with no speed loss the benchmark could see
+// (stores/sftp/NOTES.md has the figures).
+const gcPercent = 50
+
+// GCPercent implements stores.GCAdvisor.
+func (s *Store) GCPercent() int { return gcPercent }
