@@ -389,7 +389,15 @@ func freeURL(t testing.TB, raw, name, value string) string {
 	return u.String()
 }
 
+// httpDo sends one request with http.DefaultClient and returns the
+// response with its body read.
 func httpDo(t testing.TB, method, u string, data []byte) (*http.Response, []byte) {
+	t.Helper()
+	return clientDo(t, http.DefaultClient, method, u, data)
+}
+
+// clientDo is httpDo with the client hc (a nil data sends no body).
+func clientDo(t testing.TB, hc *http.Client, method, u string, data []byte) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, u, bytes.NewReader(data))
 	if err != nil {
@@ -398,7 +406,7 @@ func httpDo(t testing.TB, method, u string, data []byte) (*http.Response, []byte
 	if data == nil {
 		req.Body = nil
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
