@@ -2,10 +2,13 @@ package s3
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -102,9 +105,51 @@ func (s *Store) CompleteMultipart(ctx context.Context, key, uploadID string, par
 		cp[i] = minio.CompletePart{PartNumber: p.PartNumber, ETag: p.ETag}
 	}
 	if _, err := s.core.CompleteMultipartUpload(ctx, s.cfg.Bucket, s.objectKey(key), uploadID, cp, s.ownerOptions()); err != nil {
+		if s.alreadyCompleted(ctx, key, parts, err) {
+			return nil
+		}
 		return s.fail("complete multipart upload", key, err)
 	}
 	return nil
+}
+
+// alreadyCompleted reports whether a complete that S3 refused because the
+// upload is gone (NoSuchUpload; MinIO answers InvalidPart) was in fact
+// done before: a client retrying mpu/complete after the replica that sent
+// the first one died, or after the answer was lost, must not get an error
+// for an upload that succeeded. It is, when the object at key carries the
+// multipart ETag of exactly these parts (the MD5 of their MD5s, "-N"),
+// which no other upload produces. Stores whose ETags are not MD5s (SSE-KMS)
+// keep the error.
+func (s *Store) alreadyCompleted(ctx context.Context, key string, parts []stores.CompletedPart, err error) bool {
+	if code := minio.ToErrorResponse(err).Code; code != "NoSuchUpload" && code != "InvalidPart" {
+		return false
+	}
+	want, ok := multipartETag(parts)
+	if !ok {
+		return false
+	}
+	info, serr := s.client.StatObject(ctx, s.cfg.Bucket, s.objectKey(key), s.getOptions())
+	return serr == nil && strings.Trim(info.ETag, `"`) == want
+}
+
+// multipartETag is the ETag S3 gives the object a multipart upload of
+// parts (in the order given, which the complete request requires to be
+// ascending) makes: hex MD5 of the concatenated binary part MD5s, "-",
+// the part count. ok is false when a part's ETag is not a hex MD5.
+func multipartETag(parts []stores.CompletedPart) (etag string, ok bool) {
+	if len(parts) == 0 {
+		return "", false
+	}
+	h := md5.New()
+	for _, p := range parts {
+		sum, err := hex.DecodeString(strings.Trim(p.ETag, `"`))
+		if err != nil || len(sum) != md5.Size {
+			return "", false
+		}
+		h.Write(sum)
+	}
+	return hex.EncodeToString(h.Sum(nil)) + "-" + strconv.Itoa(len(parts)), true
 }
 
 // AbortMultipart implements stores.Multiparter.

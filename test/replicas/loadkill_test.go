@@ -171,8 +171,10 @@ func (c *loadClient) presignedUpload(name string, data []byte) error {
 	st, raw, err = c.call("POST", fmt.Sprintf(dir, "complete"), "application/json", b)
 	if err == nil && st != 200 && c.retried.Load() > before {
 		// The replica that died may have sent the complete before it
-		// died: S3 finishes it on its own, and then refuses this one
-		// (MinIO: InvalidPart). The upload counts if the object appears.
+		// died: S3 finishes it on its own. Ferry answers a retry 200 once
+		// the object is there (stores/s3 alreadyCompleted), but the first
+		// complete may still be running in MinIO when the retry arrives,
+		// which then refuses it. The upload counts if the object appears.
 		for wait := time.Now().Add(10 * time.Second); st != 200 && time.Now().Before(wait); time.Sleep(200 * time.Millisecond) {
 			for _, r := range c.rs {
 				if h, err2 := c.fetch(r, name); err2 == nil && h == sha256.Sum256(data) {
