@@ -215,7 +215,7 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 		if err != nil {
 			return err
 		}
-		registryAPI = registry.NewAPI(db, registry.Config{Log: log, SourceRegex: sourceRegex, Webhooks: &hooks, Artifacts: artifacts,
+		registryAPI = registry.NewAPI(db, registry.Config{Log: log, SourceRegex: sourceRegex, Webhooks: &hooks, Artifacts: artifacts, Metrics: reg,
 			OpenStore: func(ctx context.Context, uri string) (stores.Store, func(), error) {
 				return opener.Acquire(ctx, uri)
 			},

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/metadata/registry/webhook"
@@ -37,6 +38,9 @@ type Config struct {
 	// for one request, as tracking's APIConfig.OpenStore (same contract;
 	// nil refuses such downloads with NOT_IMPLEMENTED).
 	OpenStore func(ctx context.Context, uri string) (s stores.Store, release func(), err error)
+	// Metrics, when set, registers ferry_webhook_deliveries_total (see
+	// webhookOutcomes) on it; nil counts into an unregistered collector.
+	Metrics prometheus.Registerer
 }
 
 // API serves the model registry from a DB.
@@ -58,7 +62,7 @@ func NewAPI(db *metadata.DB, cfg Config) *API {
 	if cfg.Webhooks != nil {
 		ws = *cfg.Webhooks
 	}
-	return &API{db: db, log: cfg.Log, now: time.Now, sourceRegex: cfg.SourceRegex, hooks: newHooks(ws, cfg.Log),
+	return &API{db: db, log: cfg.Log, now: time.Now, sourceRegex: cfg.SourceRegex, hooks: newHooks(ws, cfg.Log, cfg.Metrics),
 		roots: serve.Roots{Destination: cfg.Artifacts, Open: cfg.OpenStore}}
 }
 

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ferryml/ferry/metadata/registry/webhook"
 	"github.com/ferryml/ferry/metadata/search"
@@ -43,11 +45,64 @@ type hooks struct {
 	pool   *webhook.Pool
 	cache  *webhook.Cache[webhookTarget]
 	log    *slog.Logger
+	// deliveries counts event deliveries by event and outcome;
+	// eventsDropped the events dropped before their webhooks were known.
+	deliveries, eventsDropped *prometheus.CounterVec
 	// warnEphemeral logs once that secrets will not survive a restart.
 	warnEphemeral sync.Once
 }
 
-func newHooks(s webhook.Settings, log *slog.Logger) *hooks {
+// Outcomes of an event delivery, the outcome label of
+// ferry_webhook_deliveries_total: delivered (2xx/3xx answer), refused (the
+// receiver's 4xx/5xx after the retries), failed (no answer: connection,
+// timeout, SSRF guard), skipped (the webhook's stored secret or URL could
+// not be used), dropped (the delivery queue was full or closed).
+const (
+	outcomeDelivered = "delivered"
+	outcomeRefused   = "refused"
+	outcomeFailed    = "failed"
+	outcomeSkipped   = "skipped"
+	outcomeDropped   = "dropped"
+)
+
+// Reasons an event is dropped before its webhooks are known, the reason
+// label of ferry_webhook_events_dropped_total.
+const (
+	dropQueueFull  = "queue_full"    // the delivery queue was full or closed
+	dropLookupFail = "lookup_failed" // the database could not say which webhooks want it
+)
+
+// hookMetrics returns the deliveries and dropped-events counters,
+// registered on reg when reg is set (an API built again on the same
+// registry shares the first one's counters).
+func hookMetrics(reg prometheus.Registerer) (deliveries, eventsDropped *prometheus.CounterVec) {
+	deliveries = registerCounter(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ferry_webhook_deliveries_total",
+		Help: "Webhook deliveries (one per subscribed webhook and event, retries included) by event (entity.action) and outcome: delivered, refused (the receiver answered 4xx/5xx after the retries), failed (no answer), skipped (webhook unusable), dropped (queue full).",
+	}, []string{"event", "outcome"}))
+	eventsDropped = registerCounter(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ferry_webhook_events_dropped_total",
+		Help: "Registry events dropped before their webhooks were looked up (so possibly with none subscribed), by reason: queue_full, lookup_failed.",
+	}, []string{"reason"}))
+	return deliveries, eventsDropped
+}
+
+func registerCounter(reg prometheus.Registerer, cv *prometheus.CounterVec) *prometheus.CounterVec {
+	if reg == nil {
+		return cv
+	}
+	if err := reg.Register(cv); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+				return existing
+			}
+		}
+	}
+	return cv
+}
+
+func newHooks(s webhook.Settings, log *slog.Logger, reg prometheus.Registerer) *hooks {
 	cipher, err := webhook.NewCipher(s.EncryptionKey)
 	if err != nil {
 		// SettingsFromEnv already refused a bad key; only a hand-built
@@ -56,10 +111,12 @@ func newHooks(s webhook.Settings, log *slog.Logger) *hooks {
 		cipher, _ = webhook.NewCipher("")
 	}
 	g := &webhook.Guard{Schemes: s.Schemes, AllowPrivate: s.AllowPrivate}
-	return &hooks{
+	h := &hooks{
 		guard: g, cipher: cipher, sender: webhook.NewSender(g, s, log),
 		pool: webhook.NewPool(s.Workers, s.QueueSize, log), cache: webhook.NewCache[webhookTarget](s.CacheTTL), log: log,
 	}
+	h.deliveries, h.eventsDropped = hookMetrics(reg)
+	return h
 }
 
 // Close drains the webhook deliveries still queued or running until ctx
@@ -380,12 +437,13 @@ func (a *API) emit(err error, name string, known *bool, plain, prompt webhook.Ev
 		return
 	}
 	h := a.hooks
-	h.pool.Submit(func(ctx context.Context) {
+	queued := h.pool.Submit(func(ctx context.Context) {
 		isPrompt := known != nil && *known
 		if known == nil {
 			p, err := a.modelIsPrompt(ctx, name)
 			if err != nil {
 				h.log.Error("webhook event dropped: cannot read the model's prompt tag", "model", name, "err", err)
+				h.eventsDropped.WithLabelValues(dropLookupFail).Inc()
 				return
 			}
 			isPrompt = p
@@ -400,13 +458,19 @@ func (a *API) emit(err error, name string, known *bool, plain, prompt webhook.Ev
 		targets, err := h.cache.Get(ctx, ev, func(ctx context.Context) ([]webhookTarget, error) { return a.webhooksFor(ctx, ev) })
 		if err != nil {
 			h.log.Error("webhook event dropped: cannot list its webhooks", "event", ev.String(), "err", err)
+			h.eventsDropped.WithLabelValues(dropLookupFail).Inc()
 			return
 		}
 		payload := data(isPrompt)
 		for _, wt := range targets {
-			h.pool.Submit(func(ctx context.Context) { h.deliver(ctx, wt, ev, payload) })
+			if !h.pool.Submit(func(ctx context.Context) { h.deliver(ctx, wt, ev, payload) }) {
+				h.deliveries.WithLabelValues(ev.String(), outcomeDropped).Inc()
+			}
 		}
 	})
+	if !queued {
+		h.eventsDropped.WithLabelValues(dropQueueFull).Inc()
+	}
 }
 
 func (h *hooks) deliver(ctx context.Context, wt webhookTarget, ev webhook.Event, payload any) {
@@ -417,17 +481,22 @@ func (h *hooks) deliver(ctx context.Context, wt webhookTarget, ev webhook.Event,
 	t, err := h.target(wt)
 	if err != nil {
 		h.log.Error("webhook delivery skipped", "webhook_id", wt.id, "url", redacted, "event", ev.String(), "err", err)
+		h.deliveries.WithLabelValues(ev.String(), outcomeSkipped).Inc()
 		return
 	}
 	res := h.sender.Send(ctx, t, ev, payload)
+	outcome := outcomeDelivered
 	switch {
 	case res.Err != nil:
+		outcome = outcomeFailed
 		h.log.Error("webhook delivery failed", "webhook_id", wt.id, "url", redacted, "event", ev.String(), "err", res.Err)
 	case res.Status >= 400:
+		outcome = outcomeRefused
 		h.log.Error("webhook delivery refused", "webhook_id", wt.id, "url", redacted, "event", ev.String(), "status", res.Status)
 	default:
 		h.log.Debug("webhook delivered", "webhook_id", wt.id, "event", ev.String(), "status", res.Status)
 	}
+	h.deliveries.WithLabelValues(ev.String(), outcome).Inc()
 }
 
 func isPromptTags(tags []keyValue) bool {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/ferryml/ferry/metadata"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/ferryml/ferry/metadata/internal/domaintest"
 	"github.com/ferryml/ferry/metadata/registry/webhook"
 	"github.com/ferryml/ferry/test/ferrytest"
@@ -360,7 +362,25 @@ func TestWebhookReceiverTroubleDoesNotReachRegistry(t *testing.T) {
 		if n := api.hooks.sender.Attempts.Load(); n != 25 {
 			t.Errorf("attempts %d, want 25", n)
 		}
+		// ferry_webhook_deliveries_total: one count per delivery, not per
+		// attempt; the counts land just after the receivers answered.
+		waitCount(t, api, "registered_model.created", outcomeRefused, 5)
+		waitCount(t, api, "registered_model.created", outcomeDelivered, 5)
+		waitCount(t, api, "registered_model.created", outcomeFailed, 0)
 	})
+}
+
+// waitCount waits up to 10 s for the deliveries counter of event and
+// outcome to reach want, and fails if it ends elsewhere.
+func waitCount(t *testing.T, api *API, event, outcome string, want float64) {
+	t.Helper()
+	c := api.hooks.deliveries.WithLabelValues(event, outcome)
+	for deadline := time.Now().Add(10 * time.Second); testutil.ToFloat64(c) < want && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := testutil.ToFloat64(c); got != want {
+		t.Errorf("ferry_webhook_deliveries_total{event=%q,outcome=%q} = %v; want %v", event, outcome, got, want)
+	}
 }
 
 // With the queue full, events are dropped with a (rate-limited) log line
@@ -383,6 +403,13 @@ func TestWebhookQueueFullDrops(t *testing.T) {
 		}
 		if n := strings.Count(logBuf.String(), "webhook delivery dropped"); n > 3 {
 			t.Errorf("%d drop log lines for one burst", n)
+		}
+		// Every drop is counted: here the event jobs themselves (one
+		// worker, one queue slot), before their webhooks were looked up.
+		dropped := testutil.ToFloat64(api.hooks.eventsDropped.WithLabelValues(dropQueueFull)) +
+			testutil.ToFloat64(api.hooks.deliveries.WithLabelValues("registered_model.created", outcomeDropped))
+		if n := api.hooks.pool.Dropped.Load(); dropped != float64(n) || n == 0 {
+			t.Errorf("metrics count %v drops; the pool dropped %d", dropped, n)
 		}
 		close(hang.hold)
 	})
