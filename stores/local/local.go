@@ -679,7 +679,7 @@ func (w *writeBehind) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// RemoveStaleTemps removes, anywhere under the store, the temporary files
+// SweepStaleUploads (stores.StaleUploadSweeper) removes, anywhere under the store, the temporary files
 // of uploads (names starting with TempPrefix) last modified more than
 // maxAge ago, and returns how many it removed. Such files are what a crash
 // (kill -9, power loss) leaves of the uploads it cut off. Directories left
@@ -692,7 +692,7 @@ func (w *writeBehind) Write(p []byte) (int, error) {
 // servers sharing the directory (replicas on one NFS export) may all sweep
 // at any time. Symlinks are not followed; a directory that cannot be read
 // is skipped, and the first such error is returned with the count.
-func (s *Store) RemoveStaleTemps(ctx context.Context, maxAge time.Duration) (int, error) {
+func (s *Store) SweepStaleUploads(ctx context.Context, maxAge time.Duration) (int, error) {
 	root, err := s.rootFor(false)
 	if err != nil || root == nil {
 		return 0, err
@@ -752,8 +752,3 @@ func (s *Store) RemoveStaleTemps(ctx context.Context, maxAge time.Duration) (int
 }
 
 var _ stores.StaleUploadSweeper = (*Store)(nil)
-
-// SweepStaleUploads is stores.StaleUploadSweeper: RemoveStaleTemps.
-func (s *Store) SweepStaleUploads(ctx context.Context, olderThan time.Duration) (int, error) {
-	return s.RemoveStaleTemps(ctx, olderThan)
-}

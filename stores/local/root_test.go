@@ -47,8 +47,8 @@ func TestMissingRootIsNeverCreatedByReads(t *testing.T) {
 	if err := s.Delete(ctx, ""); err != nil {
 		t.Errorf("Delete(root) = %v", err)
 	}
-	if n, err := s.RemoveStaleTemps(ctx, time.Hour); n != 0 || err != nil {
-		t.Errorf("RemoveStaleTemps = %d, %v", n, err)
+	if n, err := s.SweepStaleUploads(ctx, time.Hour); n != 0 || err != nil {
+		t.Errorf("SweepStaleUploads = %d, %v", n, err)
 	}
 	if got := diskFiles(t, parent); len(got) != 0 {
 		t.Fatalf("reads of a missing root created %v", got)
@@ -116,10 +116,10 @@ func TestClosedStore(t *testing.T) {
 	}
 }
 
-// TestRemoveStaleTemps: the sweep removes old upload temp files at any
+// TestSweepStaleUploads: the sweep removes old upload temp files at any
 // depth, keeps young ones (a live upload, maybe another server's) and every
 // object, and does not follow symlinks out of the root.
-func TestRemoveStaleTemps(t *testing.T) {
+func TestSweepStaleUploads(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	outside := t.TempDir()
@@ -155,9 +155,9 @@ func TestRemoveStaleTemps(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	n, err := s.RemoveStaleTemps(ctx, time.Hour)
+	n, err := s.SweepStaleUploads(ctx, time.Hour)
 	if err != nil || n != 3 {
-		t.Fatalf("RemoveStaleTemps = %d, %v; want 3, nil", n, err)
+		t.Fatalf("SweepStaleUploads = %d, %v; want 3, nil", n, err)
 	}
 	got := diskFiles(t, dir)
 	want := map[string]string{
@@ -178,7 +178,7 @@ func TestRemoveStaleTemps(t *testing.T) {
 		t.Errorf("sweep followed a symlink out of the root: %v", err)
 	}
 	// A second sweep (another replica) finds nothing left.
-	if n, err := s.RemoveStaleTemps(ctx, time.Hour); n != 0 || err != nil {
+	if n, err := s.SweepStaleUploads(ctx, time.Hour); n != 0 || err != nil {
 		t.Errorf("second sweep = %d, %v", n, err)
 	}
 }
