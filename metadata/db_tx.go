@@ -143,11 +143,15 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn fun
 }
 
 // ExactEq is "<col> = ?" compared byte for byte on every dialect: MySQL's
-// default collation ignores case (and trailing spaces), so there it
-// compares BINARY.
+// default collation ignores case (and trailing spaces), so there the
+// argument is made a binary string, which makes the comparison binary.
+// Only the argument: "BINARY col = BINARY ?" compares the same way but
+// hides the column from its index, so MariaDB scanned whole tables (and a
+// FOR UPDATE locked every row it scanned); with the column bare it looks
+// the value up in the index and checks the bytes of what it finds.
 func ExactEq(d schema.Dialect, col string) string {
 	if d == schema.MySQL {
-		return "BINARY " + d.Quote(col) + " = BINARY ?"
+		return d.Quote(col) + " = BINARY ?"
 	}
 	return d.Quote(col) + " = ?"
 }

@@ -162,11 +162,7 @@ func loadExperiment(ctx context.Context, tx *metadata.Tx, where string, arg any)
 // experimentByName matches names exactly, also on MySQL whose default
 // collation would ignore case.
 func experimentByName(ctx context.Context, tx *metadata.Tx, name string) (*Experiment, error) {
-	where := "name = ?"
-	if tx.Dialect() == schema.MySQL {
-		where = "BINARY name = BINARY ?"
-	}
-	return loadExperiment(ctx, tx, where, name)
+	return loadExperiment(ctx, tx, metadata.ExactEq(tx.Dialect(), "name"), name)
 }
 
 func isNoRows(err error) bool { return errors.Is(err, errNoRows) }
