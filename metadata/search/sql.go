@@ -108,15 +108,19 @@ func (s *sqlb) strCmp(col, op string, v Value) {
 			}
 			return
 		}
-		if my {
-			s.w("BINARY ")
-		}
-		s.w(col, " ", op, " ")
-		vs := make([]any, len(v.List))
+		s.w(col, " ", op, " (")
 		for i, x := range v.List {
-			vs[i] = x
+			if i > 0 {
+				s.w(", ")
+			}
+			if my {
+				// Binary values make the comparison exact while the bare
+				// column keeps its index (as metadata.ExactEq).
+				s.w("BINARY ")
+			}
+			s.arg(x)
 		}
-		s.inList(vs)
+		s.w(")")
 	default:
 		panic("search: unchecked comparator " + op)
 	}
