@@ -183,8 +183,8 @@ func TestSweepKeepsBlobCommittedMeanwhile(t *testing.T) {
 		t.Fatalf("deleteUncommitted of a blob committed meanwhile = %v; want errKept", err)
 	}
 	// The delete's own condition, should the commit come after the check.
-	if err := s.deleteUnlessCommittedSince(ctx, name, cutoff); !errors.Is(err, errKept) {
-		t.Fatalf("deleteUnlessCommittedSince of a blob committed after the cutoff = %v; want errKept", err)
+	if err := s.deleteUnlessCommittedSince(ctx, name, cutoff); !errors.Is(err, errRefused) {
+		t.Fatalf("deleteUnlessCommittedSince of a blob committed after the cutoff = %v; want errRefused", err)
 	}
 	if _, err := cc.NewBlobClient(name).GetProperties(ctx, nil); err != nil {
 		t.Fatalf("the committed blob is gone: %v", err)
