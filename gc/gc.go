@@ -3,10 +3,10 @@
 // at once:
 //
 //  1. The artifacts destination's stale uploads, through the driver's
-//     optional stores.StaleUploadSweeper: S3 multipart uploads under
-//     Ferry's prefix never completed nor aborted (a crash, a presigned
-//     upload abandoned by its client), the local store's .ferry-upload-*
-//     temporary files.
+//     optional stores.StaleUploadSweeper: S3 and GCS multipart uploads
+//     under Ferry's prefix never completed nor aborted (a crash, a
+//     presigned upload abandoned by its client), Azure blocks staged and
+//     never committed, the local, SFTP and FTP stores' temporary files.
 //  2. Upstream `mlflow gc`: runs and experiments in the `deleted`
 //     lifecycle stage, permanently, with their artifacts
 //     (tracking.API.GarbageCollect).

@@ -77,8 +77,9 @@ func As[C any](s Store) (C, bool) {
 
 // StaleUploadSweeper is the optional capability of removing what uploads
 // cut off long ago left in the backend: multipart uploads never completed
-// nor aborted (S3), temporary files of uploads a crash interrupted (local
-// filesystem). Only leftovers under the store's own root (prefix) whose
+// nor aborted (S3, GCS), blocks staged and never committed (Azure),
+// temporary files of uploads a crash interrupted (local filesystem, SFTP,
+// FTP). Only leftovers under the store's own root (prefix) whose
 // upload started, or was last written, more than olderThan ago are
 // removed; younger ones may belong to uploads still in progress on any
 // replica, so olderThan must exceed the longest upload. It is idempotent:

@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -33,6 +34,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -84,6 +86,8 @@ type Store struct {
 	svc *service.Client
 	// markers speeds up listing pages after the first (List).
 	markers markerMemo
+	// log receives the sweep's reports (nil: slog.Default).
+	log atomic.Pointer[slog.Logger]
 }
 
 // SigningStore is a Store whose credential can sign SAS URLs: it

@@ -23,11 +23,12 @@ type ferry struct{ *ferrytest.Server }
 
 // startFerry runs `ferry server` with --artifacts-destination dest, a fresh
 // SQLite backend store and the given environment on top of one without
-// MLFLOW_, FERRY_, AZURE_, IDENTITY_ and MSI_ variables, and stops it at cleanup.
-func startFerry(t testing.TB, dest string, env []string) *ferry {
+// MLFLOW_, FERRY_, AZURE_, IDENTITY_ and MSI_ variables, and further
+// server flags args, and stops it at cleanup.
+func startFerry(t testing.TB, dest string, env []string, args ...string) *ferry {
 	t.Helper()
-	return &ferry{ferrytest.StartServer(t, ferryBin, append(cleanEnv(), env...),
-		"--artifacts-destination", dest, "--backend-store-uri", "sqlite:///"+filepath.Join(t.TempDir(), "mlflow.db"))}
+	args = append([]string{"--artifacts-destination", dest, "--backend-store-uri", "sqlite:///" + filepath.Join(t.TempDir(), "mlflow.db")}, args...)
+	return &ferry{ferrytest.StartServer(t, ferryBin, append(cleanEnv(), env...), args...)}
 }
 
 func cleanEnv() []string {

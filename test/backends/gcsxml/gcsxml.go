@@ -9,7 +9,10 @@
 //     expired, wrong-key or unknown-account URL is refused with 403 (400
 //     for an expired one, as GCS answers).
 //   - the XML API's multipart uploads: POST ?uploads, PUT ?partNumber&uploadId
-//     (signed URLs only), POST ?uploadId with the part list, DELETE ?uploadId.
+//     (signed URLs only), POST ?uploadId with the part list, DELETE ?uploadId,
+//     and the bucket's listing of open uploads, GET /bucket?uploads (prefix,
+//     delimiter, key-marker, upload-id-marker, max-uploads, encoding-type;
+//     each upload with its Initiated time on the server's clock).
 //     Parts are kept on disk in the test's temp dir; a completed upload is
 //     streamed into fake-gcs-server as one object.
 //   - OAuth: a token endpoint for service-account keys (JWT bearer grant,
@@ -91,6 +94,7 @@ type Server struct {
 
 type upload struct {
 	bucket, object, contentType string
+	initiated                   time.Time
 	parts                       map[int]part
 }
 
@@ -232,6 +236,18 @@ func (s *Server) OpenUploads() int {
 	return len(s.uploads)
 }
 
+// OpenUploadIDs maps the id of every multipart upload neither completed
+// nor aborted to its bucket/object.
+func (s *Server) OpenUploadIDs() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := make(map[string]string, len(s.uploads))
+	for id, u := range s.uploads {
+		m[id] = u.bucket + "/" + u.object
+	}
+	return m
+}
+
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
@@ -271,6 +287,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	jsonAPI := strings.HasPrefix(r.URL.Path, "/storage/v1/") || strings.HasPrefix(r.URL.Path, "/upload/") || strings.HasPrefix(r.URL.Path, "/download/")
+	if !jsonAPI && r.Method == http.MethodGet && q.Has("uploads") {
+		// GET /bucket?uploads (a GET ?uploads on an object is no call).
+		if bucket := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/"), "/"); bucket != "" && !strings.Contains(bucket, "/") {
+			s.listUploads(w, bucket, q)
+			return
+		}
+	}
 	if !jsonAPI && (q.Has("uploads") || q.Has("uploadId")) {
 		s.serveMultipart(w, r, q)
 		return
@@ -654,7 +677,7 @@ func (s *Server) serveMultipart(w http.ResponseWriter, r *http.Request, q url.Va
 		b := make([]byte, 12)
 		_, _ = rand.Read(b)
 		id := fmt.Sprintf("ABPnzm%d-%s", s.seq, hex.EncodeToString(b))
-		s.uploads[id] = &upload{bucket: bucket, object: object, contentType: r.Header.Get("Content-Type"), parts: map[int]part{}}
+		s.uploads[id] = &upload{bucket: bucket, object: object, contentType: r.Header.Get("Content-Type"), initiated: s.now(), parts: map[int]part{}}
 		s.mu.Unlock()
 		w.Header().Set("Content-Type", "application/xml")
 		fmt.Fprintf(w, "<?xml version='1.0' encoding='UTF-8'?><InitiateMultipartUploadResult xmlns='http://s3.amazonaws.com/doc/2006-03-01/'><Bucket>%s</Bucket><Key>%s</Key><UploadId>%s</UploadId></InitiateMultipartUploadResult>",
@@ -766,4 +789,115 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, bucket, object
 	w.Header().Set("Content-Type", "application/xml")
 	fmt.Fprintf(w, "<?xml version='1.0' encoding='UTF-8'?><CompleteMultipartUploadResult><Bucket>%s</Bucket><Key>%s</Key><ETag>\"%d-parts\"</ETag></CompleteMultipartUploadResult>",
 		xmlEscape(bucket), xmlEscape(object), len(files))
+}
+
+// maxUploadsPerPage is the XML API's largest listing page (and its
+// default).
+const maxUploadsPerPage = 1000
+
+// listUploads answers GET /bucket?uploads as GCS documents it: the open
+// uploads of the bucket ordered by object name (and, for one name, by
+// upload id, the order upload-id-marker continues in), filtered by
+// prefix, rolled up into CommonPrefixes by delimiter, at most
+// max-uploads (≤ 1000) per page, with NextKeyMarker and
+// NextUploadIdMarker when truncated. It needs the same bearer token as
+// the other multipart calls (ServeHTTP checked it).
+func (s *Server) listUploads(w http.ResponseWriter, bucket string, q url.Values) {
+	prefix, delim := q.Get("prefix"), q.Get("delimiter")
+	keyMarker, idMarker := q.Get("key-marker"), q.Get("upload-id-marker")
+	if keyMarker == "" {
+		idMarker = "" // ignored without a key marker
+	}
+	maxUploads := maxUploadsPerPage
+	if v := q.Get("max-uploads"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			xmlErr(w, http.StatusBadRequest, "InvalidArgument", "max-uploads must be a non-negative integer")
+			return
+		}
+		maxUploads = min(n, maxUploadsPerPage)
+	}
+	urlEncode := false
+	switch v := q.Get("encoding-type"); v {
+	case "":
+	case "url":
+		urlEncode = true
+	default:
+		xmlErr(w, http.StatusBadRequest, "InvalidArgument", "encoding-type must be url")
+		return
+	}
+	type entry struct {
+		key, id, prefix string // prefix: a CommonPrefixes entry
+		initiated       time.Time
+	}
+	s.mu.Lock()
+	var all []entry
+	for id, u := range s.uploads {
+		if u.bucket == bucket && strings.HasPrefix(u.object, prefix) {
+			all = append(all, entry{key: u.object, id: id, initiated: u.initiated})
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].key != all[j].key {
+			return all[i].key < all[j].key
+		}
+		return all[i].id < all[j].id
+	})
+	var page []entry
+	truncated := false
+	seenPrefix := map[string]bool{}
+	for _, e := range all {
+		// After the markers: names greater than key-marker, or equal to
+		// it with an upload id greater than upload-id-marker.
+		if keyMarker != "" && (e.key < keyMarker || e.key == keyMarker && (idMarker == "" || e.id <= idMarker)) {
+			continue
+		}
+		if delim != "" {
+			if i := strings.Index(e.key[len(prefix):], delim); i >= 0 {
+				cp := e.key[:len(prefix)+i+len(delim)]
+				if seenPrefix[cp] || keyMarker != "" && cp <= keyMarker {
+					continue
+				}
+				seenPrefix[cp] = true
+				e = entry{prefix: cp, key: cp}
+			}
+		}
+		if len(page) == maxUploads {
+			truncated = true
+			break
+		}
+		page = append(page, e)
+	}
+	enc := func(v string) string {
+		if urlEncode {
+			v = url.QueryEscape(v)
+		}
+		return xmlEscape(v)
+	}
+	var b strings.Builder
+	b.WriteString("<?xml version='1.0' encoding='UTF-8'?><ListMultipartUploadsResult xmlns='http://s3.amazonaws.com/doc/2006-03-01/'>")
+	fmt.Fprintf(&b, "<Bucket>%s</Bucket><KeyMarker>%s</KeyMarker><UploadIdMarker>%s</UploadIdMarker>", xmlEscape(bucket), enc(keyMarker), xmlEscape(idMarker))
+	if truncated && len(page) > 0 {
+		last := page[len(page)-1]
+		fmt.Fprintf(&b, "<NextKeyMarker>%s</NextKeyMarker><NextUploadIdMarker>%s</NextUploadIdMarker>", enc(last.key), xmlEscape(last.id))
+	}
+	if delim != "" {
+		fmt.Fprintf(&b, "<Delimiter>%s</Delimiter>", enc(delim))
+	}
+	fmt.Fprintf(&b, "<Prefix>%s</Prefix><MaxUploads>%d</MaxUploads><IsTruncated>%t</IsTruncated>", enc(prefix), maxUploads, truncated)
+	if urlEncode {
+		b.WriteString("<EncodingType>url</EncodingType>")
+	}
+	for _, e := range page {
+		if e.prefix != "" {
+			fmt.Fprintf(&b, "<CommonPrefixes><Prefix>%s</Prefix></CommonPrefixes>", enc(e.prefix))
+			continue
+		}
+		fmt.Fprintf(&b, "<Upload><Key>%s</Key><UploadId>%s</UploadId><StorageClass>STANDARD</StorageClass><Initiated>%s</Initiated></Upload>",
+			enc(e.key), xmlEscape(e.id), e.initiated.UTC().Format("2006-01-02T15:04:05.000Z"))
+	}
+	b.WriteString("</ListMultipartUploadsResult>")
+	w.Header().Set("Content-Type", "application/xml")
+	io.WriteString(w, b.String())
 }

@@ -233,3 +233,130 @@ func TestMultipart(t *testing.T) {
 		t.Fatalf("abort left objects: %+v", objs)
 	}
 }
+
+// TestListUploads: GET /bucket?uploads lists open uploads in name order
+// (then upload id) with their Initiated time on the server's clock,
+// filtered by prefix, rolled up by delimiter, paged by max-uploads with
+// NextKeyMarker/NextUploadIdMarker, names URL-encoded on request; an
+// aborted upload is no longer listed.
+func TestListUploads(t *testing.T) {
+	gcs := gcssrv.Start(t)
+	srv := gcsxml.Start(t, gcs.Endpoint)
+	bucket := gcs.Bucket(t)
+	initiate := func(object string) string {
+		t.Helper()
+		code, b, _ := do(t, http.MethodPost, srv.URL+"/"+bucket+"/"+(&url.URL{Path: object}).EscapedPath()+"?uploads", nil)
+		var r struct {
+			UploadID string `xml:"UploadId"`
+		}
+		if code != http.StatusOK || xml.Unmarshal(b, &r) != nil || r.UploadID == "" {
+			t.Fatalf("initiate %s: %d %s", object, code, b)
+		}
+		return r.UploadID
+	}
+	type upload struct {
+		Key          string `xml:"Key"`
+		UploadID     string `xml:"UploadId"`
+		StorageClass string `xml:"StorageClass"`
+		Initiated    string `xml:"Initiated"`
+	}
+	type result struct {
+		NextKeyMarker      string   `xml:"NextKeyMarker"`
+		NextUploadIDMarker string   `xml:"NextUploadIdMarker"`
+		EncodingType       string   `xml:"EncodingType"`
+		IsTruncated        bool     `xml:"IsTruncated"`
+		MaxUploads         int      `xml:"MaxUploads"`
+		Uploads            []upload `xml:"Upload"`
+		CommonPrefixes     []string `xml:"CommonPrefixes>Prefix"`
+	}
+	list := func(q url.Values) result {
+		t.Helper()
+		code, b, _ := do(t, http.MethodGet, srv.URL+"/"+bucket+"?uploads&"+q.Encode(), nil)
+		var r result
+		if code != http.StatusOK {
+			t.Fatalf("list %v: %d %s", q, code, b)
+		}
+		if err := xml.Unmarshal(b, &r); err != nil {
+			t.Fatalf("list %v: %v in %s", q, err, b)
+		}
+		return r
+	}
+
+	srv.Advance(-time.Hour)
+	before := time.Now().Add(-time.Hour - time.Second)
+	b1 := initiate("p/b")
+	srv.Advance(time.Hour)
+	a1, a2 := initiate("p/a"), initiate("p/a")
+	initiate("p/d/x")
+	initiate("p/d/y")
+	initiate("q/other")
+	weird := initiate("p/c &<%.bin")
+	if a2 < a1 {
+		a1, a2 = a2, a1
+	}
+
+	all := list(url.Values{"prefix": {"p/"}})
+	var keys []string
+	for _, u := range all.Uploads {
+		keys = append(keys, u.Key)
+	}
+	if got := strings.Join(keys, ","); got != "p/a,p/a,p/b,p/c &<%.bin,p/d/x,p/d/y" || all.IsTruncated || all.MaxUploads != 1000 {
+		t.Fatalf("prefix p/: %s (truncated %v, max %d)", got, all.IsTruncated, all.MaxUploads)
+	}
+	if all.Uploads[0].UploadID != a1 || all.Uploads[1].UploadID != a2 || all.Uploads[2].UploadID != b1 || all.Uploads[3].UploadID != weird {
+		t.Fatalf("order within a name: %+v", all.Uploads)
+	}
+	for _, u := range all.Uploads {
+		at, err := time.Parse(time.RFC3339Nano, u.Initiated)
+		if err != nil || u.StorageClass != "STANDARD" {
+			t.Fatalf("upload %+v: %v", u, err)
+		}
+		if old := u.UploadID == b1; old != at.Before(before.Add(30*time.Minute)) || at.Before(before) {
+			t.Fatalf("Initiated of %s = %s (old: %v)", u.Key, u.Initiated, old)
+		}
+	}
+
+	// Pages of two, continuing from the markers.
+	var paged []string
+	q := url.Values{"prefix": {"p/"}, "max-uploads": {"2"}}
+	for i := 0; ; i++ {
+		r := list(q)
+		for _, u := range r.Uploads {
+			paged = append(paged, u.UploadID)
+		}
+		if !r.IsTruncated {
+			break
+		}
+		if i > 5 || r.NextKeyMarker == "" || r.NextUploadIDMarker == "" {
+			t.Fatalf("page %d: %+v", i, r)
+		}
+		q.Set("key-marker", r.NextKeyMarker)
+		q.Set("upload-id-marker", r.NextUploadIDMarker)
+	}
+	if len(paged) != 6 || paged[0] != a1 || paged[1] != a2 || paged[2] != b1 {
+		t.Fatalf("paged ids %v", paged)
+	}
+	// key-marker alone skips every upload of that name.
+	if r := list(url.Values{"prefix": {"p/"}, "key-marker": {"p/a"}}); len(r.Uploads) != 4 || r.Uploads[0].Key != "p/b" {
+		t.Fatalf("after key-marker p/a: %+v", r.Uploads)
+	}
+	// Delimiter: p/d/ is one common prefix.
+	if r := list(url.Values{"prefix": {"p/"}, "delimiter": {"/"}}); len(r.Uploads) != 4 || len(r.CommonPrefixes) != 1 || r.CommonPrefixes[0] != "p/d/" {
+		t.Fatalf("delimiter: %+v", r)
+	}
+	// encoding-type=url.
+	r := list(url.Values{"prefix": {"p/c"}, "encoding-type": {"url"}})
+	if len(r.Uploads) != 1 || r.EncodingType != "url" {
+		t.Fatalf("encoded: %+v", r)
+	}
+	if k, err := url.QueryUnescape(r.Uploads[0].Key); err != nil || k != "p/c &<%.bin" || r.Uploads[0].Key == k {
+		t.Fatalf("encoded key %q", r.Uploads[0].Key)
+	}
+	// An aborted upload is gone from the list.
+	if code, _, _ := do(t, http.MethodDelete, srv.URL+"/"+bucket+"/p/b?uploadId="+url.QueryEscape(b1), nil); code != http.StatusNoContent {
+		t.Fatalf("abort: %d", code)
+	}
+	if r := list(url.Values{"prefix": {"p/b"}}); len(r.Uploads) != 0 {
+		t.Fatalf("aborted upload still listed: %+v", r.Uploads)
+	}
+}
