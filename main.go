@@ -309,20 +309,26 @@ func sweepStaleTemps(ctx context.Context, s *stores.Instrumented, maxAge time.Du
 func gcCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "gc",
-		Short: "Abort stale uploads in the artifacts destination and permanently delete runs and experiments in the `deleted` lifecycle stage (as `mlflow gc`)",
+		Short: "Abort stale uploads in the artifacts destination and permanently delete runs, logged models and experiments in the `deleted` lifecycle stage (as `mlflow gc`)",
 		Long: "Two jobs, safe to run from any replica or shell, several at once (every step is idempotent; no lock):\n" +
 			"1. In --artifacts-destination, remove uploads older than --older-than (default 24h): S3 multipart uploads under the " +
 			"destination's prefix never completed nor aborted, and the local store's .ferry-upload-* temporary files.\n" +
-			"2. As `mlflow gc`: permanently delete runs (with their artifacts) and experiments in the `deleted` lifecycle stage, " +
-			"deleted longer than --older-than ago when it is given, or only those of --run-ids / --experiment-ids.",
+			"2. As `mlflow gc` (3.11): permanently delete runs and logged models (with their artifacts) and experiments in the " +
+			"`deleted` lifecycle stage, deleted longer than --older-than ago when it is given, or only those of --run-ids / " +
+			"--experiment-ids / --logged-model-ids; with --jobs or --job-ids also finished job records.",
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
 	backend := f.String("backend-store-uri", config.DefaultBackendStoreURI, "Tracking database to clean [env MLFLOW_BACKEND_STORE_URI]")
 	dest := f.String("artifacts-destination", config.DefaultArtifactsDestination, "Store of proxied artifacts: where mlflow-artifacts: run roots resolve, and whose stale uploads are removed [env MLFLOW_ARTIFACTS_DESTINATION]")
-	olderThan := f.String("older-than", "", "Only runs deleted (experiments last updated) and uploads started this long ago, as upstream: e.g. 30d, 1d2h3m4s, 1.5h. Unset: every deleted run and experiment, uploads older than 24h")
+	olderThan := f.String("older-than", "", "Only runs deleted, experiments and logged models last updated, jobs created and uploads started this long ago, as upstream: e.g. 30d, 1d2h3m4s, 1.5h. Unset: every deleted run, model and experiment, every finished job, uploads older than 24h")
 	runIDs := f.String("run-ids", "", "Comma-separated runs to delete permanently (each must be deleted); default every deleted run")
 	expIDs := f.String("experiment-ids", "", "Comma-separated experiments to delete permanently with all their runs (each must be deleted); default every deleted experiment")
+	modelIDs := f.String("logged-model-ids", "", "Comma-separated logged models to delete permanently with their artifacts (each must be deleted); default every deleted logged model")
+	jobs := f.Bool("jobs", false, "Also delete finished job records (SUCCEEDED, FAILED, TIMEOUT, CANCELED), created longer than --older-than ago when it is given")
+	jobIDs := f.String("job-ids", "", "Comma-separated job records to delete (only finished ones are; missing ids are skipped); turns the job clean-up on without --jobs")
+	workspace := f.String("workspace", "", "Upstream's workspace selection [env MLFLOW_WORKSPACE]: Ferry has no workspace mode, so giving it is an error, as upstream against a store without workspaces")
+	allWorkspaces := f.Bool("all-workspaces", false, "Upstream's every-workspace selection: an error, as --workspace")
 	uploadsOnly := f.Bool("uploads-only", false, "Only remove stale uploads; do not touch the tracking database")
 	f.String("tracking-uri", "", "Accepted for compatibility with mlflow gc and ignored: Ferry deletes artifacts through --artifacts-destination itself")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -331,9 +337,17 @@ func gcCommand() *cobra.Command {
 				_ = cmd.Flags().Set(flag, v)
 			}
 		}
+		if cmd.Flags().Changed("workspace") && *allWorkspaces {
+			return errors.New("cannot use --workspace and --all-workspaces together")
+		}
+		ws := *workspace
+		if ws == "" && !*allWorkspaces {
+			ws = os.Getenv("MLFLOW_WORKSPACE") // upstream's envvar for --workspace
+		}
 		o := gc.Options{BackendStoreURI: *backend, ArtifactsDestination: *dest, OlderThanText: *olderThan,
-			RunIDs: gc.SplitIDs(*runIDs), ExperimentIDs: gc.SplitIDs(*expIDs), Out: cmd.OutOrStdout(),
-			Log: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))}
+			RunIDs: gc.SplitIDs(*runIDs), ExperimentIDs: gc.SplitIDs(*expIDs), LoggedModelIDs: gc.SplitIDs(*modelIDs),
+			Jobs: *jobs, JobIDs: gc.SplitIDs(*jobIDs), Workspace: ws, AllWorkspaces: *allWorkspaces,
+			Out: cmd.OutOrStdout(), Log: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))}
 		if *uploadsOnly {
 			o.BackendStoreURI = ""
 		}

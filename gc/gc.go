@@ -7,8 +7,9 @@
 //     under Ferry's prefix never completed nor aborted (a crash, a
 //     presigned upload abandoned by its client), Azure blocks staged and
 //     never committed, the local, SFTP and FTP stores' temporary files.
-//  2. Upstream `mlflow gc`: runs and experiments in the `deleted`
-//     lifecycle stage, permanently, with their artifacts
+//  2. Upstream (3.11) `mlflow gc`: runs, logged models and experiments
+//     in the `deleted` lifecycle stage, permanently, with their
+//     artifacts, and on request finished job records
 //     (tracking.API.GarbageCollect).
 //
 // Concurrency: no lock is taken; every step is idempotent instead (an
@@ -51,17 +52,32 @@ type Options struct {
 	// upstream).
 	OlderThan     time.Duration
 	OlderThanText string
-	// RunIDs and ExperimentIDs narrow job 2 as upstream's options.
-	RunIDs, ExperimentIDs []string
-	// Out receives upstream's one line per purged run or experiment and
-	// a summary.
+	// RunIDs, ExperimentIDs and LoggedModelIDs narrow job 2 as
+	// upstream's options.
+	RunIDs, ExperimentIDs, LoggedModelIDs []string
+	// Jobs and JobIDs turn on the clean-up of finished job records, as
+	// upstream's --jobs and --job-ids.
+	Jobs   bool
+	JobIDs []string
+	// Workspace and AllWorkspaces are upstream's workspace selection;
+	// Ferry has no workspace mode, so either makes Run fail before doing
+	// anything, with upstream's error for a store without workspaces.
+	Workspace     string
+	AllWorkspaces bool
+	// Out receives upstream's one line per purged run, logged model,
+	// experiment or job, and a summary.
 	Out io.Writer
 	Log *slog.Logger
 }
 
 // Run does both jobs: first the upload sweep, then the purge. Either
-// failing fails the whole, after the other has still been tried.
+// failing fails the whole, after the other has still been tried. A
+// workspace selection fails it before either starts.
 func Run(ctx context.Context, opener *stores.Opener, o Options) error {
+	if o.Workspace != "" || o.AllWorkspaces {
+		return wire.Errorf(wire.InvalidParameterValue,
+			"Workspace selection flags are only supported when the tracking store supports workspaces.")
+	}
 	var dest *stores.Instrumented
 	if o.ArtifactsDestination != "" {
 		s, err := opener.Open(ctx, o.ArtifactsDestination)
@@ -102,10 +118,12 @@ func Run(ctx context.Context, opener *stores.Opener, o Options) error {
 	})
 	res, err := api.GarbageCollect(ctx, tracking.GCOptions{
 		OlderThan: o.OlderThan, OlderThanText: o.OlderThanText,
-		RunIDs: o.RunIDs, ExperimentIDs: o.ExperimentIDs,
+		RunIDs: o.RunIDs, ExperimentIDs: o.ExperimentIDs, LoggedModelIDs: o.LoggedModelIDs,
+		Jobs: o.Jobs, JobIDs: o.JobIDs,
 		Report: func(line string) { fmt.Fprintln(o.Out, line) },
 	})
-	fmt.Fprintf(o.Out, "Permanently deleted %d run(s) and %d experiment(s).\n", res.Runs, res.Experiments)
+	fmt.Fprintf(o.Out, "Permanently deleted %d run(s), %d logged model(s), %d experiment(s) and %d job(s).\n",
+		res.Runs, res.LoggedModels, res.Experiments, res.Jobs)
 	return joinErr(sweepErr, err)
 }
 

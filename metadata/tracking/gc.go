@@ -29,33 +29,48 @@ type GCOptions struct {
 	// ExperimentIDs: these experiments (each must be deleted, and old
 	// enough); empty = every deleted experiment old enough.
 	ExperimentIDs []string
-	// Report, when set, is told of every run and experiment purged, with
-	// upstream's wording.
+	// LoggedModelIDs: only these logged models (each must exist, be
+	// deleted, and be old enough by last_updated_timestamp_ms); empty =
+	// every deleted logged model old enough (3.11).
+	LoggedModelIDs []string
+	// Jobs also deletes finished job records (status SUCCEEDED, FAILED,
+	// TIMEOUT or CANCELED) created at least OlderThan ago (3.11 --jobs).
+	Jobs bool
+	// JobIDs narrows the job clean-up to these ids and turns it on even
+	// without Jobs, as upstream's --job-ids; ids that are missing or not
+	// finished are skipped silently, as upstream.
+	JobIDs []string
+	// Report, when set, is told of every run, logged model, experiment
+	// and job purged, with upstream's wording.
 	Report func(line string)
 }
 
 // GCResult counts what GarbageCollect purged.
 type GCResult struct {
-	Runs, Experiments int
+	Runs, LoggedModels, Experiments, Jobs int
 }
 
-// GarbageCollect permanently deletes runs and experiments in the
-// `deleted` lifecycle stage, as upstream's `mlflow gc`: first every
-// selected run (its artifacts through the store layer — the artifacts
-// destination for proxied roots, the root's own store otherwise — then
-// its rows), then every selected experiment with whatever rows are left
-// under it. The runs of a selected experiment are purged with it.
+// GarbageCollect permanently deletes runs, logged models and experiments
+// in the `deleted` lifecycle stage, and with Jobs or JobIDs finished job
+// records, as upstream's (3.11) `mlflow gc`: first every selected run
+// (its artifacts through the store layer — the artifacts destination for
+// proxied roots, the root's own store otherwise — then its rows), then
+// every selected logged model the same way, then every selected
+// experiment with whatever rows are left under it, and last the jobs.
+// The runs of a selected experiment are purged with it.
 //
 // Errors as upstream: a run or experiment that is not deleted, or not
 // old enough with OlderThan, stops the collection (what was purged
-// before stays purged). It is idempotent, so two collections may run at
-// once (two replicas, two shells): a run or experiment that a query
+// before stays purged). LoggedModelIDs are checked before anything is
+// purged (upstream checks them after the runs), so a wrong model id
+// purges nothing. It is idempotent, so two collections may run at once
+// (two replicas, two shells): a run, model or experiment that a query
 // selected and that another collection purged meanwhile is skipped,
 // deleting missing artifacts succeeds, and the row deletes only touch
-// rows still marked deleted. Only ids given explicitly that do not exist
-// are an error (RESOURCE_DOES_NOT_EXIST, as upstream's get_run).
-// Logged models, traces and registered models are not collected (see
-// NOTES.md).
+// rows still marked deleted (jobs: still finished). Only ids given
+// explicitly that do not exist are an error (RESOURCE_DOES_NOT_EXIST, as
+// upstream's get_run and get_logged_model); job ids excepted, as upstream.
+// Traces and registered models are not collected (see NOTES.md).
 func (a *API) GarbageCollect(ctx context.Context, opts GCOptions) (GCResult, error) {
 	var res GCResult
 	report := opts.Report
@@ -76,6 +91,10 @@ func (a *API) GarbageCollect(ctx context.Context, opts GCOptions) (GCResult, err
 	runIDs, explicitRuns := opts.RunIDs, len(opts.RunIDs) > 0
 	if !explicitRuns {
 		runIDs = oldRuns
+	}
+	modelIDs, err := a.gcLoggedModels(ctx, opts, threshold)
+	if err != nil {
+		return res, err
 	}
 	expIDs, err := a.gcExperiments(ctx, opts, threshold)
 	if err != nil {
@@ -107,6 +126,16 @@ func (a *API) GarbageCollect(ctx context.Context, opts GCOptions) (GCResult, err
 			report(fmt.Sprintf("Run with ID %s has been permanently deleted.", id))
 		}
 	}
+	for _, id := range modelIDs {
+		done, err := a.gcLoggedModel(ctx, id)
+		if err != nil {
+			return res, err
+		}
+		if done {
+			res.LoggedModels++
+			report(fmt.Sprintf("Logged model with ID %s has been permanently deleted.", id))
+		}
+	}
 	for _, id := range expIDs {
 		done, err := a.hardDeleteExperiment(ctx, id)
 		if err != nil {
@@ -115,6 +144,15 @@ func (a *API) GarbageCollect(ctx context.Context, opts GCOptions) (GCResult, err
 		if done {
 			res.Experiments++
 			report(fmt.Sprintf("Experiment with ID %d has been permanently deleted.", id))
+		}
+	}
+	if opts.Jobs || len(opts.JobIDs) > 0 {
+		err := a.gcJobs(ctx, opts, threshold, func(id string) {
+			res.Jobs++
+			report(fmt.Sprintf("Job with ID %s has been permanently deleted.", id))
+		})
+		if err != nil {
+			return res, err
 		}
 	}
 	return res, nil
@@ -243,6 +281,13 @@ func (a *API) hardDeleteExperiment(ctx context.Context, id int64) (done bool, er
 		if _, err := lockedRunStage(ctx, tx, "experiment_id = ?", id); err != nil {
 			return err
 		}
+		// Its logged models' rows next, before their children, in the
+		// order the logged model purge takes them (row, then children):
+		// the other order deadlocks a collection purging the experiment
+		// against one purging one of its models.
+		if _, err := lockedLoggedModels(ctx, tx, "experiment_id = ?", id); err != nil {
+			return err
+		}
 		runs := "SELECT run_uuid FROM runs WHERE experiment_id = ?"
 		for _, table := range []string{"metrics", "latest_metrics", "params", "tags"} {
 			if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE run_uuid IN ("+runs+")", id); err != nil {
@@ -292,4 +337,194 @@ func deletedAny(ctx context.Context, tx *metadata.Tx, q string, args ...any) (bo
 	}
 	n, err := r.RowsAffected()
 	return n > 0, err
+}
+
+// gcLoggedModels returns the logged models to purge, in id order: the
+// given ids, each checked now (before anything is purged) to exist, be
+// deleted and be old enough; or every deleted model whose
+// last_updated_timestamp_ms is at or before threshold. The table has no
+// deleted_time: the soft delete bumps last_updated_timestamp_ms, so that
+// is when it was deleted unless it was touched after (upstream compares
+// the same column).
+func (a *API) gcLoggedModels(ctx context.Context, opts GCOptions, threshold int64) ([]string, error) {
+	var ids []string
+	err := a.db.Read(ctx, func(tx *metadata.Tx) error {
+		if len(opts.LoggedModelIDs) == 0 {
+			var err error
+			ids, err = stringColumn(ctx, tx, "SELECT model_id FROM logged_models WHERE lifecycle_stage = 'deleted' AND last_updated_timestamp_ms <= ? ORDER BY model_id", threshold)
+			return err
+		}
+		for _, id := range opts.LoggedModelIDs {
+			if slices.Contains(ids, id) {
+				continue
+			}
+			var stage sql.NullString
+			var updated sql.NullInt64
+			err := tx.QueryRow(ctx, "SELECT lifecycle_stage, last_updated_timestamp_ms FROM logged_models WHERE model_id = ?", id).Scan(&stage, &updated)
+			if isNoRows(err) {
+				return loggedModelNotFound(id)
+			}
+			if err != nil {
+				return err
+			}
+			if stage.String != "deleted" {
+				return wire.Errorf(wire.InvalidParameterValue, "Logged model %s is not in `deleted` lifecycle stage. Only logged models in `deleted` lifecycle stage can be deleted.", id)
+			}
+			if opts.OlderThan > 0 && updated.Int64 > threshold {
+				return wire.Errorf(wire.InvalidParameterValue, "Logged model %s is not older than the required age. Only logged models older than %s can be deleted.", id, opts.OlderThanText)
+			}
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		return nil
+	})
+	return ids, err
+}
+
+// gcLoggedModel purges one deleted logged model: its artifacts through
+// the store of its artifact_location (as a run's root), then its params,
+// tags and metrics and its row. done is false when it is gone or no
+// longer deleted (another collection purged it, or it was restored).
+func (a *API) gcLoggedModel(ctx context.Context, id string) (done bool, err error) {
+	var stage, root sql.NullString
+	err = a.db.Read(ctx, func(tx *metadata.Tx) error {
+		return tx.QueryRow(ctx, "SELECT lifecycle_stage, artifact_location FROM logged_models WHERE model_id = ?", id).Scan(&stage, &root)
+	})
+	if isNoRows(err) || (err == nil && stage.String != "deleted") {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if root.String != "" {
+		if err := a.deleteArtifactRoot(ctx, root.String); err != nil {
+			return false, fmt.Errorf("logged model %s: delete artifacts at %s: %w", id, root.String, err)
+		}
+	}
+	err = a.db.Write(ctx, func(tx *metadata.Tx) error {
+		// The model's row before its children, as the experiment purge
+		// takes them (see hardDeleteExperiment).
+		stage, err := lockedLoggedModels(ctx, tx, "model_id = ?", id)
+		if err != nil || len(stage) == 0 || stage[0] != "deleted" {
+			return err
+		}
+		// Emptied explicitly rather than left to ON DELETE CASCADE: a
+		// database created by an older tool may lack the cascade.
+		for _, table := range []string{"logged_model_metrics", "logged_model_params", "logged_model_tags"} {
+			if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE model_id = ?", id); err != nil {
+				return fmt.Errorf("delete from %s: %w", table, err)
+			}
+		}
+		done, err = deletedAny(ctx, tx, "DELETE FROM logged_models WHERE model_id = ? AND lifecycle_stage = 'deleted'", id)
+		return err
+	})
+	return done, err
+}
+
+// lockedLoggedModels reads the lifecycle stage of the logged models
+// matching where, in id order, locking their rows on PostgreSQL and MySQL.
+func lockedLoggedModels(ctx context.Context, tx *metadata.Tx, where string, arg any) ([]string, error) {
+	q := "SELECT lifecycle_stage FROM logged_models WHERE " + where + " ORDER BY model_id"
+	if tx.Dialect() != schema.SQLite {
+		q += " FOR UPDATE"
+	}
+	return stringColumn(ctx, tx, q, arg)
+}
+
+// finishedJobs is the status condition of a job record that gc may
+// delete: upstream's finalized statuses (mlflow.entities._job_status:
+// SUCCEEDED 2, FAILED 3, TIMEOUT 4, CANCELED 5). PENDING 0, RUNNING 1 and
+// NEEDS_RECOVERY 6 may still change and are kept.
+const finishedJobs = "status IN (2, 3, 4, 5)"
+
+// gcJobBatch is how many job records one transaction deletes: bounded so
+// that a large backlog neither holds locks long nor needs memory for
+// every id at once.
+const gcJobBatch = 500
+
+// gcJobs deletes the finished job records, created before threshold when
+// OlderThan is set (upstream compares creation_time, strictly), only
+// those of JobIDs when given, and calls deleted with each id removed.
+// Upstream's non-workspace job store does not filter by workspace, and
+// neither does this.
+func (a *API) gcJobs(ctx context.Context, opts GCOptions, threshold int64, deleted func(id string)) error {
+	cond, condArgs := finishedJobs, []any{}
+	if opts.OlderThan > 0 {
+		cond += " AND creation_time < ?"
+		condArgs = append(condArgs, threshold)
+	}
+	if len(opts.JobIDs) > 0 {
+		ids := slices.Clone(opts.JobIDs)
+		slices.Sort(ids)
+		ids = slices.Compact(ids)
+		for chunk := range slices.Chunk(ids, gcJobBatch) {
+			if err := a.deleteJobBatch(ctx, chunk, cond, condArgs, deleted); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// Every finished job: batches in id order (keyset, so that the walk
+	// ends even while jobs finish meanwhile).
+	after := ""
+	for {
+		var batch []string
+		err := a.db.Read(ctx, func(tx *metadata.Tx) error {
+			var err error
+			batch, err = stringColumn(ctx, tx, "SELECT id FROM jobs WHERE "+cond+" AND id > ? ORDER BY id LIMIT "+strconv.Itoa(gcJobBatch),
+				append(slices.Clone(condArgs), after)...)
+			return err
+		})
+		if err != nil || len(batch) == 0 {
+			return err
+		}
+		if err := a.deleteJobBatch(ctx, batch, cond, condArgs, deleted); err != nil {
+			return err
+		}
+		if len(batch) < gcJobBatch {
+			return nil
+		}
+		after = batch[len(batch)-1]
+	}
+}
+
+// deleteJobBatch deletes those of ids that still meet cond, in one
+// transaction: the rows are locked first (in id order, so that two
+// collections wait for each other instead of deadlocking), and exactly
+// the locked ones are deleted and reported; a row another collection
+// deleted first is not reported twice.
+func (a *API) deleteJobBatch(ctx context.Context, ids []string, cond string, condArgs []any, deleted func(id string)) error {
+	var gone []string
+	err := a.db.Write(ctx, func(tx *metadata.Tx) error {
+		args := append(slices.Clone(condArgs), stringsToAny(ids)...)
+		q := "SELECT id FROM jobs WHERE " + cond + " AND id IN (" + metadata.Placeholders(len(ids)) + ") ORDER BY id"
+		if tx.Dialect() != schema.SQLite {
+			q += " FOR UPDATE"
+		}
+		locked, err := stringColumn(ctx, tx, q, args...)
+		if err != nil || len(locked) == 0 {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM jobs WHERE id IN ("+metadata.Placeholders(len(locked))+")", stringsToAny(locked)...); err != nil {
+			return err
+		}
+		gone = locked
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range gone {
+		deleted(id)
+	}
+	return nil
+}
+
+// stringsToAny converts ids to query arguments.
+func stringsToAny(ids []string) []any {
+	out := make([]any, len(ids))
+	for i, id := range ids {
+		out[i] = id
+	}
+	return out
 }
