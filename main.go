@@ -289,9 +289,9 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 }
 
 // sweepStaleTemps removes what uploads cut off by a crash left in the
-// artifacts destination (its stores.StaleUploadSweeper: the local store's
-// temporary files, S3's multipart uploads under the prefix) and logs how
-// many. It runs beside the server: a large tree or bucket takes a while
+// artifacts destination (its stores.StaleUploadSweeper: the local, SFTP
+// and FTP stores' temporary files, S3 and GCS multipart uploads under the
+// prefix, Azure's uncommitted blocks) and logs how many. It runs beside the server: a large tree or bucket takes a while
 // to list, and only leftovers older than maxAge are touched, so live
 // uploads are safe; replicas starting together may all sweep (the sweep
 // is idempotent).
