@@ -194,6 +194,33 @@ func (r *Request) Object(name string) (map[string]any, bool, *Error) {
 	return m, true, nil
 }
 
+// Objects returns a repeated nested message: a JSON list whose elements
+// are all objects (a wrong one is named name[i]); nil when absent, and
+// always nil from a query string, where nested messages cannot be
+// written. A present empty list is non-nil.
+func (r *Request) Objects(name string) ([]map[string]any, *Error) {
+	if r.query {
+		return nil, nil
+	}
+	v, ok := r.Value(name)
+	if !ok {
+		return nil, nil
+	}
+	list, isList := v.([]any)
+	if !isList {
+		return nil, r.TypeError(name)
+	}
+	out := make([]map[string]any, len(list))
+	for i, x := range list {
+		m, isObj := x.(map[string]any)
+		if !isObj {
+			return nil, InvalidType(fmt.Sprintf("%s[%d]", name, i), x)
+		}
+		out[i] = m
+	}
+	return out, nil
+}
+
 // AsString checks that a decoded value is a string fit for the store
 // (CheckText); field names it in errors.
 func AsString(field string, v any) (string, *Error) {

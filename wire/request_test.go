@@ -83,6 +83,9 @@ func TestReadRequestQuery(t *testing.T) {
 			if m, ok, werr := r.Object("name"); m != nil || ok || werr != nil {
 				t.Errorf("%s: a query string has no nested message: %v %v %v", method, m, ok, werr)
 			}
+			if l, werr := r.Objects("name"); l != nil || werr != nil {
+				t.Errorf("%s: a query string has no nested messages: %v %v", method, l, werr)
+			}
 		})
 	}
 	withRequest(t, "GET", "/?b1=1&b2=t&b3=&b4=yes&n=1.5&s=a%00b&l=x&l=%ff", "", "", func(r *Request, werr *Error) {
@@ -101,7 +104,8 @@ func TestReadRequestQuery(t *testing.T) {
 
 func TestReadRequestBody(t *testing.T) {
 	body := `{"name": "m", "nul": null, "ids": ["a", "b"], "n": 7, "ns": "-8", "big": 1e3, "flag": true,
-		"obj": {"k": "v"}, "bad_ids": ["a", 1e3], "text": "a\u0000b"}`
+		"obj": {"k": "v"}, "bad_ids": ["a", 1e3], "text": "a\u0000b",
+		"objs": [{"k": 1}, {}], "none": [], "bad_objs": [{}, "x"]}`
 	withRequest(t, "POST", "/", "application/json; charset=utf-8", body, func(r *Request, werr *Error) {
 		if werr != nil {
 			t.Fatal(werr)
@@ -149,6 +153,20 @@ func TestReadRequestBody(t *testing.T) {
 		wantMessage(t, "bad_ids", werr, "Invalid value 1000 for parameter 'bad_ids[1]' supplied: Hint: Value was of type 'int'.")
 		_, _, werr = r.Str("text")
 		wantMessage(t, "text", werr, "'text': contains a NUL")
+
+		if objs, werr := r.Objects("objs"); len(objs) != 2 || objs[0]["k"] != 1.0 || werr != nil {
+			t.Errorf("objs: %v %v", objs, werr)
+		}
+		if objs, werr := r.Objects("none"); objs == nil || len(objs) != 0 || werr != nil {
+			t.Errorf("an empty list: %#v %v, want empty and non-nil", objs, werr)
+		}
+		if objs, werr := r.Objects("absent"); objs != nil || werr != nil {
+			t.Errorf("absent list: %#v %v", objs, werr)
+		}
+		_, werr = r.Objects("bad_objs")
+		wantMessage(t, "bad_objs", werr, `Invalid value "x" for parameter 'bad_objs[1]' supplied: Hint: Value was of type 'str'.`)
+		_, werr = r.Objects("big")
+		wantMessage(t, "big objects", werr, "Invalid value 1000.0 for parameter 'big' supplied")
 	})
 }
 

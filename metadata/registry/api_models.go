@@ -234,21 +234,13 @@ func versionParam(r *wire.Request) (int64, *wire.Error) {
 // readTags reads a list of {key, value} objects; an absent or null member
 // is "" (the callers' validateTag then refuses an empty key).
 func readTags(r *wire.Request, name string) ([]keyValue, *wire.Error) {
-	v, ok := r.Value(name)
-	if !ok || r.FromQuery() {
-		return nil, nil
+	objs, werr := r.Objects(name)
+	if werr != nil {
+		return nil, werr
 	}
-	list, ok := v.([]any)
-	if !ok {
-		return nil, r.TypeError(name)
-	}
-	out := make([]keyValue, 0, len(list))
-	for i, x := range list {
+	out := make([]keyValue, 0, len(objs))
+	for i, obj := range objs {
 		path := fmt.Sprintf("%s[%d]", name, i)
-		obj, werr := wire.AsObject(path, x)
-		if werr != nil {
-			return nil, werr
-		}
 		var kv keyValue
 		if kv.Key, werr = member(obj, path, "key"); werr != nil {
 			return nil, werr

@@ -166,20 +166,12 @@ func (a *API) webhookFields(c *fiber.Ctx, r *wire.Request) (webhookPatch, *wire.
 }
 
 func webhookEvents(r *wire.Request) ([]webhook.Event, *wire.Error) {
-	v, ok := r.Value("events")
-	if !ok {
-		return nil, nil
+	objs, werr := r.Objects("events")
+	if werr != nil {
+		return nil, werr
 	}
-	list, ok := v.([]any)
-	if !ok {
-		return nil, r.TypeError("events")
-	}
-	out := make([]webhook.Event, 0, len(list))
-	for i, x := range list {
-		obj, ok := x.(map[string]any)
-		if !ok {
-			return nil, wire.InvalidType(fmt.Sprintf("events[%d]", i), x)
-		}
+	out := make([]webhook.Event, 0, len(objs))
+	for _, obj := range objs {
 		ev, err := webhook.ParseEvent(obj["entity"], obj["action"])
 		if err != nil {
 			return nil, invalid(err)
@@ -223,10 +215,9 @@ func (a *API) createWebhook(c *fiber.Ctx) error {
 			return wire.Send(c, werr)
 		}
 	}
-	events, present := r.Value("events")
-	if l, isList := events.([]any); present && !isList {
-		return wire.Send(c, r.TypeError("events"))
-	} else if len(l) == 0 {
+	if events, werr := r.Objects("events"); werr != nil {
+		return wire.Send(c, werr)
+	} else if len(events) == 0 {
 		return wire.Send(c, wire.MissingParam("events"))
 	}
 	p, werr := a.webhookFields(c, r)

@@ -221,13 +221,9 @@ func readMetricQuery(r *wire.Request) (*metricQuery, *wire.Error) {
 
 // readAggregations reads aggregations* [{aggregation_type, percentile_value}].
 func readAggregations(r *wire.Request) ([]aggregation, *wire.Error) {
-	raw, ok := r.Value("aggregations")
-	if !ok {
-		return nil, wire.MissingParam("aggregations")
-	}
-	list, ok := raw.([]any)
-	if !ok {
-		return nil, r.TypeError("aggregations")
+	list, werr := r.Objects("aggregations")
+	if werr != nil {
+		return nil, werr
 	}
 	if len(list) == 0 {
 		return nil, wire.MissingParam("aggregations")
@@ -236,12 +232,8 @@ func readAggregations(r *wire.Request) ([]aggregation, *wire.Error) {
 		return nil, wire.Errorf(wire.InvalidParameterValue, "Too many aggregations: %d.", len(list))
 	}
 	out := make([]aggregation, 0, len(list))
-	for i, x := range list {
+	for i, m := range list {
 		path := fmt.Sprintf("aggregations[%d]", i)
-		m, werr := wire.AsObject(path, x)
-		if werr != nil {
-			return nil, werr
-		}
 		typ, _, werr := strField(m, path, "aggregation_type")
 		if werr != nil {
 			return nil, werr

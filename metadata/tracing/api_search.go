@@ -87,24 +87,16 @@ func (a *API) searchTracesV3(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	raw, ok := r.Value("locations")
-	if !ok {
-		return wire.Send(c, wire.MissingParam("locations"))
-	}
-	list, ok := raw.([]any)
-	if !ok {
-		return wire.Send(c, r.TypeError("locations"))
+	list, werr := r.Objects("locations")
+	if werr != nil {
+		return wire.Send(c, werr)
 	}
 	if len(list) == 0 {
 		return wire.Send(c, wire.MissingParam("locations"))
 	}
 	var expIDs []string
-	for i, x := range list {
+	for i, loc := range list {
 		path := fmt.Sprintf("locations[%d]", i)
-		loc, werr := wire.AsObject(path, x)
-		if werr != nil {
-			return wire.Send(c, werr)
-		}
 		expRaw, ok := loc["mlflow_experiment"]
 		if !ok || expRaw == nil {
 			continue // other location kinds hold no traces here

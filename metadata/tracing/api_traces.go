@@ -483,13 +483,9 @@ func (a *API) linkPromptsToTrace(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	raw, ok := r.Value("prompt_versions")
-	if !ok {
-		return wire.Send(c, wire.MissingParam("prompt_versions"))
-	}
-	list, ok := raw.([]any)
-	if !ok {
-		return wire.Send(c, r.TypeError("prompt_versions"))
+	list, werr := r.Objects("prompt_versions")
+	if werr != nil {
+		return wire.Send(c, werr)
 	}
 	if len(list) == 0 {
 		return wire.Send(c, wire.MissingParam("prompt_versions"))
@@ -498,12 +494,8 @@ func (a *API) linkPromptsToTrace(c *fiber.Ctx) error {
 		return wire.Send(c, wire.Errorf(wire.InvalidParameterValue, "Too many prompt versions: %d (at most 100).", len(list)))
 	}
 	pvs := make([]promptVersion, 0, len(list))
-	for i, x := range list {
+	for i, m := range list {
 		path := fmt.Sprintf("prompt_versions[%d]", i)
-		m, werr := wire.AsObject(path, x)
-		if werr != nil {
-			return wire.Send(c, werr)
-		}
 		name, _, werr := strField(m, path, "name")
 		if werr != nil {
 			return wire.Send(c, werr)

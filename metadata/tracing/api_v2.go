@@ -13,21 +13,13 @@ import (
 
 // pairs reads a v2 list of {key, value} into a map (last wins).
 func pairs(r *wire.Request, field string) (map[string]string, *wire.Error) {
-	raw, ok := r.Value(field)
-	if !ok || r.FromQuery() {
-		return nil, nil
-	}
-	list, ok := raw.([]any)
-	if !ok {
-		return nil, r.TypeError(field)
+	objs, werr := r.Objects(field)
+	if werr != nil || objs == nil {
+		return nil, werr
 	}
 	out := map[string]string{}
-	for i, x := range list {
+	for i, m := range objs {
 		path := fmt.Sprintf("%s[%d]", field, i)
-		m, werr := wire.AsObject(path, x)
-		if werr != nil {
-			return nil, werr
-		}
 		k, ok, werr := strField(m, path, "key")
 		if werr != nil {
 			return nil, werr
