@@ -18,11 +18,14 @@ import (
 type Request struct {
 	c     *fiber.Ctx
 	query bool
-	// raw keeps each body field's JSON text, so that a type error shows a
-	// number as it was sent (1e3 is the float 1000.0 to upstream, and
-	// 1000 once decoded); values holds the same fields decoded.
-	raw    map[string]json.RawMessage
+	// values holds the body's fields decoded; body is its JSON text, kept
+	// so that a type error can show a field as it was sent (1e3 is the
+	// float 1000.0 to upstream, and 1000 once decoded). raw is body split
+	// into fields, made by the first type error: splitting every body
+	// up front would parse it twice for calls that have no error.
 	values map[string]any
+	body   []byte
+	raw    map[string]json.RawMessage
 }
 
 // ReadRequest reads the call's parameters: a GET or HEAD with a query
@@ -36,17 +39,17 @@ func ReadRequest(c *fiber.Ctx) (*Request, *Error) {
 		r.query = true
 		return r, nil
 	}
-	if werr := DecodeRequest(c, &r.raw); werr != nil {
+	// The body is the request's (or its budget-charged copy) and lives
+	// as long as the handler, which is as long as r may.
+	data, werr := requestBody(c)
+	if werr != nil {
 		return nil, werr
 	}
-	r.values = make(map[string]any, len(r.raw))
-	for k, raw := range r.raw {
-		var v any
-		// DecodeRequest parsed the whole body, so every field's text is
-		// valid JSON; a failure here would only leave the field absent.
-		if json.Unmarshal(raw, &v) == nil && v != nil {
-			r.values[k] = v
+	if data != nil {
+		if werr := unmarshalBody(data, &r.values); werr != nil {
+			return nil, werr
 		}
+		r.body = data
 	}
 	return r, nil
 }
@@ -68,13 +71,17 @@ func (r *Request) Value(name string) (v any, ok bool) {
 		return string(args.Peek(name)), true
 	}
 	v, ok = r.values[name]
-	return v, ok
+	return v, ok && v != nil
 }
 
 // TypeError is upstream's wrong-type message for the top-level parameter
 // name, showing the value as it was sent (its JSON text for a body field).
 // Use InvalidType for values inside nested messages.
 func (r *Request) TypeError(name string) *Error {
+	if r.raw == nil && r.body != nil {
+		// The body decoded once already, so it splits too.
+		_ = json.Unmarshal(r.body, &r.raw)
+	}
 	if raw, ok := r.raw[name]; ok {
 		return TypeError(name, raw)
 	}

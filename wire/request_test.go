@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 )
 
 // withRequest serves one call and runs check on the Request that
@@ -201,4 +202,50 @@ func TestReadRequestMethods(t *testing.T) {
 			}
 		})
 	}
+}
+
+// benchBody is a v3 StartTrace body of the size clients send (trace_info
+// with location, previews, metadata and tags).
+const benchBody = `{"trace": {"trace_info": {"trace_id": "tr-0123456789abcdef0123456789abcdef",
+	"trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "17"}},
+	"request_preview": "{\"question\": \"what is the capital of France?\"}",
+	"response_preview": "\"Paris\"", "request_time": "2026-12-04T20:00:00.123Z", "execution_duration": "1.250s",
+	"state": "OK", "trace_metadata": {"mlflow.user": "alice", "mlflow.source.name": "app.py",
+	"mlflow.trace_schema.version": "3"}, "tags": {"mlflow.traceName": "predict", "env": "dev"}}}}`
+
+// BenchmarkReadRequest reads a StartTrace body and its nested message;
+// "decode-only" is the floor: the body decoded once into map[string]any,
+// as tracing's own reader did before wire.Request.
+func BenchmarkReadRequest(b *testing.B) {
+	app := fiber.New()
+	run := func(b *testing.B, read func(c *fiber.Ctx)) {
+		c := app.AcquireCtx(&fasthttp.RequestCtx{})
+		defer app.ReleaseCtx(c)
+		c.Request().Header.SetMethod("POST")
+		c.Request().Header.SetContentType("application/json")
+		c.Request().SetBodyString(benchBody)
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			read(c)
+		}
+	}
+	b.Run("Request", func(b *testing.B) {
+		run(b, func(c *fiber.Ctx) {
+			r, werr := ReadRequest(c)
+			if werr != nil {
+				b.Fatal(werr)
+			}
+			if _, ok, werr := r.Object("trace"); !ok || werr != nil {
+				b.Fatal("no trace", werr)
+			}
+		})
+	})
+	b.Run("decode-only", func(b *testing.B) {
+		run(b, func(c *fiber.Ctx) {
+			body := map[string]any{}
+			if werr := DecodeRequest(c, &body); werr != nil || body["trace"] == nil {
+				b.Fatal("no trace", werr)
+			}
+		})
+	})
 }
