@@ -185,6 +185,15 @@ func TestReadRequestMethods(t *testing.T) {
 			t.Errorf("GET without query: name %q %v", s, werr)
 		}
 	})
+	// A body sent as a JSON string holding JSON (old clients) is decoded
+	// again, and its type errors still show the inner text.
+	withRequest(t, "POST", "/", "application/json", `"{\"n\": 1e3, \"s\": \"x\"}"`, func(r *Request, werr *Error) {
+		if s, _, werr := r.Str("s"); s != "x" || werr != nil {
+			t.Errorf("double-encoded s: %q %v", s, werr)
+		}
+		_, _, werr = r.Str("n")
+		wantMessage(t, "double-encoded n", werr, "Invalid value 1000.0 for parameter 'n' supplied")
+	})
 	// POST and PUT must say their body is JSON.
 	for _, ctype := range []string{"", "text/plain"} {
 		withRequest(t, "PUT", "/", ctype, `{}`, func(r *Request, werr *Error) {
