@@ -3,36 +3,7 @@ package wire
 import (
 	"encoding/json"
 	"unicode/utf8"
-
-	"github.com/gofiber/fiber/v2"
 )
-
-// GetArgs returns the string parameters of a GET request: from the query
-// string when there is one, else from a JSON body (spec tracking-api.md
-// §1.2). Only the first value of a repeated key is used.
-func GetArgs(c *fiber.Ctx, names ...string) (map[string]string, *Error) {
-	out := make(map[string]string, len(names))
-	if len(c.Request().URI().QueryString()) > 0 {
-		for _, n := range names {
-			out[n] = c.Query(n)
-		}
-		return out, nil
-	}
-	body := map[string]any{}
-	if err := DecodeJSON(c, &body); err != nil {
-		return nil, err
-	}
-	for _, n := range names {
-		switch v := body[n].(type) {
-		case nil:
-		case string:
-			out[n] = v
-		default:
-			return nil, InvalidType(n, v)
-		}
-	}
-	return out, nil
-}
 
 // InvalidType is TypeError for a value decoded into an any.
 func InvalidType(field string, v any) *Error {

@@ -212,22 +212,39 @@ func RequireJSON(c *fiber.Ctx) *Error {
 // absent or unparsable body decodes as {} (required-field checks then
 // report what is missing), and a JSON string holding JSON is decoded again.
 func DecodeJSON(c *fiber.Ctx, v any) *Error {
+	data, werr := jsonBody(c)
+	if werr != nil || data == nil {
+		return werr
+	}
+	return unmarshalBody(data, v)
+}
+
+// jsonBody reads the body as the JSON text to decode: nil when it is
+// empty, the inner text when it is a JSON string (old clients encode
+// twice).
+func jsonBody(c *fiber.Ctx) ([]byte, *Error) {
 	data, werr := ReadBody(c, MaxJSONBody)
 	if werr != nil {
-		return werr
+		return nil, werr
 	}
 	// encoding/json would silently replace invalid bytes with U+FFFD and
 	// let altered names into the store.
 	if !utf8.Valid(data) {
-		return Errorf(InvalidParameterValue, "Invalid request body: not valid UTF-8.")
+		return nil, Errorf(InvalidParameterValue, "Invalid request body: not valid UTF-8.")
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
-		return nil
+		return nil, nil
 	}
 	var inner string
 	if json.Unmarshal(data, &inner) == nil {
 		data = []byte(inner)
 	}
+	return data, nil
+}
+
+// unmarshalBody decodes jsonBody's text into v: a value of the wrong type
+// for v is upstream's type error, unparsable text leaves v as it was.
+func unmarshalBody(data []byte, v any) *Error {
 	if err := json.Unmarshal(data, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
@@ -250,12 +267,21 @@ func DecodeJSON(c *fiber.Ctx, v any) *Error {
 // PUT must carry Content-Type application/json (RequireJSON), every method
 // then decodes its JSON body with DecodeJSON.
 func DecodeRequest(c *fiber.Ctx, v any) *Error {
+	data, werr := requestBody(c)
+	if werr != nil || data == nil {
+		return werr
+	}
+	return unmarshalBody(data, v)
+}
+
+// requestBody is jsonBody after DecodeRequest's Content-Type rule.
+func requestBody(c *fiber.Ctx) ([]byte, *Error) {
 	if m := c.Method(); m == fiber.MethodPost || m == fiber.MethodPut {
 		if werr := RequireJSON(c); werr != nil {
-			return werr
+			return nil, werr
 		}
 	}
-	return DecodeJSON(c, v)
+	return jsonBody(c)
 }
 
 // MissingParam is upstream's message for an absent required field.

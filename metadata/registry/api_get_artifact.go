@@ -21,11 +21,11 @@ import (
 // (upstream's send_file fails with a 500), and the version's location is
 // re-checked before it is read (versionDownloadRoot).
 func (a *API) getModelVersionArtifact(c *fiber.Ctx) error {
-	r, werr := readRequest(c)
+	r, werr := wire.ReadRequest(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	raw, werr := r.reqStr("path")
+	raw, werr := r.ReqStr("path")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}

@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"fmt"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/ferryml/ferry/wire"
@@ -8,8 +10,8 @@ import (
 
 // modelName reads and validates the required name parameter (3.11
 // validates it first in every registry call).
-func modelName(r *request, field string) (string, *wire.Error) {
-	name, ok, werr := r.str(field)
+func modelName(r *wire.Request, field string) (string, *wire.Error) {
+	name, ok, werr := r.Str(field)
 	if werr != nil {
 		return "", werr
 	}
@@ -20,8 +22,8 @@ func modelName(r *request, field string) (string, *wire.Error) {
 }
 
 // begin reads the request and its name.
-func begin(c *fiber.Ctx) (*request, string, *wire.Error) {
-	r, werr := readRequest(c)
+func begin(c *fiber.Ctx) (*wire.Request, string, *wire.Error) {
+	r, werr := wire.ReadRequest(c)
 	if werr != nil {
 		return nil, "", werr
 	}
@@ -34,14 +36,14 @@ func (a *API) createRegisteredModel(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	desc, hasDesc, werr := r.str("description")
+	desc, hasDesc, werr := r.Str("description")
 	if werr == nil {
 		werr = checkDescription(desc)
 	}
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	tags, werr := r.tags("tags")
+	tags, werr := readTags(r, "tags")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -86,7 +88,7 @@ func (a *API) updateRegisteredModel(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	desc, _, werr := r.str("description")
+	desc, _, werr := r.Str("description")
 	if werr == nil {
 		werr = checkDescription(desc)
 	}
@@ -110,7 +112,7 @@ func (a *API) getLatestVersions(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	raw, werr := r.strs("stages")
+	raw, werr := r.Strs("stages")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -139,11 +141,11 @@ func (a *API) setRegisteredModelTag(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	key, _, werr := r.str("key")
+	key, _, werr := r.Str("key")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	value, hasValue, werr := r.str("value")
+	value, hasValue, werr := r.Str("value")
 	if werr == nil && !hasValue {
 		werr = wire.MissingParam("value")
 	}
@@ -163,7 +165,7 @@ func (a *API) deleteRegisteredModelTag(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	key, werr := r.reqStr("key")
+	key, werr := r.ReqStr("key")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -177,7 +179,7 @@ func (a *API) setAlias(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	alias, _, werr := r.str("alias")
+	alias, _, werr := r.Str("alias")
 	if werr == nil {
 		werr = validateAlias(alias)
 	}
@@ -198,7 +200,7 @@ func (a *API) deleteAlias(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	alias, werr := r.reqStr("alias")
+	alias, werr := r.ReqStr("alias")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -212,7 +214,7 @@ func (a *API) getByAlias(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	alias, werr := r.reqStr("alias")
+	alias, werr := r.ReqStr("alias")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -221,10 +223,42 @@ func (a *API) getByAlias(c *fiber.Ctx) error {
 }
 
 // versionParam reads the required version (a string holding an integer).
-func versionParam(r *request) (int64, *wire.Error) {
-	s, werr := r.reqStr("version")
+func versionParam(r *wire.Request) (int64, *wire.Error) {
+	s, werr := r.ReqStr("version")
 	if werr != nil {
 		return 0, werr
 	}
 	return parseVersion(s)
+}
+
+// readTags reads a list of {key, value} objects; an absent or null member
+// is "" (the callers' validateTag then refuses an empty key).
+func readTags(r *wire.Request, name string) ([]keyValue, *wire.Error) {
+	objs, werr := r.Objects(name)
+	if werr != nil {
+		return nil, werr
+	}
+	out := make([]keyValue, 0, len(objs))
+	for i, obj := range objs {
+		path := fmt.Sprintf("%s[%d]", name, i)
+		var kv keyValue
+		if kv.Key, werr = member(obj, path, "key"); werr != nil {
+			return nil, werr
+		}
+		if kv.Value, werr = member(obj, path, "value"); werr != nil {
+			return nil, werr
+		}
+		out = append(out, kv)
+	}
+	return out, nil
+}
+
+// member is an optional string member of a nested message, "" when
+// absent or null.
+func member(obj map[string]any, path, name string) (string, *wire.Error) {
+	v := obj[name]
+	if v == nil {
+		return "", nil
+	}
+	return wire.AsString(path+"."+name, v)
 }

@@ -17,17 +17,17 @@ const (
 
 // searchParams reads filter, max_results, order_by and page_token.
 func searchParams(c *fiber.Ctx, defMax, limit int64) (filter string, orderBy []string, max, offset int64, werr *wire.Error) {
-	r, werr := readRequest(c)
+	r, werr := wire.ReadRequest(c)
 	if werr != nil {
 		return
 	}
-	if filter, _, werr = r.str("filter"); werr != nil {
+	if filter, _, werr = r.Str("filter"); werr != nil {
 		return
 	}
-	if orderBy, werr = r.strs("order_by"); werr != nil {
+	if orderBy, werr = r.Strs("order_by"); werr != nil {
 		return
 	}
-	n, ok, werr := r.integer("max_results")
+	n, ok, werr := r.Int("max_results")
 	if werr != nil {
 		return
 	}
@@ -40,7 +40,7 @@ func searchParams(c *fiber.Ctx, defMax, limit int64) (filter string, orderBy []s
 			"Invalid value for request parameter max_results. It must be at most %d, but got value %d", limit, max)
 		return
 	}
-	token, _, werr := r.str("page_token")
+	token, _, werr := r.Str("page_token")
 	if werr != nil {
 		return
 	}

@@ -15,7 +15,7 @@ func (a *API) createModelVersion(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	source, werr := r.reqStr("source")
+	source, werr := r.ReqStr("source")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -28,7 +28,7 @@ func (a *API) createModelVersion(c *fiber.Ctx) error {
 		dst   **string
 		max   int
 	}{{"run_id", &in.runID, 32}, {"run_link", &in.runLink, 500}, {"description", &in.description, maxDescriptionLen}} {
-		s, ok, werr := r.str(f.field)
+		s, ok, werr := r.Str(f.field)
 		if werr == nil && utf8.RuneCountInString(s) > f.max {
 			werr = wire.Errorf(wire.InvalidParameterValue, "'%s' exceeds the maximum length of %d characters", f.field, f.max)
 		}
@@ -40,7 +40,7 @@ func (a *API) createModelVersion(c *fiber.Ctx) error {
 			*f.dst = &v
 		}
 	}
-	if in.tags, werr = r.tags("tags"); werr != nil {
+	if in.tags, werr = readTags(r, "tags"); werr != nil {
 		return wire.Send(c, werr)
 	}
 	isPrompt := false
@@ -50,7 +50,7 @@ func (a *API) createModelVersion(c *fiber.Ctx) error {
 		}
 		isPrompt = isPrompt || (t.Key == search.PromptTag && strings.EqualFold(t.Value, "true"))
 	}
-	modelID, _, werr := r.str("model_id")
+	modelID, _, werr := r.Str("model_id")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -66,7 +66,7 @@ func (a *API) createModelVersion(c *fiber.Ctx) error {
 }
 
 // beginVersion reads the request, its name and version.
-func beginVersion(c *fiber.Ctx) (*request, string, int64, *wire.Error) {
+func beginVersion(c *fiber.Ctx) (*wire.Request, string, int64, *wire.Error) {
 	r, name, werr := begin(c)
 	if werr != nil {
 		return nil, "", 0, werr
@@ -89,7 +89,7 @@ func (a *API) updateModelVersion(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	desc, _, werr := r.str("description")
+	desc, _, werr := r.Str("description")
 	if werr == nil {
 		werr = checkDescription(desc)
 	}
@@ -113,7 +113,7 @@ func (a *API) transitionStage(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	raw, werr := r.reqStr("stage")
+	raw, werr := r.ReqStr("stage")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -121,7 +121,7 @@ func (a *API) transitionStage(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	archive, werr := r.boolean("archive_existing_versions")
+	archive, werr := r.Bool("archive_existing_versions")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -157,11 +157,11 @@ func (a *API) setModelVersionTag(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	key, _, werr := r.str("key")
+	key, _, werr := r.Str("key")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	value, hasValue, werr := r.str("value")
+	value, hasValue, werr := r.Str("value")
 	if werr == nil && !hasValue {
 		werr = wire.MissingParam("value")
 	}
@@ -181,7 +181,7 @@ func (a *API) deleteModelVersionTag(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	key, werr := r.reqStr("key")
+	key, werr := r.ReqStr("key")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}

@@ -162,13 +162,13 @@ func invalid(err error) *wire.Error {
 
 // webhookFields reads the fields create and update share; nil pointers
 // are absent (or empty: upstream treats "" as not given).
-func (a *API) webhookFields(c *fiber.Ctx, r *request) (webhookPatch, *wire.Error) {
+func (a *API) webhookFields(c *fiber.Ctx, r *wire.Request) (webhookPatch, *wire.Error) {
 	var p webhookPatch
 	for _, f := range []struct {
 		field string
 		dst   **string
 	}{{"name", &p.name}, {"description", &p.description}, {"url", &p.url}, {"secret", &p.secret}} {
-		s, ok, werr := r.str(f.field)
+		s, ok, werr := r.Str(f.field)
 		if werr != nil {
 			return p, werr
 		}
@@ -197,7 +197,7 @@ func (a *API) webhookFields(c *fiber.Ctx, r *request) (webhookPatch, *wire.Error
 		return p, werr
 	}
 	p.events = events
-	if v, ok := r.body["status"]; ok && v != nil {
+	if v, ok := r.Value("status"); ok {
 		st, werr := webhookStatus(v)
 		if werr != nil {
 			return p, werr
@@ -222,21 +222,13 @@ func (a *API) webhookFields(c *fiber.Ctx, r *request) (webhookPatch, *wire.Error
 	return p, nil
 }
 
-func webhookEvents(r *request) ([]webhook.Event, *wire.Error) {
-	v, ok := r.body["events"]
-	if !ok || v == nil {
-		return nil, nil
+func webhookEvents(r *wire.Request) ([]webhook.Event, *wire.Error) {
+	objs, werr := r.Objects("events")
+	if werr != nil {
+		return nil, werr
 	}
-	list, ok := v.([]any)
-	if !ok {
-		return nil, r.typeError("events", v)
-	}
-	out := make([]webhook.Event, 0, len(list))
-	for i, x := range list {
-		obj, ok := x.(map[string]any)
-		if !ok {
-			return nil, r.typeError(fmt.Sprintf("events[%d]", i), x)
-		}
+	out := make([]webhook.Event, 0, len(objs))
+	for _, obj := range objs {
 		ev, err := webhook.ParseEvent(obj["entity"], obj["action"])
 		if err != nil {
 			return nil, invalid(err)
@@ -268,22 +260,21 @@ func webhookStatus(v any) (string, *wire.Error) {
 }
 
 func (a *API) createWebhook(c *fiber.Ctx) error {
-	r, werr := readRequest(c)
+	r, werr := wire.ReadRequest(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
 	for _, f := range []string{"name", "url"} {
-		if s, _, werr := r.str(f); werr != nil || s == "" {
+		if s, _, werr := r.Str(f); werr != nil || s == "" {
 			if werr == nil {
 				werr = wire.MissingParam(f)
 			}
 			return wire.Send(c, werr)
 		}
 	}
-	if l, ok := r.body["events"].([]any); !ok || len(l) == 0 {
-		if _, isList := r.body["events"].([]any); r.body["events"] != nil && !isList {
-			return wire.Send(c, r.typeError("events", r.body["events"]))
-		}
+	if events, werr := r.Objects("events"); werr != nil {
+		return wire.Send(c, werr)
+	} else if len(events) == 0 {
 		return wire.Send(c, wire.MissingParam("events"))
 	}
 	p, werr := a.webhookFields(c, r)
@@ -302,11 +293,11 @@ func (a *API) createWebhook(c *fiber.Ctx) error {
 }
 
 func (a *API) listWebhooksHandler(c *fiber.Ctx) error {
-	r, werr := readRequest(c)
+	r, werr := wire.ReadRequest(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	max, ok, werr := r.integer("max_results")
+	max, ok, werr := r.Int("max_results")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -316,7 +307,7 @@ func (a *API) listWebhooksHandler(c *fiber.Ctx) error {
 	if max < 1 || max > 1000 {
 		return wire.Send(c, wire.Errorf(wire.InvalidParameterValue, "max_results must be between 1 and 1000, got %d.", max))
 	}
-	token, _, werr := r.str("page_token")
+	token, _, werr := r.Str("page_token")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -347,7 +338,7 @@ func (a *API) getWebhook(c *fiber.Ctx) error {
 }
 
 func (a *API) updateWebhookHandler(c *fiber.Ctx) error {
-	r, werr := readRequest(c)
+	r, werr := wire.ReadRequest(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -378,7 +369,7 @@ type testResult struct {
 // the webhook's first) to the webhook, synchronously, and reports the
 // answer; a failed delivery is a result, not an error.
 func (a *API) testWebhook(c *fiber.Ctx) error {
-	r, werr := readRequest(c)
+	r, werr := wire.ReadRequest(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -387,7 +378,8 @@ func (a *API) testWebhook(c *fiber.Ctx) error {
 		return a.send(c, nil, err)
 	}
 	var ev webhook.Event
-	switch e := r.body["event"].(type) {
+	event, _ := r.Value("event")
+	switch e := event.(type) {
 	case nil:
 		if len(w.Events) > 0 {
 			ev = w.Events[0]
@@ -397,7 +389,7 @@ func (a *API) testWebhook(c *fiber.Ctx) error {
 			return wire.Send(c, invalid(err))
 		}
 	default:
-		return wire.Send(c, r.typeError("event", e))
+		return wire.Send(c, r.TypeError("event"))
 	}
 	data, ok := webhook.Example(ev)
 	if !ok {

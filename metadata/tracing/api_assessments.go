@@ -47,8 +47,8 @@ func strPtrField(m map[string]any, path, name string, max int) (*string, *wire.E
 }
 
 // readAssessment reads the request's assessment message.
-func readAssessment(r *request) (*assessmentInput, *wire.Error) {
-	m, ok, werr := r.object("assessment")
+func readAssessment(r *wire.Request) (*assessmentInput, *wire.Error) {
+	m, ok, werr := r.Object("assessment")
 	if werr != nil {
 		return nil, werr
 	}
@@ -72,7 +72,7 @@ func readAssessment(r *request) (*assessmentInput, *wire.Error) {
 	if v, ok := m["valid"]; ok && v != nil {
 		b, ok := v.(bool)
 		if !ok {
-			return nil, typeError(p+".valid", v)
+			return nil, wire.InvalidType(p+".valid", v)
 		}
 		in.Valid = &b
 	}
@@ -93,13 +93,13 @@ func readAssessment(r *request) (*assessmentInput, *wire.Error) {
 		if ok {
 			ms, good := parseProtoTimestamp(s)
 			if !good {
-				return nil, typeError(p+"."+f.name, s)
+				return nil, wire.InvalidType(p+"."+f.name, s)
 			}
 			*f.dst = &ms
 		}
 	}
 	if src, ok := m["source"]; ok && src != nil {
-		sm, _, werr := asObject(p+".source", src)
+		sm, werr := wire.AsObject(p+".source", src)
 		if werr != nil {
 			return nil, werr
 		}
@@ -120,7 +120,7 @@ func readAssessment(r *request) (*assessmentInput, *wire.Error) {
 			continue
 		}
 		kinds++
-		km, _, werr := asObject(p+"."+kind, raw)
+		km, werr := wire.AsObject(p+"."+kind, raw)
 		if werr != nil {
 			return nil, werr
 		}
@@ -152,7 +152,7 @@ func (in *assessmentInput) readValue(kind string, km map[string]any) *wire.Error
 		text = pyDumps(name)
 	case kindExpectation:
 		if sv, ok := km["serialized_value"]; ok && sv != nil {
-			sm, _, werr := asObject(path+".serialized_value", sv)
+			sm, werr := wire.AsObject(path+".serialized_value", sv)
 			if werr != nil {
 				return werr
 			}
@@ -171,7 +171,7 @@ func (in *assessmentInput) readValue(kind string, km map[string]any) *wire.Error
 	default:
 		text = pyDumps(km["value"])
 		if e, ok := km["error"]; ok && e != nil {
-			em, _, werr := asObject(path+".error", e)
+			em, werr := wire.AsObject(path+".error", e)
 			if werr != nil {
 				return werr
 			}
@@ -217,7 +217,7 @@ func (a *API) createAssessment(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	r, werr := readRequest(c)
+	r, werr := wire.ReadRequest(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -258,8 +258,8 @@ var updateMaskPaths = map[string]bool{"assessment_name": true, "expectation": tr
 
 // readUpdateMask reads a FieldMask: proto JSON's comma-separated string
 // (camelCase or snake_case paths), or {"paths": [...]}.
-func readUpdateMask(r *request) ([]string, *wire.Error) {
-	raw, ok := r.raw("update_mask")
+func readUpdateMask(r *wire.Request) ([]string, *wire.Error) {
+	raw, ok := r.Value("update_mask")
 	if !ok {
 		return nil, wire.MissingParam("update_mask")
 	}
@@ -272,7 +272,7 @@ func readUpdateMask(r *request) ([]string, *wire.Error) {
 			}
 		}
 	case map[string]any:
-		list, werr := asStrings("update_mask.paths", x["paths"])
+		list, werr := wire.AsStrings("update_mask.paths", x["paths"])
 		if x["paths"] == nil {
 			list, werr = nil, nil
 		}
@@ -281,7 +281,7 @@ func readUpdateMask(r *request) ([]string, *wire.Error) {
 		}
 		paths = list
 	default:
-		return nil, typeError("update_mask", raw)
+		return nil, r.TypeError("update_mask")
 	}
 	if len(paths) == 0 {
 		return nil, wire.MissingParam("update_mask")
@@ -312,7 +312,7 @@ func (a *API) updateAssessment(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	r, werr := readRequest(c)
+	r, werr := wire.ReadRequest(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}

@@ -14,11 +14,11 @@ import (
 // trace filters co-occur (NPMI) among the traces of experiment_ids that
 // match base_filter. Filters use the traces/search grammar (§6.3a).
 func (a *API) calculateFilterCorrelation(c *fiber.Ctx) error {
-	r, werr := readRequest(c)
+	r, werr := wire.ReadRequest(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	ids, werr := r.strs("experiment_ids")
+	ids, werr := r.Strs("experiment_ids")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -33,9 +33,9 @@ func (a *API) calculateFilterCorrelation(c *fiber.Ctx) error {
 	for i, name := range []string{"filter_string1", "filter_string2", "base_filter"} {
 		var s string
 		if i < 2 {
-			s, werr = r.reqStr(name)
+			s, werr = r.ReqStr(name)
 		} else {
-			s, _, werr = r.str(name)
+			s, _, werr = r.Str(name)
 		}
 		if werr != nil {
 			return wire.Send(c, werr)

@@ -113,7 +113,7 @@ type metricQuery struct {
 }
 
 func (a *API) queryTraceMetrics(c *fiber.Ctx) error {
-	r, werr := readRequest(c)
+	r, werr := wire.ReadRequest(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -135,9 +135,9 @@ func (a *API) queryTraceMetrics(c *fiber.Ctx) error {
 	return a.send(c, body, nil)
 }
 
-func readMetricQuery(r *request) (*metricQuery, *wire.Error) {
+func readMetricQuery(r *wire.Request) (*metricQuery, *wire.Error) {
 	q := &metricQuery{max: defaultMetricResults}
-	ids, werr := r.strs("experiment_ids")
+	ids, werr := r.Strs("experiment_ids")
 	if werr != nil {
 		return nil, werr
 	}
@@ -147,19 +147,19 @@ func readMetricQuery(r *request) (*metricQuery, *wire.Error) {
 	if q.exps, werr = experimentIDs(ids); werr != nil {
 		return nil, werr
 	}
-	if q.view, werr = r.reqStr("view_type"); werr != nil {
+	if q.view, werr = r.ReqStr("view_type"); werr != nil {
 		return nil, werr
 	}
-	if q.metric, werr = r.reqStr("metric_name"); werr != nil {
+	if q.metric, werr = r.ReqStr("metric_name"); werr != nil {
 		return nil, werr
 	}
 	if q.aggs, werr = readAggregations(r); werr != nil {
 		return nil, werr
 	}
-	if q.dims, werr = r.strs("dimensions"); werr != nil {
+	if q.dims, werr = r.Strs("dimensions"); werr != nil {
 		return nil, werr
 	}
-	filters, werr := r.strs("filters")
+	filters, werr := r.Strs("filters")
 	if werr != nil {
 		return nil, werr
 	}
@@ -180,7 +180,7 @@ func readMetricQuery(r *request) (*metricQuery, *wire.Error) {
 		name string
 		dst  **int64
 	}{{"start_time_ms", &q.start}, {"end_time_ms", &q.end}} {
-		n, ok, werr := r.integer(p.name)
+		n, ok, werr := r.Int(p.name)
 		if werr != nil {
 			return nil, werr
 		}
@@ -188,7 +188,7 @@ func readMetricQuery(r *request) (*metricQuery, *wire.Error) {
 			*p.dst = &n
 		}
 	}
-	n, ok, werr := r.integer("time_interval_seconds")
+	n, ok, werr := r.Int("time_interval_seconds")
 	if werr != nil {
 		return nil, werr
 	}
@@ -201,7 +201,7 @@ func readMetricQuery(r *request) (*metricQuery, *wire.Error) {
 		}
 		q.interval = n
 	}
-	if n, ok, werr := r.integer("max_results"); werr != nil {
+	if n, ok, werr := r.Int("max_results"); werr != nil {
 		return nil, werr
 	} else if ok {
 		if n < 1 || n > maxMetricResults {
@@ -209,7 +209,7 @@ func readMetricQuery(r *request) (*metricQuery, *wire.Error) {
 		}
 		q.max = n
 	}
-	token, _, werr := r.str("page_token")
+	token, _, werr := r.Str("page_token")
 	if werr != nil {
 		return nil, werr
 	}
@@ -220,14 +220,10 @@ func readMetricQuery(r *request) (*metricQuery, *wire.Error) {
 }
 
 // readAggregations reads aggregations* [{aggregation_type, percentile_value}].
-func readAggregations(r *request) ([]aggregation, *wire.Error) {
-	raw, ok := r.raw("aggregations")
-	if !ok {
-		return nil, wire.MissingParam("aggregations")
-	}
-	list, ok := raw.([]any)
-	if !ok {
-		return nil, typeError("aggregations", raw)
+func readAggregations(r *wire.Request) ([]aggregation, *wire.Error) {
+	list, werr := r.Objects("aggregations")
+	if werr != nil {
+		return nil, werr
 	}
 	if len(list) == 0 {
 		return nil, wire.MissingParam("aggregations")
@@ -236,12 +232,8 @@ func readAggregations(r *request) ([]aggregation, *wire.Error) {
 		return nil, wire.Errorf(wire.InvalidParameterValue, "Too many aggregations: %d.", len(list))
 	}
 	out := make([]aggregation, 0, len(list))
-	for i, x := range list {
+	for i, m := range list {
 		path := fmt.Sprintf("aggregations[%d]", i)
-		m, _, werr := asObject(path, x)
-		if werr != nil {
-			return nil, werr
-		}
 		typ, _, werr := strField(m, path, "aggregation_type")
 		if werr != nil {
 			return nil, werr
@@ -257,7 +249,7 @@ func readAggregations(r *request) ([]aggregation, *wire.Error) {
 		if has && pv != nil {
 			f, ok := pv.(float64)
 			if !ok {
-				return nil, typeError(path+".percentile_value", pv)
+				return nil, wire.InvalidType(path+".percentile_value", pv)
 			}
 			g.pct = f
 		}

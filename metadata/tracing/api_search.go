@@ -42,13 +42,13 @@ func experimentIDs(ids []string) ([]int64, *wire.Error) {
 	return out, nil
 }
 
-func readSearchArgs(r *request, expIDs []string) (*searchArgs, *wire.Error) {
+func readSearchArgs(r *wire.Request, expIDs []string) (*searchArgs, *wire.Error) {
 	exps, werr := experimentIDs(expIDs)
 	if werr != nil {
 		return nil, werr
 	}
 	sa := &searchArgs{max: defaultMaxResults, exps: exps}
-	filter, _, werr := r.str("filter")
+	filter, _, werr := r.Str("filter")
 	if werr != nil {
 		return nil, werr
 	}
@@ -56,14 +56,14 @@ func readSearchArgs(r *request, expIDs []string) (*searchArgs, *wire.Error) {
 	if sa.filter, err = search.ParseTracesFilter(filter); err != nil {
 		return nil, wire.Errorf(wire.InvalidParameterValue, "%s", err.Error())
 	}
-	order, werr := r.strs("order_by")
+	order, werr := r.Strs("order_by")
 	if werr != nil {
 		return nil, werr
 	}
 	if sa.orderBy, err = search.ParseTracesOrderBy(order); err != nil {
 		return nil, wire.Errorf(wire.InvalidParameterValue, "%s", err.Error())
 	}
-	if n, ok, werr := r.integer("max_results"); werr != nil {
+	if n, ok, werr := r.Int("max_results"); werr != nil {
 		return nil, werr
 	} else if ok {
 		if n > maxMaxResults || n < 1 {
@@ -71,7 +71,7 @@ func readSearchArgs(r *request, expIDs []string) (*searchArgs, *wire.Error) {
 		}
 		sa.max = n
 	}
-	token, _, werr := r.str("page_token")
+	token, _, werr := r.Str("page_token")
 	if werr != nil {
 		return nil, werr
 	}
@@ -83,33 +83,25 @@ func readSearchArgs(r *request, expIDs []string) (*searchArgs, *wire.Error) {
 
 // searchTracesV3 is POST /api/3.0/mlflow/traces/search.
 func (a *API) searchTracesV3(c *fiber.Ctx) error {
-	r, werr := readRequest(c)
+	r, werr := wire.ReadRequest(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	raw, ok := r.raw("locations")
-	if !ok {
-		return wire.Send(c, wire.MissingParam("locations"))
-	}
-	list, ok := raw.([]any)
-	if !ok {
-		return wire.Send(c, typeError("locations", raw))
+	list, werr := r.Objects("locations")
+	if werr != nil {
+		return wire.Send(c, werr)
 	}
 	if len(list) == 0 {
 		return wire.Send(c, wire.MissingParam("locations"))
 	}
 	var expIDs []string
-	for i, x := range list {
+	for i, loc := range list {
 		path := fmt.Sprintf("locations[%d]", i)
-		loc, _, werr := asObject(path, x)
-		if werr != nil {
-			return wire.Send(c, werr)
-		}
 		expRaw, ok := loc["mlflow_experiment"]
 		if !ok || expRaw == nil {
 			continue // other location kinds hold no traces here
 		}
-		exp, _, werr := asObject(path+".mlflow_experiment", expRaw)
+		exp, werr := wire.AsObject(path+".mlflow_experiment", expRaw)
 		if werr != nil {
 			return wire.Send(c, werr)
 		}
@@ -128,11 +120,11 @@ func (a *API) searchTracesV3(c *fiber.Ctx) error {
 
 // searchTracesV2 is the legacy GET /api/2.0/mlflow/traces.
 func (a *API) searchTracesV2(c *fiber.Ctx) error {
-	r, werr := readRequest(c)
+	r, werr := wire.ReadRequest(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	expIDs, werr := r.strs("experiment_ids")
+	expIDs, werr := r.Strs("experiment_ids")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}

@@ -34,7 +34,7 @@ func parseState(field string, v any) (string, *wire.Error) {
 			return traceStates[int(x)], nil
 		}
 	}
-	return "", typeError(field, v)
+	return "", wire.InvalidType(field, v)
 }
 
 // checkTraceID refuses ids no trace can have: invalid text, or longer
@@ -84,8 +84,8 @@ func optStr(m map[string]any, path, name string, max int) (*string, *wire.Error)
 }
 
 // readTraceInfoV3 reads StartTraceV3's trace.trace_info.
-func readTraceInfoV3(r *request) (*traceRow, string, *wire.Error) {
-	trace, ok, werr := r.object("trace")
+func readTraceInfoV3(r *wire.Request) (*traceRow, string, *wire.Error) {
+	trace, ok, werr := r.Object("trace")
 	if werr != nil {
 		return nil, "", werr
 	}
@@ -96,7 +96,7 @@ func readTraceInfoV3(r *request) (*traceRow, string, *wire.Error) {
 	if !ok || infoRaw == nil {
 		return nil, "", wire.MissingParam("trace.trace_info")
 	}
-	info, _, werr := asObject("trace.trace_info", infoRaw)
+	info, werr := wire.AsObject("trace.trace_info", infoRaw)
 	if werr != nil {
 		return nil, "", werr
 	}
@@ -112,12 +112,12 @@ func readTraceInfoV3(r *request) (*traceRow, string, *wire.Error) {
 	t.ID = id
 	var expID string
 	if locRaw, ok := info["trace_location"]; ok && locRaw != nil {
-		loc, _, werr := asObject(p+".trace_location", locRaw)
+		loc, werr := wire.AsObject(p+".trace_location", locRaw)
 		if werr != nil {
 			return nil, "", werr
 		}
 		if expRaw, ok := loc["mlflow_experiment"]; ok && expRaw != nil {
-			exp, _, werr := asObject(p+".trace_location.mlflow_experiment", expRaw)
+			exp, werr := wire.AsObject(p+".trace_location.mlflow_experiment", expRaw)
 			if werr != nil {
 				return nil, "", werr
 			}
@@ -143,7 +143,7 @@ func readTraceInfoV3(r *request) (*traceRow, string, *wire.Error) {
 	} else if ok {
 		ms, good := parseProtoTimestamp(s)
 		if !good {
-			return nil, "", typeError(p+".request_time", s)
+			return nil, "", wire.InvalidType(p+".request_time", s)
 		}
 		t.TimestampMs = ms
 	}
@@ -152,7 +152,7 @@ func readTraceInfoV3(r *request) (*traceRow, string, *wire.Error) {
 	} else if ok {
 		ms, good := parseProtoDuration(s)
 		if !good {
-			return nil, "", typeError(p+".execution_duration", s)
+			return nil, "", wire.InvalidType(p+".execution_duration", s)
 		}
 		t.ExecutionTimeMs = &ms
 	}
@@ -178,7 +178,7 @@ func readTraceInfoV3(r *request) (*traceRow, string, *wire.Error) {
 
 // startTraceV3 is POST /api/3.0/mlflow/traces.
 func (a *API) startTraceV3(c *fiber.Ctx) error {
-	r, werr := readRequest(c)
+	r, werr := wire.ReadRequest(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -245,15 +245,15 @@ func incomplete(t *traceRow, stored int) bool {
 
 // getTrace is GET /api/3.0/mlflow/traces/get: info and spans.
 func (a *API) getTrace(c *fiber.Ctx) error {
-	r, werr := readRequest(c)
+	r, werr := wire.ReadRequest(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	id, werr := r.traceID("trace_id")
+	id, werr := traceID(r, "trace_id")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	partial, werr := r.boolean("allow_partial")
+	partial, werr := r.Bool("allow_partial")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -272,8 +272,8 @@ func (a *API) getTrace(c *fiber.Ctx) error {
 }
 
 // traceID reads a required trace id parameter.
-func (r *request) traceID(field string) (string, *wire.Error) {
-	id, werr := r.reqStr(field)
+func traceID(r *wire.Request, field string) (string, *wire.Error) {
+	id, werr := r.ReqStr(field)
 	if werr == nil {
 		werr = checkTraceID(field, id)
 	}
@@ -281,8 +281,8 @@ func (r *request) traceID(field string) (string, *wire.Error) {
 }
 
 // readIDs reads a required list of trace ids, bounded.
-func readIDs(r *request, field string) ([]string, *wire.Error) {
-	ids, werr := r.strs(field)
+func readIDs(r *wire.Request, field string) ([]string, *wire.Error) {
+	ids, werr := r.Strs(field)
 	if werr != nil {
 		return nil, werr
 	}
@@ -302,7 +302,7 @@ func readIDs(r *request, field string) ([]string, *wire.Error) {
 
 // batchGetTraces is GET /api/3.0/mlflow/traces/batchGet.
 func (a *API) batchGetTraces(c *fiber.Ctx) error {
-	r, werr := readRequest(c)
+	r, werr := wire.ReadRequest(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -327,7 +327,7 @@ func (a *API) batchGetTraces(c *fiber.Ctx) error {
 
 // batchGetTraceInfos is POST /api/3.0/mlflow/traces/batchGetInfos.
 func (a *API) batchGetTraceInfos(c *fiber.Ctx) error {
-	r, werr := readRequest(c)
+	r, werr := wire.ReadRequest(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -352,14 +352,14 @@ func (a *API) batchGetTraceInfos(c *fiber.Ctx) error {
 
 // tagRequest reads a tag route's trace id (from the URL: v2 and v3, the
 // body's request_id/trace_id are ignored), its body and the required key.
-func tagRequest(c *fiber.Ctx) (id string, r *request, key string, werr *wire.Error) {
+func tagRequest(c *fiber.Ctx) (id string, r *wire.Request, key string, werr *wire.Error) {
 	if id, werr = traceIDParam(c); werr != nil {
 		return
 	}
-	if r, werr = readRequest(c); werr != nil {
+	if r, werr = wire.ReadRequest(c); werr != nil {
 		return
 	}
-	key, werr = r.reqStr("key")
+	key, werr = r.ReqStr("key")
 	return
 }
 
@@ -369,7 +369,7 @@ func (a *API) setTraceTag(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	value, _, werr := r.str("value")
+	value, _, werr := r.Str("value")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -391,23 +391,23 @@ func (a *API) deleteTraceTag(c *fiber.Ctx) error {
 
 // deleteTracesRoute is POST …/traces/delete-traces (v2 and v3).
 func (a *API) deleteTracesRoute(c *fiber.Ctx) error {
-	r, werr := readRequest(c)
+	r, werr := wire.ReadRequest(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	expStr, werr := r.reqStr("experiment_id")
+	expStr, werr := r.ReqStr("experiment_id")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	maxTs, hasTs, werr := r.integer("max_timestamp_millis")
+	maxTs, hasTs, werr := r.Int("max_timestamp_millis")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	maxTraces, hasMax, werr := r.integer("max_traces")
+	maxTraces, hasMax, werr := r.Int("max_traces")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	ids, werr := r.strs("request_ids")
+	ids, werr := r.Strs("request_ids")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -444,18 +444,18 @@ func (a *API) deleteTracesRoute(c *fiber.Ctx) error {
 
 // linkTracesToRun is POST /api/2.0/mlflow/traces/link-to-run.
 func (a *API) linkTracesToRun(c *fiber.Ctx) error {
-	r, werr := readRequest(c)
+	r, werr := wire.ReadRequest(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	ids, werr := r.strs("trace_ids")
+	ids, werr := r.Strs("trace_ids")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
 	if len(ids) == 0 {
 		return wire.Send(c, wire.MissingParam("trace_ids"))
 	}
-	runID, werr := r.reqStr("run_id")
+	runID, werr := r.ReqStr("run_id")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -475,21 +475,17 @@ func (a *API) linkTracesToRun(c *fiber.Ctx) error {
 
 // linkPromptsToTrace is POST /api/2.0/mlflow/traces/link-prompts.
 func (a *API) linkPromptsToTrace(c *fiber.Ctx) error {
-	r, werr := readRequest(c)
+	r, werr := wire.ReadRequest(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	id, werr := r.traceID("trace_id")
+	id, werr := traceID(r, "trace_id")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	raw, ok := r.raw("prompt_versions")
-	if !ok {
-		return wire.Send(c, wire.MissingParam("prompt_versions"))
-	}
-	list, ok := raw.([]any)
-	if !ok {
-		return wire.Send(c, typeError("prompt_versions", raw))
+	list, werr := r.Objects("prompt_versions")
+	if werr != nil {
+		return wire.Send(c, werr)
 	}
 	if len(list) == 0 {
 		return wire.Send(c, wire.MissingParam("prompt_versions"))
@@ -498,12 +494,8 @@ func (a *API) linkPromptsToTrace(c *fiber.Ctx) error {
 		return wire.Send(c, wire.Errorf(wire.InvalidParameterValue, "Too many prompt versions: %d (at most 100).", len(list)))
 	}
 	pvs := make([]promptVersion, 0, len(list))
-	for i, x := range list {
+	for i, m := range list {
 		path := fmt.Sprintf("prompt_versions[%d]", i)
-		m, _, werr := asObject(path, x)
-		if werr != nil {
-			return wire.Send(c, werr)
-		}
 		name, _, werr := strField(m, path, "name")
 		if werr != nil {
 			return wire.Send(c, werr)

@@ -12,22 +12,14 @@ import (
 // SearchTraces), kept by upstream for old clients.
 
 // pairs reads a v2 list of {key, value} into a map (last wins).
-func pairs(r *request, field string) (map[string]string, *wire.Error) {
-	raw, ok := r.raw(field)
-	if !ok || r.query {
-		return nil, nil
-	}
-	list, ok := raw.([]any)
-	if !ok {
-		return nil, typeError(field, raw)
+func pairs(r *wire.Request, field string) (map[string]string, *wire.Error) {
+	objs, werr := r.Objects(field)
+	if werr != nil || objs == nil {
+		return nil, werr
 	}
 	out := map[string]string{}
-	for i, x := range list {
+	for i, m := range objs {
 		path := fmt.Sprintf("%s[%d]", field, i)
-		m, _, werr := asObject(path, x)
-		if werr != nil {
-			return nil, werr
-		}
 		k, ok, werr := strField(m, path, "key")
 		if werr != nil {
 			return nil, werr
@@ -45,7 +37,7 @@ func pairs(r *request, field string) (map[string]string, *wire.Error) {
 }
 
 // metadataAndTags reads the v2 request_metadata and tags lists.
-func metadataAndTags(r *request) (md, tags map[string]string, werr *wire.Error) {
+func metadataAndTags(r *wire.Request) (md, tags map[string]string, werr *wire.Error) {
 	if md, werr = pairs(r, "request_metadata"); werr == nil {
 		tags, werr = pairs(r, "tags")
 	}
@@ -55,15 +47,15 @@ func metadataAndTags(r *request) (md, tags map[string]string, werr *wire.Error) 
 // startTraceV2 is the legacy POST /api/2.0/mlflow/traces: the server
 // makes the id (tr-<32 hex>) and the trace starts IN_PROGRESS.
 func (a *API) startTraceV2(c *fiber.Ctx) error {
-	r, werr := readRequest(c)
+	r, werr := wire.ReadRequest(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	expID, werr := r.reqStr("experiment_id")
+	expID, werr := r.ReqStr("experiment_id")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	ts, _, werr := r.integer("timestamp_ms")
+	ts, _, werr := r.Int("timestamp_ms")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
@@ -85,18 +77,19 @@ func (a *API) endTraceV2Route(c *fiber.Ctx) error {
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	r, werr := readRequest(c)
+	r, werr := wire.ReadRequest(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	ts, _, werr := r.integer("timestamp_ms")
+	ts, _, werr := r.Int("timestamp_ms")
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
 	status := "STATE_UNSPECIFIED"
-	if v, ok := r.raw("status"); ok {
+	if v, ok := r.Value("status"); ok {
 		if status, werr = parseState("status", v); werr != nil {
-			return wire.Send(c, werr)
+			// parseState fails only on a wrong type; show it as sent.
+			return wire.Send(c, r.TypeError("status"))
 		}
 	}
 	md, tags, werr := metadataAndTags(r)

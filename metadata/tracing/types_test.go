@@ -16,7 +16,7 @@ func TestWrongTypeEveryRoute(t *testing.T) {
 		exp := c.experiment("e", "/tmp/ferry-types", "active")
 		c.startTrace(tid(1), exp, 100, "")
 		loc := `"locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "` + exp + `"}}]`
-		c.CheckDecodedWrongTypes("/api", [][4]string{
+		c.CheckWrongTypes("/api", [][4]string{
 			{"POST", "/3.0/mlflow/traces/search", "filter", loc},
 			{"POST", "/3.0/mlflow/traces/search", "page_token", loc},
 			{"POST", "/3.0/mlflow/traces/delete-traces", "experiment_id", `"request_ids": ["` + tid(1) + `"]`},

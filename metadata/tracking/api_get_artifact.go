@@ -18,27 +18,25 @@ import (
 // 500 for ""), and a missing file or a directory is 404 / 400 in MLflow's
 // error shape where upstream's send_file fails with a 500.
 func (a *API) getArtifact(c *fiber.Ctx) error {
-	args, werr := wire.GetArgs(c, "run_id", "run_uuid", "path")
+	r, werr := wire.ReadRequest(c)
 	if werr != nil {
 		return wire.Send(c, werr)
 	}
-	id := args["run_id"]
-	if id == "" {
-		id = args["run_uuid"]
+	id, _, werr := r.Str("run_id")
+	if werr == nil && id == "" {
+		id, _, werr = r.Str("run_uuid")
 	}
-	for _, f := range []string{"run_id", "path"} {
-		v := args[f]
-		if f == "run_id" {
-			v = id
-		}
-		if v == "" {
-			return wire.Send(c, wire.MissingParam(f))
-		}
-		if werr := wire.CheckText(f, v); werr != nil {
-			return wire.Send(c, werr)
-		}
+	if werr == nil && id == "" {
+		werr = wire.MissingParam("run_id")
 	}
-	rel, err := stores.SafePath(args["path"])
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	path, werr := r.ReqStr("path")
+	if werr != nil {
+		return wire.Send(c, werr)
+	}
+	rel, err := stores.SafePath(path)
 	if err != nil || rel == "" {
 		return wire.Send(c, &wire.Error{Code: wire.InvalidParameterValue, Message: "Invalid path", Cause: err})
 	}
