@@ -3,7 +3,6 @@ package gcs
 import (
 	"context"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferryml/ferry/stores"
+	"github.com/ferryml/ferry/stores/internal/leftovers"
 )
 
 var _ stores.StaleUploadSweeper = (*SigningStore)(nil)
@@ -48,27 +48,16 @@ func (s *SigningStore) SweepStaleUploads(ctx context.Context, olderThan time.Dur
 	if err != nil {
 		return 0, err
 	}
-	removed := 0
-	var firstErr error
-	for _, u := range stale {
+	return leftovers.AbortAll(ctx, stale, func(u staleUpload) error {
 		q := url.Values{"uploadId": {u.id}}.Encode()
-		_, err := s.xmlDo(ctx, "abort multipart upload", "DELETE", s.xmlURL(u.object, q), nil, nil)
-		err = classify(err)
-		switch {
-		case err == nil:
-			removed++
-			s.logger().Info("gcs: aborted a stale multipart upload", "bucket", s.cfg.Bucket,
-				"object", u.object, "upload_id", u.id, "initiated", u.initiated.UTC().Format(time.RFC3339))
-		case errors.Is(err, stores.ErrNotFound): // completed or aborted meanwhile
-		case errors.Is(err, stores.ErrUnavailable), ctx.Err() != nil:
-			return removed, fmt.Errorf("gcs abort multipart upload gs://%s/%s: %w", s.cfg.Bucket, u.object, err)
-		default:
-			if firstErr == nil {
-				firstErr = fmt.Errorf("gcs abort multipart upload gs://%s/%s (upload id %s): %w", s.cfg.Bucket, u.object, u.id, err)
-			}
+		if _, err := s.xmlDo(ctx, "abort multipart upload", "DELETE", s.xmlURL(u.object, q), nil, nil); err != nil {
+			return fmt.Errorf("gcs abort multipart upload gs://%s/%s (upload id %s): %w", s.cfg.Bucket, u.object, u.id, classify(err))
 		}
-	}
-	return removed, firstErr
+		return nil
+	}, func(u staleUpload) {
+		s.logger().Info("gcs: aborted a stale multipart upload", "bucket", s.cfg.Bucket,
+			"object", u.object, "upload_id", u.id, "initiated", u.initiated.UTC().Format(time.RFC3339))
+	})
 }
 
 // listUploadsXML is the part of a GET /bucket?uploads answer the sweep

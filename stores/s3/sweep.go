@@ -2,7 +2,6 @@ package s3
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/ferryml/ferry/stores"
+	"github.com/ferryml/ferry/stores/internal/leftovers"
 )
 
 var _ stores.StaleUploadSweeper = (*Store)(nil)
@@ -37,25 +37,15 @@ func (s *Store) SweepStaleUploads(ctx context.Context, olderThan time.Duration) 
 	if err != nil {
 		return 0, err
 	}
-	removed := 0
-	var firstErr error
-	for _, u := range stale {
-		err := classify(s.core.AbortMultipartUpload(ctx, s.cfg.Bucket, u.Key, u.UploadID))
-		switch {
-		case err == nil:
-			removed++
-			s.janitor.logger().Info("s3: aborted a stale multipart upload", "bucket", s.cfg.Bucket,
-				"key", u.Key, "upload_id", u.UploadID, "initiated", u.Initiated.UTC().Format(time.RFC3339))
-		case errors.Is(err, stores.ErrNotFound): // aborted or completed meanwhile
-		case errors.Is(err, stores.ErrUnavailable), ctx.Err() != nil:
-			return removed, fmt.Errorf("s3 abort multipart upload s3://%s/%s: %w", s.cfg.Bucket, u.Key, err)
-		default:
-			if firstErr == nil {
-				firstErr = fmt.Errorf("s3 abort multipart upload s3://%s/%s (upload id %s): %w", s.cfg.Bucket, u.Key, u.UploadID, err)
-			}
+	return leftovers.AbortAll(ctx, stale, func(u minio.ObjectMultipartInfo) error {
+		if err := classify(s.core.AbortMultipartUpload(ctx, s.cfg.Bucket, u.Key, u.UploadID)); err != nil {
+			return fmt.Errorf("s3 abort multipart upload s3://%s/%s (upload id %s): %w", s.cfg.Bucket, u.Key, u.UploadID, err)
 		}
-	}
-	return removed, firstErr
+		return nil
+	}, func(u minio.ObjectMultipartInfo) {
+		s.janitor.logger().Info("s3: aborted a stale multipart upload", "bucket", s.cfg.Bucket,
+			"key", u.Key, "upload_id", u.UploadID, "initiated", u.Initiated.UTC().Format(time.RFC3339))
+	})
 }
 
 // maxSweepBatch bounds the uploads one sweep collects (memory); the rest

@@ -5,7 +5,9 @@
 // and what a failed upload could not remove because the connection was
 // gone (removed later, over the next connection that works), and the
 // sweep at start for what a crash of Ferry left (Sweep). It does no I/O
-// itself: the drivers pass the list and remove calls in.
+// itself: the drivers pass the list and remove calls in. AbortAll is the
+// object stores' (S3, GCS) share: the abort loop of their sweeps of stale
+// multipart uploads.
 package leftovers
 
 import (
