@@ -364,8 +364,11 @@ func TestFTPBench(t *testing.T) {
 		fmt.Sprintf("ftp://%s:%s@%s%s/ferry", srv.User, srv.Password, srv.Addr(), root), env)
 	stopSampler, peaks := benchutil.SampleRSS(pid)
 	proxUp, proxDown := b.proxied(base, "bench/blob.bin")
-	upD, upP := &benchutil.Series{Name: "upload, direct jlaffaye/ftp"}, &benchutil.Series{Name: "upload through ferry"}
-	downD, downP := &benchutil.Series{Name: "download, direct jlaffaye/ftp"}, &benchutil.Series{Name: "download through ferry"}
+	// CPU of ferry and of this process (the direct transfers, or the HTTP
+	// client): seconds per GiB survive a noisy machine better than times.
+	watch := []int{pid, benchutil.Self}
+	upD, upP := &benchutil.Series{Name: "upload, direct jlaffaye/ftp", Watch: watch}, &benchutil.Series{Name: "upload through ferry", Watch: watch}
+	downD, downP := &benchutil.Series{Name: "download, direct jlaffaye/ftp", Watch: watch}, &benchutil.Series{Name: "download through ferry", Watch: watch}
 	b.pairs([][2]*benchutil.Series{{upD, upP}, {downD, downP}}, map[*benchutil.Series]func() error{
 		upD: directUp, upP: proxUp, downD: directDown, downP: proxDown,
 	})
@@ -376,6 +379,10 @@ func TestFTPBench(t *testing.T) {
 	rss := benchutil.PeakRSS(t, pid)
 	stopSampler()
 	b.report([]*benchutil.Series{upD, upP, downD, downP})
+	gib := float64(b.size) / (1 << 30)
+	for _, s := range []*benchutil.Series{upD, upP, downD, downP} {
+		b.t.Logf("  %-44s CPU s/GiB (median): ferry %.2f, this process %.2f", s.Name, s.CPUMedian(0)/gib, s.CPUMedian(1)/gib)
+	}
 	b.ratio("ftp upload vs jlaffaye/ftp", upD, upP)
 	b.ratio("ftp download vs jlaffaye/ftp", downD, downP)
 	b.t.Logf("ferry peak RSS (VmHWM): %.1f MiB (peak RssAnon %.1f MiB, its own memory; peak RssFile %.1f MiB, the mapped binary); load after: %s",
