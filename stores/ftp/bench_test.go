@@ -1,14 +1,12 @@
 package ftp_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -67,7 +65,7 @@ func BenchmarkTransfer(b *testing.B) {
 	vsftpd := benchutil.ChildPID("vsftpd")
 	run := func(b *testing.B, op func() error) {
 		b.SetBytes(size)
-		before, vsBefore := cpuTime(), treeCPU(vsftpd)
+		before, vsBefore := cpuTime(), benchutil.TreeCPU(vsftpd)
 		b.ResetTimer()
 		for range b.N {
 			if err := op(); err != nil {
@@ -77,7 +75,7 @@ func BenchmarkTransfer(b *testing.B) {
 		b.StopTimer()
 		gib := float64(size) * float64(b.N) / (1 << 30)
 		b.ReportMetric(float64((cpuTime()-before).Milliseconds())/gib, "cpu-ms/GiB")
-		b.ReportMetric(float64((treeCPU(vsftpd)-vsBefore).Milliseconds())/gib, "vsftpd-cpu-ms/GiB")
+		b.ReportMetric(float64((benchutil.TreeCPU(vsftpd)-vsBefore).Milliseconds())/gib, "vsftpd-cpu-ms/GiB")
 	}
 	b.Run("put/direct", func(b *testing.B) {
 		run(b, func() error { return direct.Stor(directPath, &stream{left: size}) })
@@ -179,49 +177,6 @@ func newSink(b *testing.B) *net.TCPConn {
 		b.Fatal(err)
 	}
 	return c.(*net.TCPConn)
-}
-
-// treeCPU is the CPU time of pid and its descendants, those alive and
-// those gone (counted in their parents' children times): vsftpd runs a
-// process per session.
-func treeCPU(pid int) time.Duration {
-	if pid <= 0 {
-		return 0
-	}
-	parent := map[int]int{}
-	ticks := map[int]float64{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// After the ")" closing the name: ppid is field 2, utime, stime,
-		// cutime and cstime fields 12 to 15.
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-		if len(f) < 15 {
-			continue
-		}
-		parent[p], _ = strconv.Atoi(f[1])
-		for _, x := range f[11:15] {
-			v, _ := strconv.ParseFloat(x, 64)
-			ticks[p] += v
-		}
-	}
-	var sum float64
-	for p, t := range ticks {
-		for q := p; q > 1; q = parent[q] {
-			if q == pid {
-				sum += t
-				break
-			}
-		}
-	}
-	return time.Duration(sum * float64(time.Second) / 100) // 100 ticks a second
 }
 
 // cpuTime is this process's user and system CPU time so far.
