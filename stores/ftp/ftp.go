@@ -66,6 +66,11 @@ const idleTimeout = 2 * time.Minute
 type conn struct {
 	sc  *ftp.ServerConn
 	raw net.Conn
+	// data is the plain TCP data connection the library last dialled on
+	// it (nil over TLS), so that a download can hand the socket itself
+	// to the destination's ReadFrom: the kernel then splices the bytes
+	// from socket to socket instead of copying them through Ferry.
+	data *net.TCPConn
 }
 
 // noop is the pool's keep-alive: a NOOP, bounded by the timeout (at most
@@ -168,6 +173,7 @@ func (s *Store) dial(ctx context.Context) (*conn, error) {
 	defer cancel()
 	var raw net.Conn
 	first := true
+	c := &conn{}
 	nd := &net.Dialer{Timeout: s.cfg.Timeout}
 	opts := []ftp.DialOption{
 		ftp.DialWithContext(ctx),
@@ -190,13 +196,17 @@ func (s *Store) dial(ctx context.Context) (*conn, error) {
 				}
 				return c, nil
 			}
-			c, err := nd.Dial(network, address)
-			if err != nil || s.cfg.TLS == TLSOff {
-				return c, err
+			d, err := nd.Dial(network, address)
+			if err != nil {
+				return nil, err
+			}
+			if s.cfg.TLS == TLSOff {
+				c.data, _ = d.(*net.TCPConn)
+				return d, nil
 			}
 			// The handshake starts on the first read or write: some
 			// servers (proftpd, pure-ftpd) hang on an early one.
-			return &tlsData{Conn: tls.Client(c, s.cfg.TLSConfig)}, nil
+			return &tlsData{Conn: tls.Client(d, s.cfg.TLSConfig)}, nil
 		}),
 	}
 	switch s.cfg.TLS {
@@ -214,7 +224,8 @@ func (s *Store) dial(ctx context.Context) (*conn, error) {
 		return nil, fmt.Errorf("login as %q: %w", s.cfg.User, err)
 	}
 	s.dials.Add(1)
-	return &conn{sc: sc, raw: raw}, nil
+	c.sc, c.raw = sc, raw
+	return c, nil
 }
 
 // tlsData is a TLS data connection whose Close, after an upload, waits
@@ -502,11 +513,16 @@ func (s *Store) open(pc *connpool.Conn[*conn], key string, offset, length int64)
 	if length < 0 || length > e.Size-offset {
 		length = e.Size - offset
 	}
+	c.data = nil // set again by the dial RetrFrom makes
 	resp, err := c.sc.RetrFrom(p, uint64(offset))
 	if err != nil {
 		return nil, e, err
 	}
-	return &reader{s: s, pc: pc, resp: resp, key: key, left: length, toEnd: offset+length == e.Size}, e, nil
+	r := &reader{s: s, pc: pc, resp: resp, key: key, left: length, toEnd: offset+length == e.Size}
+	if c.data != nil {
+		return &splicingReader{reader: r, data: c.data}, e, nil
+	}
+	return r, e, nil
 }
 
 // reader streams a byte range of a RETR and returns the connection on
@@ -543,6 +559,37 @@ func (r *reader) Read(p []byte) (int, error) {
 	if err != nil {
 		r.broken = true
 		return n, r.s.fail("read", r.key, err)
+	}
+	return n, nil
+}
+
+// splicingReader is a reader over a plain TCP data connection. Its WriteTo
+// offers the socket itself, bounded to the range, to the destination: when
+// that is a TCP connection (fasthttp's response writer ends in one), Go's
+// ReadFrom splices from socket to socket in the kernel, and Ferry neither
+// copies nor touches the bytes. Other destinations get an ordinary copy.
+type splicingReader struct {
+	*reader
+	data *net.TCPConn
+}
+
+// WriteTo copies the rest of the range to w. An error is either side's
+// (splice cannot tell which); either way the transfer is cut short and the
+// connection is not reused.
+func (r *splicingReader) WriteTo(w io.Writer) (int64, error) {
+	if r.left <= 0 {
+		return 0, nil
+	}
+	lr := &io.LimitedReader{R: r.data, N: r.left}
+	n, err := io.Copy(w, lr)
+	r.left -= n
+	switch {
+	case err != nil:
+		r.broken = true
+		return n, r.s.fail("copy", r.key, err)
+	case r.left > 0: // the server closed the data connection early
+		r.broken = true
+		return n, r.s.fail("read", r.key, io.ErrUnexpectedEOF)
 	}
 	return n, nil
 }

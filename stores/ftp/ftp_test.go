@@ -15,7 +15,7 @@ import (
 	"github.com/ferryml/ferry/test/backends/ftpsrv"
 )
 
-func config(t *testing.T, srv *ftpsrv.Server, root string) ftp.Config {
+func config(t testing.TB, srv *ftpsrv.Server, root string) ftp.Config {
 	t.Helper()
 	u := &url.URL{Scheme: "ftp", User: url.UserPassword(srv.User, srv.Password), Host: srv.Addr(), Path: root}
 	cfg, err := ftp.ConfigFromURL(u)

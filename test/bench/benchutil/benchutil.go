@@ -376,6 +376,49 @@ func SelfCPU() float64 {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
+// TreeCPU is the CPU time of pid and its descendants, those alive and
+// those gone (counted in their parents' children times), 0 for pid <= 0:
+// servers such as vsftpd run a process per session.
+func TreeCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	parent := map[int]int{}
+	ticks := map[int]float64{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// After the ")" closing the name: ppid is field 2, utime, stime,
+		// cutime and cstime fields 12 to 15.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+		if len(f) < 15 {
+			continue
+		}
+		parent[p], _ = strconv.Atoi(f[1])
+		for _, x := range f[11:15] {
+			v, _ := strconv.ParseFloat(x, 64)
+			ticks[p] += v
+		}
+	}
+	var sum float64
+	for p, t := range ticks {
+		for q := p; q > 1; q = parent[q] {
+			if q == pid {
+				sum += t
+				break
+			}
+		}
+	}
+	return time.Duration(sum * float64(time.Second) / 100) // 100 ticks a second
+}
+
 // ChildPID finds a child process of this one by command name (0 if none),
 // to measure the storage server a backend package started.
 func ChildPID(comm string) int {

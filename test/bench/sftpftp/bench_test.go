@@ -371,6 +371,20 @@ func TestFTPBench(t *testing.T) {
 		defer f.Close()
 		return c.Stor(root+"/direct.bin", struct{ io.Reader }{f})
 	}
+	// The wire operations the driver makes for an upload: STOR to a new
+	// name, then RNTO over the object (what makes it atomic). Overwriting
+	// in place lets the server drop the previous copy's pages unwritten.
+	directUpRename := func() error {
+		f, err := os.Open(b.src)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := c.Stor(root+"/direct-new.tmp", struct{ io.Reader }{f}); err != nil {
+			return err
+		}
+		return c.Rename(root+"/direct-new.tmp", root+"/direct-new.bin")
+	}
 	directDown := func() error {
 		r, err := c.Retr(root + "/direct.bin")
 		if err != nil {
@@ -390,10 +404,28 @@ func TestFTPBench(t *testing.T) {
 		fmt.Sprintf("ftp://%s:%s@%s%s/ferry", srv.User, srv.Password, srv.Addr(), root), env)
 	stopSampler, peaks := benchutil.SampleRSS(pid)
 	proxUp, proxDown := b.proxied(base, "bench/blob.bin")
-	upD, upP := &benchutil.Series{Name: "upload, direct jlaffaye/ftp"}, &benchutil.Series{Name: "upload through ferry"}
-	downD, downP := &benchutil.Series{Name: "download, direct jlaffaye/ftp"}, &benchutil.Series{Name: "download through ferry"}
-	b.pairs([][2]*benchutil.Series{{upD, upP}, {downD, downP}}, map[*benchutil.Series]func() error{
-		upD: directUp, upP: proxUp, downD: directDown, downP: proxDown,
+	// CPU of ferry and of this process (the direct transfers, or the HTTP
+	// client): seconds per GiB survive a noisy machine better than times.
+	watch := []int{pid, benchutil.Self}
+	upD, upP := &benchutil.Series{Name: "upload, direct jlaffaye/ftp", Watch: watch}, &benchutil.Series{Name: "upload through ferry", Watch: watch}
+	downD, downP := &benchutil.Series{Name: "download, direct jlaffaye/ftp", Watch: watch}, &benchutil.Series{Name: "download through ferry", Watch: watch}
+	upR := &benchutil.Series{Name: "upload, direct, new file + RNTO", Watch: watch}
+	upP2 := &benchutil.Series{Name: "upload through ferry (paired with RNTO)", Watch: watch}
+	// vsftpd's CPU too (its process tree: a process per session), since
+	// it shares the two cores with ferry and the client.
+	vsftpd := benchutil.ChildPID("vsftpd")
+	vsCPU := map[*benchutil.Series][]float64{}
+	withVsftpd := func(s *benchutil.Series, f func() error) func() error {
+		return func() error {
+			c0 := benchutil.TreeCPU(vsftpd)
+			err := f()
+			vsCPU[s] = append(vsCPU[s], (benchutil.TreeCPU(vsftpd) - c0).Seconds())
+			return err
+		}
+	}
+	b.pairs([][2]*benchutil.Series{{upD, upP}, {upR, upP2}, {downD, downP}}, map[*benchutil.Series]func() error{
+		upD: withVsftpd(upD, directUp), upP: withVsftpd(upP, proxUp), upR: withVsftpd(upR, directUpRename), upP2: withVsftpd(upP2, proxUp),
+		downD: withVsftpd(downD, directDown), downP: withVsftpd(downP, proxDown),
 	})
 	if err := getCheck(base+"/api/2.0/mlflow-artifacts/artifacts/bench/blob.bin", b.size, b.sum); err != nil {
 		t.Fatalf("proxied object read back: %v", err)
@@ -403,8 +435,16 @@ func TestFTPBench(t *testing.T) {
 	b.concurrent(base, 8, pp)
 	rss := pp.whole
 	stopSampler()
-	b.report([]*benchutil.Series{upD, upP, downD, downP})
+	b.report([]*benchutil.Series{upD, upP, upR, upP2, downD, downP})
+	gib := float64(b.size) / (1 << 30)
+	for _, s := range []*benchutil.Series{upD, upP, upR, upP2, downD, downP} {
+		b.t.Logf("  %-44s CPU s/GiB (median): ferry %.2f, this process %.2f, vsftpd %.2f",
+			s.Name, s.CPUMedian(0)/gib, s.CPUMedian(1)/gib, benchutil.Median(vsCPU[s])/gib)
+	}
 	b.ratio("ftp upload vs jlaffaye/ftp", upD, upP)
+	// Not a target: the like-for-like server work, for reading the above.
+	r := benchutil.Ratios(upR, upP2)
+	b.t.Logf("ftp upload vs jlaffaye/ftp's STOR to a new name + RNTO: best %.2fx, median %.2fx, per round %s", r.Best, r.Median, r.Rounds)
 	b.ratio("ftp download vs jlaffaye/ftp", downD, downP)
 	b.t.Logf("ferry peak RSS (VmHWM, whole run): %.1f MiB (peak RssFile %.1f MiB, the mapped binary); by phase, RssAnon being its own memory: %s; load after: %s",
 		float64(rss)/(1<<20), benchutil.MiB(peaks["RssFile"].Load()), strings.Join(pp.lines, "; "), benchutil.Load())
