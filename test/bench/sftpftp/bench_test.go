@@ -14,7 +14,9 @@
 // proxied transfers back to back, the order alternating. Times are
 // reported as best and median with the paired per-round ratios; targets
 // (proxied ≥ 0.8× direct, peak RSS ≤ 64 MiB) print MISS and fail only
-// with FERRY_BENCH_STRICT=1.
+// with FERRY_BENCH_STRICT=1. FERRY_BENCH_ENV adds KEY=VALUE settings to
+// ferry's environment only (GOGC in the environment reaches this process,
+// the direct client, too).
 package sftpftpbench
 
 import (
@@ -57,12 +59,13 @@ type bench struct {
 	dir, src string
 	sum      []byte
 	ferry    string                        // binary
+	env      []string                      // FERRY_BENCH_ENV: added to ferry's environment only
 	miss     func(format string, a ...any) // reports a missed target
 }
 
 func newBench(t *testing.T) *bench {
 	cfg := benchutil.Setup(t, "SFTP/FTP")
-	b := &bench{t: t, size: cfg.Size, rounds: cfg.Rounds, strict: cfg.Strict, miss: benchutil.Misser(t, cfg.Strict)}
+	b := &bench{t: t, size: cfg.Size, rounds: cfg.Rounds, strict: cfg.Strict, env: cfg.Env, miss: benchutil.Misser(t, cfg.Strict)}
 	b.dir = t.TempDir()
 	b.src = filepath.Join(b.dir, "payload.bin")
 	b.sum = benchutil.WriteRandomFile(t, b.src, b.size)
@@ -86,6 +89,30 @@ func (b *bench) pairs(pairs [][2]*benchutil.Series, fns map[*benchutil.Series]fu
 		}
 	}
 }
+
+// serverCPU records a server's CPU seconds (its whole process tree: sshd
+// and vsftpd run a process per session) per run of each series, since it
+// shares the two cores with ferry and the client.
+type serverCPU struct {
+	pid  int
+	runs map[*benchutil.Series][]float64
+}
+
+func newServerCPU(comm string) *serverCPU {
+	return &serverCPU{pid: benchutil.ChildPID(comm), runs: map[*benchutil.Series][]float64{}}
+}
+
+// wrap returns f recording the server's CPU during each call for s.
+func (c *serverCPU) wrap(s *benchutil.Series, f func() error) func() error {
+	return func() error {
+		c0 := benchutil.TreeCPU(c.pid)
+		err := f()
+		c.runs[s] = append(c.runs[s], (benchutil.TreeCPU(c.pid) - c0).Seconds())
+		return err
+	}
+}
+
+func (c *serverCPU) median(s *benchutil.Series) float64 { return benchutil.Median(c.runs[s]) }
 
 func (b *bench) report(all []*benchutil.Series) {
 	for _, s := range all {
@@ -307,15 +334,20 @@ func TestSFTPBench(t *testing.T) {
 	if v := os.Getenv("FERRY_SFTP_REQUESTS_IN_FLIGHT"); v != "" {
 		env = append(env, "FERRY_SFTP_REQUESTS_IN_FLIGHT="+v)
 	}
-	t.Logf("ferry settings: FERRY_SFTP_REQUESTS_IN_FLIGHT=%q GOMEMLIMIT=%q GOGC=%q",
-		os.Getenv("FERRY_SFTP_REQUESTS_IN_FLIGHT"), os.Getenv("GOMEMLIMIT"), os.Getenv("GOGC"))
+	env = append(env, b.env...)
+	t.Logf("ferry settings: FERRY_SFTP_REQUESTS_IN_FLIGHT=%q GOMEMLIMIT=%q GOGC=%q FERRY_BENCH_ENV=%q",
+		os.Getenv("FERRY_SFTP_REQUESTS_IN_FLIGHT"), os.Getenv("GOMEMLIMIT"), os.Getenv("GOGC"), b.env)
 	base, pid := startFerry(t, b.ferry, fmt.Sprintf("sftp://%s@%s%s/ferry", srv.User, srv.Addr(), root), env)
 	stopSampler, peaks := benchutil.SampleRSS(pid)
 	proxUp, proxDown := b.proxied(base, "bench/blob.bin")
 
+	// CPU of ferry and of this process (the direct transfers, or the HTTP
+	// client; not the OpenSSH client, a child) and of sshd.
+	watch := []int{pid, benchutil.Self}
+	sshdCPU := newServerCPU("sshd")
 	s := map[string]*benchutil.Series{}
 	for _, n := range []string{"up direct", "up proxied", "up cli", "down direct", "down proxied", "down cli"} {
-		s[n] = &benchutil.Series{Name: n}
+		s[n] = &benchutil.Series{Name: n, Watch: watch}
 	}
 	s["up direct"].Name = "upload, direct pkg/sftp"
 	s["up proxied"].Name = "upload through ferry"
@@ -327,6 +359,9 @@ func TestSFTPBench(t *testing.T) {
 		s["up direct"]: directUp, s["up proxied"]: proxUp, s["up cli"]: cliUp,
 		s["down direct"]: directDown, s["down proxied"]: proxDown, s["down cli"]: cliDown,
 	}
+	for k, f := range fns {
+		fns[k] = sshdCPU.wrap(k, f)
+	}
 	b.pairs([][2]*benchutil.Series{{s["up direct"], s["up proxied"]}, {s["up cli"], s["down cli"]}, {s["down direct"], s["down proxied"]}}, fns)
 	if err := getCheck(base+"/api/2.0/mlflow-artifacts/artifacts/bench/blob.bin", b.size, b.sum); err != nil {
 		t.Fatalf("proxied object read back: %v", err)
@@ -337,6 +372,11 @@ func TestSFTPBench(t *testing.T) {
 	rss := pp.whole
 	stopSampler()
 	b.report([]*benchutil.Series{s["up direct"], s["up cli"], s["up proxied"], s["down direct"], s["down cli"], s["down proxied"]})
+	gib := float64(b.size) / (1 << 30)
+	for _, n := range []string{"up direct", "up proxied", "up cli", "down direct", "down proxied", "down cli"} {
+		b.t.Logf("  %-44s CPU s/GiB (median): ferry %.2f, this process %.2f, sshd %.2f",
+			s[n].Name, s[n].CPUMedian(0)/gib, s[n].CPUMedian(1)/gib, sshdCPU.median(s[n])/gib)
+	}
 	b.ratio("sftp upload vs pkg/sftp", s["up direct"], s["up proxied"])
 	b.ratio("sftp download vs pkg/sftp", s["down direct"], s["down proxied"])
 	b.ratio("sftp upload vs OpenSSH sftp", s["up cli"], s["up proxied"])
@@ -399,7 +439,7 @@ func TestFTPBench(t *testing.T) {
 		}
 		return err
 	}
-	env := []string{"FERRY_FTP_MAX_CONNECTIONS=4"}
+	env := append([]string{"FERRY_FTP_MAX_CONNECTIONS=4"}, b.env...)
 	base, pid := startFerry(t, b.ferry,
 		fmt.Sprintf("ftp://%s:%s@%s%s/ferry", srv.User, srv.Password, srv.Addr(), root), env)
 	stopSampler, peaks := benchutil.SampleRSS(pid)
@@ -413,16 +453,8 @@ func TestFTPBench(t *testing.T) {
 	upP2 := &benchutil.Series{Name: "upload through ferry (paired with RNTO)", Watch: watch}
 	// vsftpd's CPU too (its process tree: a process per session), since
 	// it shares the two cores with ferry and the client.
-	vsftpd := benchutil.ChildPID("vsftpd")
-	vsCPU := map[*benchutil.Series][]float64{}
-	withVsftpd := func(s *benchutil.Series, f func() error) func() error {
-		return func() error {
-			c0 := benchutil.TreeCPU(vsftpd)
-			err := f()
-			vsCPU[s] = append(vsCPU[s], (benchutil.TreeCPU(vsftpd) - c0).Seconds())
-			return err
-		}
-	}
+	vsCPU := newServerCPU("vsftpd")
+	withVsftpd := vsCPU.wrap
 	b.pairs([][2]*benchutil.Series{{upD, upP}, {upR, upP2}, {downD, downP}}, map[*benchutil.Series]func() error{
 		upD: withVsftpd(upD, directUp), upP: withVsftpd(upP, proxUp), upR: withVsftpd(upR, directUpRename), upP2: withVsftpd(upP2, proxUp),
 		downD: withVsftpd(downD, directDown), downP: withVsftpd(downP, proxDown),
@@ -439,7 +471,7 @@ func TestFTPBench(t *testing.T) {
 	gib := float64(b.size) / (1 << 30)
 	for _, s := range []*benchutil.Series{upD, upP, upR, upP2, downD, downP} {
 		b.t.Logf("  %-44s CPU s/GiB (median): ferry %.2f, this process %.2f, vsftpd %.2f",
-			s.Name, s.CPUMedian(0)/gib, s.CPUMedian(1)/gib, benchutil.Median(vsCPU[s])/gib)
+			s.Name, s.CPUMedian(0)/gib, s.CPUMedian(1)/gib, vsCPU.median(s)/gib)
 	}
 	b.ratio("ftp upload vs jlaffaye/ftp", upD, upP)
 	// Not a target: the like-for-like server work, for reading the above.
