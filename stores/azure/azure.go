@@ -5,7 +5,7 @@
 //
 // Configuration is upstream MLflow's environment (see ConfigFromEnv).
 // Uploads stream: a body that fits one block goes up as one Put Blob, a
-// longer one as blocks of MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE staged from
+// longer one as blocks of DefaultBlockSize (or MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE) staged from
 // off-heap buffers, blocksInFlight at a time, and committed as a block
 // list only once the whole body has arrived; a body that ends early or
 // fails commits nothing (Azure drops uncommitted blocks itself).

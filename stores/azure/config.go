@@ -18,9 +18,15 @@ const (
 	MinBlockSize = 1 << 20
 	// MaxBlocks is Azure's limit on committed blocks per blob.
 	MaxBlocks = 50000
-	// DefaultBlockSize is MLflow's MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE
-	// default (10 MiB), used as the block size of proxied uploads.
-	DefaultBlockSize = 10 << 20
+	// DefaultBlockSize is the block size of proxied uploads when
+	// MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE is unset: 4 MiB, the Python
+	// SDK's max_block_size that upstream's upload_blob uses. Ferry keeps
+	// blocksInFlight of them in memory per upload: 4 MiB blocks kept the
+	// 1 GiB benchmark at 58 MiB peak RSS where 10 MiB (MLflow's chunk
+	// default, used before) took 76, at the same speed on Azurite. A
+	// stream of unknown length fits MaxBlocks·4 MiB = 195 GiB; known
+	// lengths raise the block size as needed (blockSizeFor).
+	DefaultBlockSize = 4 << 20
 	// DefaultTimeout is upstream's Azure default for
 	// MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT (600 s).
 	DefaultTimeout = 600 * time.Second

@@ -18,7 +18,8 @@
 // and the best and median of each and the per-round paired ratios are
 // printed. FERRY_BENCH_STRICT=1 fails the run when a target is missed
 // (throughput ≥ 0.9× direct, peak RSS ≤ 64 MiB); the zero-bytes check
-// always applies.
+// always applies. FERRY_BENCH_ENV adds KEY=VALUE settings to ferry's
+// environment (e.g. MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE, its block size).
 package azurebench
 
 import (
@@ -53,7 +54,7 @@ func TestAzureBench(t *testing.T) {
 	srv := azuritesrv.Start(t, azuritesrv.Options{})
 	cont := srv.Container(t, nil)
 	client := srv.Client(t, nil)
-	fy := startFerry(t, benchutil.BuildFerry(t, dir), dir, azuritesrv.URI(cont, "bench"), srv.Env())
+	fy := startFerry(t, benchutil.BuildFerry(t, dir), dir, azuritesrv.URI(cont, "bench"), append(srv.Env(), cfg.Env...))
 	base, pid := fy.Base, fy.PID()
 	ctx := context.Background()
 	load := benchutil.Load
