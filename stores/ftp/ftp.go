@@ -200,13 +200,14 @@ func (s *Store) dial(ctx context.Context) (*conn, error) {
 			if err != nil {
 				return nil, err
 			}
+			stalled := &stallConn{Conn: d, timeout: s.cfg.Timeout}
 			if s.cfg.TLS == TLSOff {
 				c.data, _ = d.(*net.TCPConn)
-				return d, nil
+				return stalled, nil
 			}
 			// The handshake starts on the first read or write: some
 			// servers (proftpd, pure-ftpd) hang on an early one.
-			return &tlsData{Conn: tls.Client(d, s.cfg.TLSConfig)}, nil
+			return &tlsData{Conn: tls.Client(stalled, s.cfg.TLSConfig)}, nil
 		}),
 	}
 	switch s.cfg.TLS {
@@ -563,6 +564,32 @@ func (r *reader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// stallConn is a data connection on which every read and write must make
+// progress within timeout (Config.Timeout): a server that stops sending
+// or taking data mid-transfer (hung, stopped, a dead link without a
+// reset) fails the transfer, instead of holding the request, its
+// goroutine and a pooled connection forever. It sits under TLS for FTPS,
+// so every record's I/O is bounded.
+type stallConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *stallConn) Read(p []byte) (int, error) {
+	_ = c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
+	return c.Conn.Read(p)
+}
+
+func (c *stallConn) Write(p []byte) (int, error) {
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	return c.Conn.Write(p)
+}
+
+// spliceChunk is how much one splice may move before the data
+// connection's read deadline is pushed on: the stall bound of a spliced
+// download is Config.Timeout per chunk.
+const spliceChunk = 4 << 20
+
 // splicingReader is a reader over a plain TCP data connection. Its WriteTo
 // offers the socket itself, bounded to the range, to the destination: when
 // that is a TCP connection (fasthttp's response writer ends in one), Go's
@@ -580,9 +607,20 @@ func (r *splicingReader) WriteTo(w io.Writer) (int64, error) {
 	if r.left <= 0 {
 		return 0, nil
 	}
-	lr := &io.LimitedReader{R: r.data, N: r.left}
-	n, err := io.Copy(w, lr)
-	r.left -= n
+	// Chunks, so the read deadline moves on as data flows (a stalled
+	// server fails within the timeout); each chunk is still spliced.
+	var n int64
+	var err error
+	for r.left > 0 && err == nil {
+		_ = r.data.SetReadDeadline(time.Now().Add(r.s.cfg.Timeout))
+		var m int64
+		m, err = io.Copy(w, &io.LimitedReader{R: r.data, N: min(r.left, spliceChunk)})
+		n += m
+		r.left -= m
+		if m == 0 && err == nil {
+			break // the server closed the data connection early
+		}
+	}
 	switch {
 	case err != nil:
 		r.broken = true

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -198,6 +199,22 @@ func (s *Server) Kill() {
 	unixuser.KillTree(s.cmd.Process.Pid)
 	<-s.exited
 	s.cmd = nil
+}
+
+// Pause freezes vsftpd and every session it serves (SIGSTOP): the server
+// keeps its connections open but moves no data and answers nothing, as a
+// hung server or a dead link would. Resume thaws it.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume thaws a server frozen by Pause (SIGCONT).
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		unixuser.SignalTree(s.cmd.Process.Pid, sig)
+	}
 }
 
 // passiveRange picks the first port of a range of passivePorts ports

@@ -155,7 +155,11 @@ func RandHex(n int) string {
 // /proc. Servers such as sshd put each session in a new session and
 // process group (setsid), so killing the group alone would leave the
 // sessions alive, which a crash would not.
-func KillTree(pid int) {
+func KillTree(pid int) { SignalTree(pid, syscall.SIGKILL) }
+
+// SignalTree sends sig to pid and every descendant of it (SIGSTOP and
+// SIGCONT freeze and thaw a server with its sessions).
+func SignalTree(pid int, sig syscall.Signal) {
 	children := map[int][]int{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -191,6 +195,6 @@ func KillTree(pid int) {
 	}
 	walk(pid)
 	for _, p := range all {
-		_ = syscall.Kill(p, syscall.SIGKILL)
+		_ = syscall.Kill(p, sig)
 	}
 }
