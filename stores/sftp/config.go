@@ -37,6 +37,20 @@ const (
 	// holds a 32 KiB packet in Ferry's memory, so this sets the memory a
 	// transfer costs against the speed it reaches on a link with latency.
 	EnvRequestsInFlight = "FERRY_SFTP_REQUESTS_IN_FLIGHT"
+	// EnvMaxPacket is the data size of one SFTP read or write request, in
+	// bytes from 1024 to OpenSSHMaxPacket. Unset: OpenSSHMaxPacket when
+	// the server is OpenSSH advertising limits@openssh.com, else the 32
+	// KiB every server must accept. 32768 turns large packets off.
+	EnvMaxPacket = "FERRY_SFTP_MAX_PACKET"
+)
+
+// Packet sizes (request payloads). BasePacket is what SFTP servers must
+// accept (draft-ietf-secsh-filexfer); OpenSSHMaxPacket is OpenSSH's
+// sftp-server read and write limit (its 256 KiB message limit less 1 KiB,
+// what its limits@openssh.com reply states).
+const (
+	BasePacket       = 32 << 10
+	OpenSSHMaxPacket = 255 << 10
 )
 
 // DefaultRequestsInFlight is the requests in flight per transfer when
@@ -71,9 +85,13 @@ type Config struct {
 	InsecureIgnoreHostKey bool
 	// MaxConnections bounds the pool (default 8).
 	MaxConnections int
-	// RequestsInFlight bounds the requests one transfer keeps in flight
-	// (default DefaultRequestsInFlight).
+	// RequestsInFlight, in 32 KiB requests, sizes the store's in-flight
+	// budget: RequestsInFlight·32 KiB in all, shared by the transfers
+	// running at once (default DefaultRequestsInFlight).
 	RequestsInFlight int
+	// MaxPacket is the request payload size; 0 chooses per server (see
+	// EnvMaxPacket).
+	MaxPacket int
 	// DialTimeout bounds connecting and the SSH handshake (default 30 s).
 	DialTimeout time.Duration
 }
@@ -182,6 +200,13 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 	}
 	if c.RequestsInFlight, err = intEnv(EnvRequestsInFlight, DefaultRequestsInFlight); err != nil {
 		return c, err
+	}
+	if v := os.Getenv(EnvMaxPacket); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1024 || n > OpenSSHMaxPacket {
+			return c, fmt.Errorf("%s=%q: want a number of bytes from 1024 to %d", EnvMaxPacket, v, OpenSSHMaxPacket)
+		}
+		c.MaxPacket = n
 	}
 	c.DialTimeout = 30 * time.Second
 	return c, nil

@@ -29,6 +29,7 @@ type conn struct {
 	ssh         *ssh.Client
 	sftp        *sftp.Client
 	posixRename bool
+	packet      int           // bytes of data per SFTP read or write request
 	dead        chan struct{} // closed when the connection has ended
 	stop        chan struct{}
 	closeOnce   sync.Once
@@ -50,6 +51,25 @@ func (c *conn) close() {
 		c.sftp.Close()
 		c.ssh.Close()
 	})
+}
+
+// packetSize is the request payload for a connection: configured when
+// set, else OpenSSHMaxPacket for an OpenSSH server (banner
+// "SSH-2.0-OpenSSH_...") that advertises limits@openssh.com, whose limits
+// are that size since the extension exists (8.7), else BasePacket. Larger
+// requests cut the per-request work of pkg/sftp and Ferry's CPU per GiB
+// (stores/sftp/NOTES.md has the figures); a server that does not say it
+// takes them gets the size every server must.
+func packetSize(configured int, banner string, sc interface {
+	HasExtension(string) (string, bool)
+}) int {
+	if configured > 0 {
+		return configured
+	}
+	if _, ok := sc.HasExtension("limits@openssh.com"); ok && strings.HasPrefix(banner, "SSH-2.0-OpenSSH_") {
+		return OpenSSHMaxPacket
+	}
+	return BasePacket
 }
 
 // errUnknownHost and errHostKeyMismatch classify host key failures; the
@@ -252,7 +272,12 @@ func (d *dialer) dial(ctx context.Context) (*conn, error) {
 		client.Close()
 		return nil, fmt.Errorf("starting the sftp subsystem: %w", err)
 	}
-	c := &conn{ssh: client, sftp: sc2, dead: make(chan struct{}), stop: make(chan struct{})}
+	packet := packetSize(d.cfg.MaxPacket, string(client.ServerVersion()), sc2)
+	if packet != BasePacket {
+		// Only sets the size the client cuts reads and writes into.
+		_ = sftp.MaxPacketUnchecked(packet)(sc2)
+	}
+	c := &conn{ssh: client, sftp: sc2, packet: packet, dead: make(chan struct{}), stop: make(chan struct{})}
 	_, c.posixRename = sc2.HasExtension("posix-rename@openssh.com")
 	go func() { _ = client.Wait(); close(c.dead) }()
 	go c.keepalive()

@@ -452,19 +452,34 @@ func TestRequestsInFlight(t *testing.T) {
 		t.Fatalf("%s=3: RequestsInFlight %d, err %v", sftp.EnvRequestsInFlight, c.RequestsInFlight, err)
 	}
 
+	for _, bad := range []string{"1023", "261121", "x"} {
+		t.Setenv(sftp.EnvMaxPacket, bad)
+		if _, err := sftp.ConfigFromURL(u); err == nil || !strings.Contains(err.Error(), sftp.EnvMaxPacket) {
+			t.Errorf("%s=%q: err = %v; want an error naming the variable", sftp.EnvMaxPacket, bad, err)
+		}
+	}
+	t.Setenv(sftp.EnvMaxPacket, "32768")
+	if c, err := sftp.ConfigFromURL(u); err != nil || c.MaxPacket != 32768 {
+		t.Fatalf("%s=32768: MaxPacket %d, err %v", sftp.EnvMaxPacket, c.MaxPacket, err)
+	}
+
 	data := make([]byte, 3<<20+12345) // about 100 packets, the last one short
 	for i := range data {
 		data[i] = byte(i * 7 / 5)
 	}
-	for _, n := range []int{1, 2, 0} { // 0: a Config built by hand gets the default
+	// 0: a Config built by hand gets the defaults (on this OpenSSH server,
+	// 255 KiB requests); an odd packet size exercises short last pieces.
+	for _, tc := range []struct{ n, packet int }{{1, 0}, {2, 0}, {0, 0}, {1, 32768}, {0, 32768}, {3, 40000}} {
+		n := tc.n
 		c := cfg
 		c.RequestsInFlight = n
+		c.MaxPacket = tc.packet
 		s, err := sftp.New(context.Background(), c)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ctx := context.Background()
-		key := fmt.Sprintf("obj-%d", n)
+		key := fmt.Sprintf("obj-%d-%d", n, tc.packet)
 		if err := s.Put(ctx, key, bytes.NewReader(data), int64(len(data))); err != nil {
 			t.Fatalf("RequestsInFlight %d: Put: %v", n, err)
 		}

@@ -6,33 +6,43 @@ import (
 	"github.com/pkg/sftp"
 )
 
-// minShare is the fewest requests in flight a transfer is given however
-// many run at once: below it a transfer waits a round trip for every few
-// packets.
-const minShare = 8
+// minShareBytes is the least a transfer keeps in flight however many run
+// at once (8 requests of 32 KiB; at least 2 requests of any size): below
+// it a transfer waits a round trip for every few packets.
+const minShareBytes = 8 * BasePacket
 
-// inFlightBudget shares Config.RequestsInFlight among the pipelined
-// transfers (uploads and downloads) running at once, so that the packets
-// the store keeps in flight, and the buffers and per-packet garbage that go
-// with them, stay about the same whether one transfer runs or eight. A
-// transfer alone gets the whole budget (OpenSSH's 64 by default, which a
-// link with latency needs); n transfers at once get budget/n each, at
-// least minShare. A share is fixed when a transfer starts: one that began
-// alone keeps its share when others join, so the bound is
-// budget + (n-1)·budget/n in the worst case, not budget·n.
+// inFlightBudget shares the store's in-flight bytes (RequestsInFlight
+// requests of 32 KiB: 2 MiB by default) among the pipelined transfers
+// (uploads and downloads) running at once, so that the data the store
+// keeps in flight, and the buffers and per-packet garbage that go with it,
+// stay about the same whether one transfer runs or eight. A transfer alone
+// gets the whole budget (OpenSSH's 64 × 32 KiB by default, which a link
+// with latency needs); n transfers at once get budget/n each, at least
+// minShareBytes. Shares are counted in the connection's request size
+// (conn.packet), so larger packets mean fewer requests, not more bytes. A
+// share is fixed when a transfer starts: one that began alone keeps it
+// when others join, so the bound is budget + (n-1)·budget/n in the worst
+// case, not budget·n.
 type inFlightBudget struct {
-	total  int
+	total  int // requests of BasePacket
 	active atomic.Int64
 }
 
-// begin counts a transfer in and sets its share on c, which the caller
-// holds exclusively (pooled connections serve one operation at a time, and
-// pkg/sftp reads the setting when a transfer starts). The returned func
-// counts the transfer out.
+// begin counts a transfer in and sets its share, in requests of c's
+// packet size, on c, which the caller holds exclusively (pooled
+// connections serve one operation at a time, and pkg/sftp reads the
+// setting when a transfer starts). The returned func counts the transfer
+// out.
 func (b *inFlightBudget) begin(c *conn) (share int, end func()) {
 	n := b.active.Add(1)
-	share = b.total / int(n)
-	share = max(share, min(minShare, b.total))
+	packet := c.packet
+	if packet <= 0 {
+		packet = BasePacket
+	}
+	totalBytes := b.total * BasePacket
+	floor := min(minShareBytes, totalBytes)
+	bytes := max(totalBytes/int(n), floor)
+	share = max(bytes/packet, min(2, max(totalBytes/packet, 1)))
 	// The option only sets a field; it fails for share < 1, which the
 	// arithmetic above rules out.
 	_ = sftp.MaxConcurrentRequestsPerFile(share)(c.sftp)

@@ -40,6 +40,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	ferrysftp "github.com/ferryml/ferry/stores/sftp"
 	"github.com/ferryml/ferry/test/backends/ftpsrv"
 	"github.com/ferryml/ferry/test/backends/sftpsrv"
 	"github.com/ferryml/ferry/test/bench/benchutil"
@@ -271,7 +272,15 @@ func TestSFTPBench(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sc.Close()
-	client, err := sftp.NewClient(sc, sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true), sftp.MaxConcurrentRequestsPerFile(64))
+	// The same request size and bytes in flight as the driver picks for
+	// this server (OpenSSH: 255 KiB requests, 8 in flight = 2 MiB, as 64
+	// of 32 KiB).
+	opts := []sftp.ClientOption{sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true), sftp.MaxConcurrentRequestsPerFile(64)}
+	if strings.HasPrefix(string(sc.ServerVersion()), "SSH-2.0-OpenSSH_") {
+		opts = append(opts, sftp.MaxPacketUnchecked(ferrysftp.OpenSSHMaxPacket),
+			sftp.MaxConcurrentRequestsPerFile(ferrysftp.DefaultRequestsInFlight*ferrysftp.BasePacket/ferrysftp.OpenSSHMaxPacket))
+	}
+	client, err := sftp.NewClient(sc, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
