@@ -32,10 +32,11 @@ const (
 	// EnvMaxConnections bounds the SSH connections to one server
 	// (default 8); more concurrent requests wait for a free one.
 	EnvMaxConnections = "FERRY_SFTP_MAX_CONNECTIONS"
-	// EnvRequestsInFlight bounds the SFTP read or write requests one
-	// transfer keeps in flight (default DefaultRequestsInFlight). Each
-	// holds a 32 KiB packet in Ferry's memory, so this sets the memory a
-	// transfer costs against the speed it reaches on a link with latency.
+	// EnvRequestsInFlight sizes the data the store keeps in flight, in
+	// 32 KiB requests (default DefaultRequestsInFlight: 2 MiB), shared by
+	// the transfers running at once (inFlightBudget); larger requests
+	// (EnvMaxPacket) are counted by their bytes. It sets the memory
+	// transfers cost against the speed they reach on a link with latency.
 	EnvRequestsInFlight = "FERRY_SFTP_REQUESTS_IN_FLIGHT"
 	// EnvMaxPacket is the data size of one SFTP read or write request, in
 	// bytes from 1024 to OpenSSHMaxPacket. Unset: OpenSSHMaxPacket when
