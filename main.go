@@ -179,7 +179,7 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 		}
 		artifacts = s
 		if gogc, ok := stores.ApplyGCAdvice(s, os.Getenv); ok {
-			log.Info("garbage collector tuned for the artifacts destination's driver (GOGC overrides)", "gogc", gogc)
+			log.Info("garbage collector tuned for the artifacts destination's driver (GOGC or GOMEMLIMIT override)", "gogc", gogc)
 		}
 		if cfg.TempFileMaxAge > 0 {
 			go sweepStaleTemps(ctx, s, cfg.TempFileMaxAge, log)

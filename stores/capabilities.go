@@ -105,14 +105,14 @@ type GCAdvisor interface {
 
 // ApplyGCAdvice sets the garbage collector's target percentage to what the
 // artifacts destination s advises (GCAdvisor), unless the operator chose
-// one with the GOGC environment variable (getenv is os.Getenv outside
-// tests) or s gives no advice. It reports the value set and whether it set
+// a collector policy with the GOGC or GOMEMLIMIT environment variables
+// (getenv is os.Getenv outside tests) or s gives no advice. It reports the value set and whether it set
 // one. Only the destination's advice is taken: it carries the bulk of the
 // transfers; stores opened per request for other roots do not change a
 // process-wide setting.
 func ApplyGCAdvice(s Store, getenv func(string) string) (percent int, applied bool) {
 	a, ok := As[GCAdvisor](s)
-	if !ok || getenv("GOGC") != "" {
+	if !ok || getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
 		return 0, false
 	}
 	percent = a.GCPercent()

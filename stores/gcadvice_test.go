@@ -40,6 +40,12 @@ func TestApplyGCAdvice(t *testing.T) {
 			}
 			return ""
 		}},
+		"GOMEMLIMIT set by the operator": {advisingStore{percent: 37}, func(k string) string {
+			if k == "GOMEMLIMIT" {
+				return "28MiB"
+			}
+			return ""
+		}},
 		"no advice":   {&fakeStore{}, noEnv},
 		"zero advice": {advisingStore{percent: 0}, noEnv},
 	} {
