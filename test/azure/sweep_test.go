@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -34,16 +33,7 @@ func TestStartSweepDeletesStaleBlocks(t *testing.T) {
 	stage(outside)
 	time.Sleep(4 * time.Second)
 	f := startFerry(t, azuritesrv.URI(cont, prefix), srv.Env(), "--temp-file-max-age", "2s")
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(f.Logs.String(), "stale uploads removed") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no sweep logged within 30 s:\n%s", tail(f.Logs.String(), 4<<10))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if !strings.Contains(f.Logs.String(), `"removed":1`) {
-		t.Errorf("sweep log: %s", tail(f.Logs.String(), 4<<10))
-	}
+	f.WaitStaleUploadSweep(t, 1)
 	var left []string
 	pager := cc.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Include: container.ListBlobsInclude{UncommittedBlobs: true}})
 	for pager.More() {

@@ -194,3 +194,20 @@ func PostJSON(t testing.TB, url string, v, out any) (int, []byte) {
 	}
 	return code, body
 }
+
+// WaitStaleUploadSweep waits up to 30 s for the start-up sweep of stale
+// uploads to log its result and checks it removed exactly removed
+// leftovers.
+func (s *Server) WaitStaleUploadSweep(t testing.TB, removed int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(s.Logs.String(), "stale uploads removed") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no sweep logged within 30 s:\n%s", Tail(s.Logs.String(), 4<<10))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if want := fmt.Sprintf(`"removed":%d`, removed); !strings.Contains(s.Logs.String(), want) {
+		t.Errorf("sweep log does not say %s: %s", want, Tail(s.Logs.String(), 4<<10))
+	}
+}

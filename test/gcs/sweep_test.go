@@ -1,7 +1,6 @@
 package gcse2e
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -38,16 +37,7 @@ func TestStartSweepAbortsStaleUploads(t *testing.T) {
 	young := create()
 
 	g := startFerry(t, dest, env, "--temp-file-max-age", "2h")
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(g.Logs.String(), "stale uploads removed") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no sweep logged within 30 s:\n%s", tail(g.Logs.String(), 4<<10))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if !strings.Contains(g.Logs.String(), `"removed":1`) {
-		t.Errorf("sweep log: %s", tail(g.Logs.String(), 4<<10))
-	}
+	g.WaitStaleUploadSweep(t, 1)
 	open := xs.OpenUploadIDs()
 	if _, ok := open[stale]; ok {
 		t.Errorf("the stale upload %s is still open", stale)

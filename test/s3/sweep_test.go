@@ -2,7 +2,6 @@ package s3e2e
 
 import (
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -29,16 +28,7 @@ func TestStartSweepAbortsStaleUploads(t *testing.T) {
 	outside := open("elsewhere/cut.bin")
 	time.Sleep(4 * time.Second)
 	f := startFerry(t, "s3://"+bucket+"/"+prefix, srv.Env(), "--temp-file-max-age", "2s")
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(f.Logs.String(), "stale uploads removed") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no sweep logged within 30 s:\n%s", tail(f.Logs.String(), 4<<10))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if !strings.Contains(f.Logs.String(), `"removed":1`) {
-		t.Errorf("sweep log: %s", tail(f.Logs.String(), 4<<10))
-	}
+	f.WaitStaleUploadSweep(t, 1)
 	var left []string
 	for u := range core.ListIncompleteUploads(t.Context(), bucket, "", true) {
 		left = append(left, u.UploadID)
