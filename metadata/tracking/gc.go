@@ -127,7 +127,7 @@ func (a *API) GarbageCollect(ctx context.Context, opts GCOptions) (GCResult, err
 		}
 	}
 	for _, id := range modelIDs {
-		done, err := a.gcLoggedModel(ctx, id)
+		done, err := a.gcLoggedModel(ctx, id, report)
 		if err != nil {
 			return res, err
 		}
@@ -222,8 +222,8 @@ func (a *API) gcRun(ctx context.Context, id string, explicit bool, opts GCOption
 		return false, wire.Errorf(wire.InvalidParameterValue, "Run %s is not older than the required age. Only runs older than %s can be deleted.", id, opts.OlderThanText)
 	}
 	if root.String != "" {
-		if err := a.deleteArtifactRoot(ctx, root.String); err != nil {
-			return false, fmt.Errorf("run %s: delete artifacts at %s: %w", id, root.String, err)
+		if err := a.purgeArtifacts(ctx, "run "+id, root.String, opts.Report); err != nil {
+			return false, fmt.Errorf("run %s: delete artifacts at %s: %w", id, stores.RedactURI(root.String), err)
 		}
 	}
 	err = a.db.Write(ctx, func(tx *metadata.Tx) error {
@@ -243,6 +243,27 @@ func (a *API) gcRun(ctx context.Context, id string, explicit bool, opts GCOption
 		return err
 	})
 	return done, err
+}
+
+// purgeArtifacts deletes the artifacts under root for what ("run <id>",
+// "logged model <id>") before its rows go. A root no store can be found
+// for (an unsupported or malformed URI: upstream's InvalidUrlException)
+// is reported and skipped, as upstream's gc does, so the rows are purged
+// anyway; every other failure (the store unavailable, a refusal) stops the
+// collection with the rows kept, so a later run can finish the job.
+func (a *API) purgeArtifacts(ctx context.Context, what, root string, report func(string)) error {
+	err := a.deleteArtifactRoot(ctx, root)
+	var we *wire.Error
+	if !errors.As(err, &we) || (we.Code != wire.NotImplemented && we.Code != wire.InvalidParameterValue) {
+		return err
+	}
+	msg := fmt.Sprintf("Unable to resolve the artifact URL '%s' of %s (%s). The gc process will continue and bypass artifact deletion. Please ensure that the artifact exists and consider manually deleting any unused artifacts.",
+		stores.RedactURI(root), what, we.Message)
+	a.log.Warn("gc: artifacts not deleted", "of", what, "root", stores.RedactURI(root), "err", we.Message)
+	if report != nil {
+		report(msg)
+	}
+	return nil
 }
 
 // deleteArtifactRoot deletes everything under a run's artifact root, as
@@ -385,7 +406,7 @@ func (a *API) gcLoggedModels(ctx context.Context, opts GCOptions, threshold int6
 // the store of its artifact_location (as a run's root), then its params,
 // tags and metrics and its row. done is false when it is gone or no
 // longer deleted (another collection purged it, or it was restored).
-func (a *API) gcLoggedModel(ctx context.Context, id string) (done bool, err error) {
+func (a *API) gcLoggedModel(ctx context.Context, id string, report func(string)) (done bool, err error) {
 	var stage, root sql.NullString
 	err = a.db.Read(ctx, func(tx *metadata.Tx) error {
 		return tx.QueryRow(ctx, "SELECT lifecycle_stage, artifact_location FROM logged_models WHERE model_id = ?", id).Scan(&stage, &root)
@@ -397,8 +418,8 @@ func (a *API) gcLoggedModel(ctx context.Context, id string) (done bool, err erro
 		return false, err
 	}
 	if root.String != "" {
-		if err := a.deleteArtifactRoot(ctx, root.String); err != nil {
-			return false, fmt.Errorf("logged model %s: delete artifacts at %s: %w", id, root.String, err)
+		if err := a.purgeArtifacts(ctx, "logged model "+id, root.String, report); err != nil {
+			return false, fmt.Errorf("logged model %s: delete artifacts at %s: %w", id, stores.RedactURI(root.String), err)
 		}
 	}
 	err = a.db.Write(ctx, func(tx *metadata.Tx) error {

@@ -465,7 +465,7 @@ func TestGarbageCollectModelAgainstExperimentPurge(t *testing.T) {
 			errs := make([]error, len(models)+1)
 			wg.Go(func() { _, errs[0] = f.api.hardDeleteExperiment(ctx, expID) })
 			for i, id := range models {
-				wg.Go(func() { _, errs[i+1] = f.api.gcLoggedModel(ctx, id) })
+				wg.Go(func() { _, errs[i+1] = f.api.gcLoggedModel(ctx, id, nil) })
 			}
 			wg.Wait()
 			for _, err := range errs {
@@ -481,6 +481,51 @@ func TestGarbageCollectModelAgainstExperimentPurge(t *testing.T) {
 					t.Errorf("round %d: rows of model %s left", round, id)
 				}
 			}
+		}
+	})
+}
+
+// TestGarbageCollectUnresolvableRoot: a run or logged model whose artifact
+// root no store can serve (here an unknown scheme) is purged anyway, with
+// the artifacts reported as not deleted, as upstream's gc does on an
+// InvalidUrlException.
+func TestGarbageCollectUnresolvableRoot(t *testing.T) {
+	t.Parallel()
+	domaintest.ForEachBackend(t, func(t *testing.T, db *metadata.DB) {
+		f := newGCFixture(t, db)
+		c := f.c
+		ctx := context.Background()
+		exp := c.mustPost("/experiments/create", `{"name": "unresolvable"}`)["experiment_id"].(string)
+		run, _ := c.newRun(`{"experiment_id": "` + exp + `"}`)
+		model := c.mustPost("/logged-models", `{"experiment_id": "`+exp+`", "name": "lm"}`)["model"].(map[string]any)["info"].(map[string]any)["model_id"].(string)
+		err := db.Write(ctx, func(tx *metadata.Tx) error {
+			if _, err := tx.Exec(ctx, "UPDATE runs SET artifact_uri = ? WHERE run_uuid = ?", "nosuchscheme://bucket/"+run, run); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "UPDATE logged_models SET artifact_location = ? WHERE model_id = ?", "nosuchscheme://bucket/"+model, model)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.mustPost("/runs/delete", `{"run_id": "`+run+`"}`)
+		if st, out := c.send("DELETE", "/logged-models/"+model, ``); st != 200 {
+			t.Fatalf("delete logged model: %d %v", st, out)
+		}
+
+		var lines []string
+		res, err := f.api.GarbageCollect(ctx, GCOptions{Report: func(l string) { lines = append(lines, l) }})
+		if err != nil || res.Runs != 1 || res.LoggedModels != 1 {
+			t.Fatalf("GarbageCollect = %+v, %v; want the run and the model purged", res, err)
+		}
+		report := strings.Join(lines, "\n")
+		for _, what := range []string{"run " + run, "logged model " + model} {
+			if !strings.Contains(report, "Unable to resolve the artifact URL 'nosuchscheme://bucket/") || !strings.Contains(report, what) {
+				t.Errorf("report does not say the artifacts of %s were skipped:\n%s", what, report)
+			}
+		}
+		if count(t, db, "runs", "run_uuid", run) != 0 || count(t, db, "logged_models", "model_id", model) != 0 {
+			t.Error("rows left after the collection")
 		}
 	})
 }
