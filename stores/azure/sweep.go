@@ -14,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
 	"github.com/ferryml/ferry/stores"
+	"github.com/ferryml/ferry/stores/internal/leftovers"
 )
 
 var _ stores.StaleUploadSweeper = (*Store)(nil)
@@ -63,15 +64,9 @@ func (s *Store) SweepStaleUploads(ctx context.Context, olderThan time.Duration) 
 	if err != nil {
 		return 0, err
 	}
-	removed := 0
-	var firstErr error
-	for _, u := range stale {
+	return leftovers.AbortAll(ctx, stale, func(u uncommitted) error {
 		err := s.deleteUncommitted(ctx, u, cutoff)
 		switch {
-		case err == nil:
-			removed++
-			s.logger().Info("azure: deleted the uncommitted blocks of an abandoned upload", "container", s.cfg.Container,
-				"blob", u.name, "first_block", u.at.UTC().Format(time.RFC3339))
 		case errors.Is(err, errRefused):
 			// Rare (a commit in the instant between check and delete);
 			// on every candidate, it would mean the service evaluates
@@ -79,20 +74,17 @@ func (s *Store) SweepStaleUploads(ctx context.Context, olderThan time.Duration) 
 			s.logger().Warn("azure: the conditional delete of an uncommitted blob was refused; kept", "blob", u.name, "reason", err.Error())
 		case errors.Is(err, errKept):
 			s.logger().Debug("azure: an uncommitted blob changed since it was listed; kept", "blob", u.name, "reason", err.Error())
-		case errors.Is(err, stores.ErrUnavailable), ctx.Err() != nil:
-			return removed, err
-		default:
-			if firstErr == nil {
-				firstErr = err
-			}
 		}
-	}
-	return removed, firstErr
+		return err
+	}, func(u uncommitted) {
+		s.logger().Info("azure: deleted the uncommitted blocks of an abandoned upload", "container", s.cfg.Container,
+			"blob", u.name, "first_block", u.at.UTC().Format(time.RFC3339))
+	})
 }
 
 // errKept marks a candidate the sweep found committed, gone or changed
 // when it came to delete it: nothing to do, not a failure.
-var errKept = errors.New("kept")
+var errKept = leftovers.ErrKept
 
 // errRefused is the errKept of a delete its condition refused (412).
 var errRefused = fmt.Errorf("%w: the delete's condition failed", errKept)
