@@ -1,8 +1,6 @@
 package tracing
 
 import (
-	"math"
-
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/ferryml/ferry/metadata/search"
@@ -51,25 +49,11 @@ func (a *API) calculateFilterCorrelation(c *fiber.Ctx) error {
 	}
 	raw, smoothed := npmi(counts)
 	return a.send(c, fiber.Map{
-		"npmi":          jsonDouble(raw),
-		"npmi_smoothed": jsonDouble(smoothed),
+		"npmi":          wire.Double(raw),
+		"npmi_smoothed": wire.Double(smoothed),
 		"filter1_count": counts.filter1,
 		"filter2_count": counts.filter2,
 		"joint_count":   counts.joint,
 		"total_count":   counts.total,
 	}, nil)
-}
-
-// jsonDouble is a double as proto JSON writes it: a number, or the
-// strings "NaN", "Infinity", "-Infinity" (spec §1: doubles).
-func jsonDouble(v float64) any {
-	switch {
-	case math.IsNaN(v):
-		return "NaN"
-	case math.IsInf(v, 1):
-		return "Infinity"
-	case math.IsInf(v, -1):
-		return "-Infinity"
-	}
-	return v
 }

@@ -1,9 +1,6 @@
 package tracking
 
-import (
-	"encoding/json"
-	"math"
-)
+import "github.com/ferryml/ferry/wire"
 
 // The JSON shapes of spec tracking-api.md §3. Fields follow upstream's
 // emission rules: unset optional fields and empty lists are omitted,
@@ -104,19 +101,5 @@ type Run struct {
 	Outputs *RunOutputs `json:"outputs,omitempty"`
 }
 
-// jsonFloat is a double as upstream's JSON has it: NaN and ±Infinity are
-// the strings "NaN", "Infinity", "-Infinity".
-type jsonFloat float64
-
-func (f jsonFloat) MarshalJSON() ([]byte, error) {
-	v := float64(f)
-	switch {
-	case math.IsNaN(v):
-		return []byte(`"NaN"`), nil
-	case math.IsInf(v, 1):
-		return []byte(`"Infinity"`), nil
-	case math.IsInf(v, -1):
-		return []byte(`"-Infinity"`), nil
-	}
-	return json.Marshal(v)
-}
+// jsonFloat is a double in upstream's JSON (wire.Double).
+type jsonFloat = wire.Double
