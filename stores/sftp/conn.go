@@ -259,14 +259,10 @@ func (d *dialer) dial(ctx context.Context) (*conn, error) {
 	}
 	_ = tcp.SetDeadline(time.Time{})
 	client := ssh.NewClient(sc, chans, reqs)
-	inFlight := d.cfg.RequestsInFlight
-	if inFlight < 1 {
-		inFlight = DefaultRequestsInFlight
-	}
 	sc2, err := sftp.NewClient(client,
 		sftp.UseConcurrentWrites(true),
 		sftp.UseConcurrentReads(true),
-		sftp.MaxConcurrentRequestsPerFile(inFlight),
+		sftp.MaxConcurrentRequestsPerFile(d.cfg.RequestsInFlight), // New defaulted it
 	)
 	if err != nil {
 		client.Close()

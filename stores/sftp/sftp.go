@@ -90,6 +90,9 @@ var _ stores.Store = (*Store)(nil)
 // credentials or host key. A missing root directory is made by the first
 // upload, not here: opening a store only to list it writes nothing.
 func New(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.RequestsInFlight < 1 {
+		cfg.RequestsInFlight = DefaultRequestsInFlight
+	}
 	d, err := newDialer(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("sftp store %s@%s: %w", cfg.User, cfg.Addr(), classify(err))
@@ -98,10 +101,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		cfg:    cfg,
 		root:   strings.TrimSuffix(cfg.Root, "/"),
 		log:    slog.New(slog.DiscardHandler),
-		budget: &inFlightBudget{total: max(cfg.RequestsInFlight, 1)},
-	}
-	if cfg.RequestsInFlight < 1 {
-		s.budget.total = DefaultRequestsInFlight
+		budget: &inFlightBudget{total: cfg.RequestsInFlight},
 	}
 	if s.root == "" {
 		s.root = "/"
