@@ -178,8 +178,9 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 			return fmt.Errorf("artifacts destination %q: %w", stores.RedactURI(cfg.ArtifactsDestination), err)
 		}
 		artifacts = s
-		if gogc, ok := stores.ApplyGCAdvice(s, os.Getenv); ok {
-			log.Info("garbage collector tuned for the artifacts destination's driver (GOGC or GOMEMLIMIT override)", "gogc", gogc)
+		if advice, _, ok := stores.ApplyGCAdvice(s, os.Getenv); ok {
+			log.Info("garbage collector tuned for the artifacts destination's driver (GOGC or GOMEMLIMIT override)",
+				"heap_target_bytes", advice.HeapTarget, "min_gogc", advice.MinPercent, "max_gogc", advice.MaxPercent)
 		}
 		if cfg.TempFileMaxAge > 0 {
 			go sweepStaleTemps(ctx, s, cfg.TempFileMaxAge, log)

@@ -3,8 +3,9 @@ package stores
 import (
 	"context"
 	"net/http"
-	"runtime/debug"
 	"time"
+
+	"github.com/ferryml/ferry/stores/internal/gctune"
 )
 
 // PresignedRequest is a URL a client can use directly against the backend,
@@ -96,29 +97,40 @@ type StaleUploadSweeper interface {
 // GCAdvisor is implemented by drivers whose client libraries allocate a
 // fresh buffer for every packet they move (x/crypto/ssh and pkg/sftp copy
 // each received packet twice), so that at full speed the garbage between
-// two collections, not the data in flight, sets the process's peak memory.
-// GCPercent is the GOGC value that kept the driver's benchmark under
-// Ferry's memory target; see ApplyGCAdvice.
+// two collections, not the data in flight, sets the process's peak memory
+// and the collector's share of the CPU. GCAdvice is the collector policy
+// that kept the driver's benchmark under Ferry's memory target at the
+// least collector work; see ApplyGCAdvice.
 type GCAdvisor interface {
-	GCPercent() int
+	GCAdvice() GCAdvice
 }
 
-// ApplyGCAdvice sets the garbage collector's target percentage to what the
-// artifacts destination s advises (GCAdvisor), unless the operator chose
-// a collector policy with the GOGC or GOMEMLIMIT environment variables
-// (getenv is os.Getenv outside tests) or s gives no advice. It reports the value set and whether it set
-// one. Only the destination's advice is taken: it carries the bulk of the
-// transfers; stores opened per request for other roots do not change a
-// process-wide setting.
-func ApplyGCAdvice(s Store, getenv func(string) string) (percent int, applied bool) {
+// GCAdvice is a collector policy: while the live heap is small, collect
+// when the heap reaches HeapTarget bytes (a GOGC recomputed after every
+// collection, at most MaxPercent); once the live heap leaves no such room,
+// run at GOGC=MinPercent.
+type GCAdvice struct {
+	HeapTarget             int64
+	MinPercent, MaxPercent int
+}
+
+// ApplyGCAdvice starts the collector policy the artifacts destination s
+// advises (GCAdvisor), unless the operator chose a collector policy with
+// the GOGC or GOMEMLIMIT environment variables (getenv is os.Getenv
+// outside tests) or s gives no usable advice. It returns the advice, a
+// function that stops the policy and restores the previous GOGC, and
+// whether it started one. Only the destination's advice is taken: it
+// carries the bulk of the transfers; stores opened per request for other
+// roots do not change a process-wide setting.
+func ApplyGCAdvice(s Store, getenv func(string) string) (advice GCAdvice, stop func(), applied bool) {
 	a, ok := As[GCAdvisor](s)
 	if !ok || getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
-		return 0, false
+		return GCAdvice{}, func() {}, false
 	}
-	percent = a.GCPercent()
-	if percent <= 0 {
-		return 0, false
+	advice = a.GCAdvice()
+	if advice.HeapTarget <= 0 || advice.MinPercent <= 0 || advice.MaxPercent < advice.MinPercent {
+		return GCAdvice{}, func() {}, false
 	}
-	debug.SetGCPercent(percent)
-	return percent, true
+	t := gctune.Start(gctune.Policy{Target: uint64(advice.HeapTarget), MinPercent: advice.MinPercent, MaxPercent: advice.MaxPercent})
+	return advice, t.Stop, true
 }

@@ -6,51 +6,62 @@ import (
 	"testing"
 )
 
-// advisingStore is a driver advising a GOGC value.
+// advisingStore is a driver advising a collector policy.
 type advisingStore struct {
 	Store
-	percent int
+	advice GCAdvice
 }
 
-func (a advisingStore) GCPercent() int { return a.percent }
+func (a advisingStore) GCAdvice() GCAdvice { return a.advice }
 
-// TestApplyGCAdvice: the destination's advice is applied through wrappers,
-// GOGC in the environment wins, a store without advice (or a nonsensical
-// one) changes nothing.
+// TestApplyGCAdvice: the destination's advice is applied through wrappers
+// and stopping it restores GOGC; GOGC or GOMEMLIMIT in the environment
+// wins, a store without advice (or a nonsensical one) changes nothing.
 func TestApplyGCAdvice(t *testing.T) {
 	orig := debug.SetGCPercent(100)
 	t.Cleanup(func() { debug.SetGCPercent(orig) })
 	noEnv := func(string) string { return "" }
+	good := GCAdvice{HeapTarget: 1 << 40, MinPercent: 37, MaxPercent: 137}
 
-	wrapped := Instrument(advisingStore{percent: 37}, "fake", nil, slog.New(slog.DiscardHandler))
-	if p, ok := ApplyGCAdvice(wrapped, noEnv); !ok || p != 37 {
-		t.Fatalf("ApplyGCAdvice = %d, %v; want 37, true", p, ok)
+	wrapped := Instrument(advisingStore{advice: good}, "fake", nil, slog.New(slog.DiscardHandler))
+	a, stop, ok := ApplyGCAdvice(wrapped, noEnv)
+	if !ok || a != good {
+		t.Fatalf("ApplyGCAdvice = %+v, %v; want %+v, true", a, ok, good)
 	}
-	if got := debug.SetGCPercent(100); got != 37 {
-		t.Fatalf("GOGC is %d after the advice; want 37", got)
+	// A tiny live heap against a 1 TiB target: the tuner sets MaxPercent.
+	if got := debug.SetGCPercent(-1); got != 137 {
+		t.Errorf("GOGC is %d under the advice; want 137", got)
+	}
+	debug.SetGCPercent(137)
+	stop()
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Fatalf("GOGC is %d after stop; want the 100 from before", got)
 	}
 
 	for name, tc := range map[string]struct {
 		s      Store
 		getenv func(string) string
 	}{
-		"GOGC set by the operator": {advisingStore{percent: 37}, func(k string) string {
+		"GOGC set by the operator": {advisingStore{advice: good}, func(k string) string {
 			if k == "GOGC" {
 				return "200"
 			}
 			return ""
 		}},
-		"GOMEMLIMIT set by the operator": {advisingStore{percent: 37}, func(k string) string {
+		"GOMEMLIMIT set by the operator": {advisingStore{advice: good}, func(k string) string {
 			if k == "GOMEMLIMIT" {
 				return "28MiB"
 			}
 			return ""
 		}},
-		"no advice":   {&fakeStore{}, noEnv},
-		"zero advice": {advisingStore{percent: 0}, noEnv},
+		"no advice":      {&fakeStore{}, noEnv},
+		"zero advice":    {advisingStore{}, noEnv},
+		"max below min":  {advisingStore{advice: GCAdvice{HeapTarget: 1 << 20, MinPercent: 50, MaxPercent: 40}}, noEnv},
+		"no heap target": {advisingStore{advice: GCAdvice{MinPercent: 50, MaxPercent: 400}}, noEnv},
 	} {
-		if p, ok := ApplyGCAdvice(tc.s, tc.getenv); ok {
-			t.Errorf("%s: applied %d", name, p)
+		if a, stop, ok := ApplyGCAdvice(tc.s, tc.getenv); ok {
+			stop()
+			t.Errorf("%s: applied %+v", name, a)
 		}
 		if got := debug.SetGCPercent(100); got != 100 {
 			t.Errorf("%s: GOGC changed to %d", name, got)

@@ -4,6 +4,8 @@ import (
 	"sync/atomic"
 
 	"github.com/pkg/sftp"
+
+	"github.com/ferryml/ferry/stores"
 )
 
 // minShareBytes is the least a transfer keeps in flight however many run
@@ -49,13 +51,16 @@ func (b *inFlightBudget) begin(c *conn) (share int, end func()) {
 	return share, func() { b.active.Add(-1) }
 }
 
-// gcPercent is the GOGC the store advises (stores.GCAdvisor). x/crypto/ssh
-// and pkg/sftp allocate every received packet afresh (twice per byte on a
-// download), so at full speed the heap grows by the garbage made between
-// collections: with GOGC=100 and eight transfers at once Ferry's peak RSS
-// was 69 MiB; at 50, 58 MiB, with no speed loss the benchmark could see
+// gcAdvice is the collector policy the store advises (stores.GCAdvisor).
+// x/crypto/ssh and pkg/sftp allocate every received packet afresh (twice
+// per byte on a download), so at full speed the heap grows by the garbage
+// made between collections. GOGC=100 let eight transfers at once peak at
+// 69–75 MiB; a flat GOGC=50 kept them at 58–62 MiB but, against the few
+// MiB one transfer holds live, collected every few MiB moved. Letting the
+// heap reach a fixed 16 MiB before collecting (and GOGC=50 once the live
+// heap leaves no room for that) keeps the peak and collects less often
 // (stores/sftp/NOTES.md has the figures).
-const gcPercent = 50
+var gcAdvice = stores.GCAdvice{HeapTarget: 16 << 20, MinPercent: 50, MaxPercent: 800}
 
-// GCPercent implements stores.GCAdvisor.
-func (s *Store) GCPercent() int { return gcPercent }
+// GCAdvice implements stores.GCAdvisor.
+func (s *Store) GCAdvice() stores.GCAdvice { return gcAdvice }

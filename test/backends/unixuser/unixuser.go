@@ -49,7 +49,9 @@ func Skip(t testing.TB, msg string) {
 
 // Prepare gives the account its password (see password) and makes it a
 // fresh directory under a world-traversable temp dir (t.TempDir's parents
-// are private to root).
+// are private to root): under $FERRY_TEST_SERVER_TMPDIR when set (the
+// benchmarks put the servers' files on tmpfs with it), else the default
+// temp dir.
 func Prepare(t testing.TB) *Account {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -65,7 +67,7 @@ func Prepare(t testing.TB) *Account {
 	if a.Password, err = password(); err != nil {
 		t.Fatal(err)
 	}
-	parent, err := os.MkdirTemp("", "ferry-unixuser-")
+	parent, err := os.MkdirTemp(os.Getenv("FERRY_TEST_SERVER_TMPDIR"), "ferry-unixuser-")
 	if err != nil {
 		t.Fatal(err)
 	}

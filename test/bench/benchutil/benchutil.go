@@ -538,3 +538,26 @@ func Load() string {
 	b, _ := os.ReadFile("/proc/loadavg")
 	return strings.TrimSpace(string(b))
 }
+
+// ServerFilesOnTmpfs makes the test servers started after it (sshd,
+// vsftpd: test/backends/unixuser) keep their files on /dev/shm, unless
+// FERRY_BENCH_SERVER_FS=disk, and returns where they go. Why: the direct
+// and proxied transfers hit the same server, so its file system is not
+// what is measured, and on this VM it dominates: the disk's speed varies
+// several-fold within minutes, and ext4 starts writing back a file
+// renamed over another (auto_da_alloc) — exactly the atomic upload the
+// drivers must make — while an in-place overwrite lets it drop the old
+// copy's pages unwritten.
+func ServerFilesOnTmpfs(t testing.TB) string {
+	t.Helper()
+	if os.Getenv("FERRY_BENCH_SERVER_FS") == "disk" {
+		return "disk (" + os.TempDir() + ")"
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs("/dev/shm", &st); err != nil || st.Type != 0x01021994 { // TMPFS_MAGIC
+		t.Logf("no tmpfs at /dev/shm (%v); the servers' files stay on disk", err)
+		return "disk (" + os.TempDir() + ")"
+	}
+	t.Setenv("FERRY_TEST_SERVER_TMPDIR", "/dev/shm")
+	return "tmpfs (/dev/shm; FERRY_BENCH_SERVER_FS=disk to use the disk)"
+}

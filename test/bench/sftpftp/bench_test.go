@@ -16,7 +16,8 @@
 // (proxied ≥ 0.8× direct, peak RSS ≤ 64 MiB) print MISS and fail only
 // with FERRY_BENCH_STRICT=1. FERRY_BENCH_ENV adds KEY=VALUE settings to
 // ferry's environment only (GOGC in the environment reaches this process,
-// the direct client, too).
+// the direct client, too). The servers keep their files on tmpfs unless
+// FERRY_BENCH_SERVER_FS=disk (benchutil.ServerFilesOnTmpfs says why).
 package sftpftpbench
 
 import (
@@ -71,7 +72,8 @@ func newBench(t *testing.T) *bench {
 	b.src = filepath.Join(b.dir, "payload.bin")
 	b.sum = benchutil.WriteRandomFile(t, b.src, b.size)
 	b.ferry = benchutil.BuildFerry(t, b.dir)
-	t.Logf("file %d MiB, %d rounds; load %s", b.size>>20, b.rounds, benchutil.Load())
+	fs := benchutil.ServerFilesOnTmpfs(t)
+	t.Logf("file %d MiB, %d rounds; server files on %s; load %s", b.size>>20, b.rounds, fs, benchutil.Load())
 	return b
 }
 
