@@ -178,6 +178,7 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 			return fmt.Errorf("artifacts destination %q: %w", stores.RedactURI(cfg.ArtifactsDestination), err)
 		}
 		artifacts = s
+		// The policy runs for the life of the process: its stop is not needed.
 		if advice, _, ok := stores.ApplyGCAdvice(s, os.Getenv); ok {
 			log.Info("garbage collector tuned for the artifacts destination's driver (GOGC or GOMEMLIMIT override)",
 				"heap_target_bytes", advice.HeapTarget, "min_gogc", advice.MinPercent, "max_gogc", advice.MaxPercent)

@@ -106,9 +106,11 @@ type GCAdvisor interface {
 }
 
 // GCAdvice is a collector policy: while the live heap is small, collect
-// when the heap reaches HeapTarget bytes (a GOGC recomputed after every
-// collection, at most MaxPercent); once the live heap leaves no such room,
-// run at GOGC=MinPercent.
+// when the heap reaches HeapTarget bytes (GOGC recomputed after each
+// collection, at most MaxPercent); as the live heap grows GOGC slides
+// down, to MinPercent once the live heap leaves no room for HeapTarget.
+// MaxPercent is also capped where the runtime's minimum heap goal
+// (4 MiB × GOGC/100) would exceed HeapTarget.
 type GCAdvice struct {
 	HeapTarget             int64
 	MinPercent, MaxPercent int

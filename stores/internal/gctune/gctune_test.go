@@ -3,6 +3,7 @@ package gctune
 import (
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"testing"
 	"time"
 )
@@ -13,8 +14,8 @@ func TestPercent(t *testing.T) {
 		live, roots uint64
 		want        int
 	}{
-		{0, 0, 800},              // nothing measured yet
-		{1 << 20, 0, 800},        // 2300 % clamped
+		{0, 0, 600},              // nothing measured yet: the cap
+		{1 << 20, 0, 600},        // 2300 %, capped where 4 MiB·GOGC/100 = Target
 		{8 << 20, 0, 200},        // 8 + 16 = 24
 		{6 << 20, 2 << 20, 225},  // roots count in the pacer's base
 		{14 << 20, 0, 71},        // 14 + 10 = 24
@@ -26,9 +27,26 @@ func TestPercent(t *testing.T) {
 			t.Errorf("Percent(%d MiB, %d MiB) = %d; want %d", tc.live>>20, tc.roots>>20, got, tc.want)
 		}
 	}
+	// MaxPercent below the runtime-minimum cap wins; a target under 4 MiB
+	// cannot push GOGC under MinPercent.
+	if got := (Policy{Target: 64 << 20, MinPercent: 50, MaxPercent: 300}).Percent(1<<20, 0); got != 300 {
+		t.Errorf("MaxPercent 300 under a 64 MiB target: %d", got)
+	}
+	if got := (Policy{Target: 1 << 20, MinPercent: 50, MaxPercent: 300}).Percent(1<<19, 0); got != 50 {
+		t.Errorf("1 MiB target: %d; want MinPercent", got)
+	}
 }
 
-// waitAdjusted runs collections until the tuner has run after one more.
+// heapGoal is the runtime's current heap goal.
+func heapGoal() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// waitAdjusted runs collections until the tuner has run twice more: a
+// finalizer queued by a collection before the caller's change may run
+// first, so only the second adjustment surely saw a collection after it.
 func waitAdjusted(t *testing.T, tu *Tuner) {
 	t.Helper()
 	n := tu.Adjustments()
@@ -50,23 +68,35 @@ var retained [][]byte
 func TestTunerFollowsLiveHeap(t *testing.T) {
 	orig := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(orig)
-	tu := Start(Policy{Target: 32 << 20, MinPercent: 50, MaxPercent: 800})
-	waitAdjusted(t, tu)
-	if p := tu.Percent(); p < 300 {
-		t.Fatalf("GOGC %d with a small live heap against a 32 MiB target; want ≥ 300", p)
+	const target = 32 << 20
+	tu := Start(Policy{Target: target, MinPercent: 50, MaxPercent: 800})
+	checkSmall := func(when string) {
+		t.Helper()
+		waitAdjusted(t, tu)
+		if p, rt := tu.Percent(), CurrentPercent(); p < 300 || rt != p {
+			t.Fatalf("%s: tuner %d, runtime GOGC %d; want the same, ≥ 300", when, p, rt)
+		}
+		if g := heapGoal(); g < target*3/4 || g > target*11/10 {
+			t.Fatalf("%s: heap goal %.1f MiB; want about the %d MiB target", when, float64(g)/(1<<20), target>>20)
+		}
 	}
+	checkSmall("small live heap")
 	for range 48 {
 		retained = append(retained, make([]byte, 1<<20))
 	}
 	waitAdjusted(t, tu)
-	if p := tu.Percent(); p != 50 {
-		t.Fatalf("GOGC %d with 48 MiB live against a 32 MiB target; want 50", p)
+	if p, rt := tu.Percent(), CurrentPercent(); p != 50 || rt != 50 {
+		t.Fatalf("48 MiB live against a 32 MiB target: tuner %d, runtime GOGC %d; want 50", p, rt)
+	}
+	if g := heapGoal(); g > 80<<20 {
+		t.Fatalf("48 MiB live: heap goal %.1f MiB; want about 1.5× live", float64(g)/(1<<20))
 	}
 	retained = nil
-	waitAdjusted(t, tu)
-	if p := tu.Percent(); p < 300 {
-		t.Fatalf("GOGC %d after the live heap shrank; want ≥ 300 again", p)
-	}
+	checkSmall("after the live heap shrank")
+	// A GOGC changed behind the tuner's back is corrected at the next
+	// collection.
+	debug.SetGCPercent(100)
+	checkSmall("after GOGC was changed elsewhere")
 	tu.Stop()
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Fatalf("GOGC %d after Stop; want 100", got)
