@@ -41,6 +41,13 @@ const (
 	// DefaultJSONMemoryLimit caps the memory all buffered JSON request
 	// bodies may hold at once (see Config.JSONMemoryLimit).
 	DefaultJSONMemoryLimit = 128 << 20
+	// DefaultTransferMemoryLimit caps the memory all artifact uploads may
+	// hold in part buffers at once (see Config.TransferMemoryLimit): 17
+	// S3 multipart uploads at MLflow's 10 MiB chunk, 42 Azure, 64 GCS.
+	DefaultTransferMemoryLimit = 512 << 20
+	// MinTransferMemoryLimit is what one S3 multipart upload at MLflow's
+	// default chunk holds, with room to spare.
+	MinTransferMemoryLimit = 64 << 20
 	// MinJSONMemoryLimit is twice the largest JSON body Ferry accepts
 	// (wire.MaxJSONBody, 32 MiB), so one such body always fits.
 	MinJSONMemoryLimit = 64 << 20
@@ -86,6 +93,12 @@ type Config struct {
 	// across all requests, each counted at twice its size (the bytes and
 	// what they decode into). Requests beyond it wait, then get 503.
 	JSONMemoryLimit int64
+	// TransferMemoryLimit caps the bytes artifact uploads hold in memory
+	// at once across all requests: the part buffers a store needs to
+	// upload in parts (S3 multipart, Azure blocks, GCS chunks), as each
+	// driver declares (stores.PutBufferer). An upload beyond it waits,
+	// then gets 503. 0: unbounded.
+	TransferMemoryLimit int64
 }
 
 // Security configures the DNS-rebinding and cross-origin protection.
@@ -142,6 +155,7 @@ var envNames = map[string][]string{
 	"idle-timeout":                {"FERRY_IDLE_TIMEOUT"},
 	"body-stall-timeout":          {"FERRY_BODY_STALL_TIMEOUT"},
 	"max-json-memory":             {"FERRY_MAX_JSON_MEMORY"},
+	"max-transfer-memory":         {"FERRY_MAX_TRANSFER_MEMORY"},
 }
 
 // Flags holds the raw flag values bound to a FlagSet.
@@ -151,7 +165,7 @@ type Flags struct {
 	// noServe is --no-serve-artifacts; click's paired boolean flag.
 	noServe bool
 	// The raw comma lists and size, split and parsed by Resolve.
-	allowedHosts, corsOrigins, xFrame, jsonMemory string
+	allowedHosts, corsOrigins, xFrame, jsonMemory, transferMemory string
 }
 
 // BindFlags registers the server flags on fs (upstream's names and help).
@@ -180,6 +194,7 @@ func BindFlags(fs *pflag.FlagSet) *Flags {
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", DefaultReadHeaderTimeout, "How long a client may take to send a request's headers. [env FERRY_READ_HEADER_TIMEOUT]")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", DefaultIdleTimeout, "How long a keep-alive connection may wait for its next request. [env FERRY_IDLE_TIMEOUT]")
 	fs.DurationVar(&c.BodyStallTimeout, "body-stall-timeout", DefaultBodyStallTimeout, "Abort an upload or request body from which no byte arrives for this long. [env FERRY_BODY_STALL_TIMEOUT]")
+	fs.StringVar(&f.transferMemory, "max-transfer-memory", humanize.IBytes(DefaultTransferMemoryLimit), "Memory all artifact uploads may hold in part buffers at once (S3 multipart parts, Azure blocks, GCS chunks; other stores stream without them); uploads beyond it wait, then get 503. 0 for no bound; else at least 64 MiB. [env FERRY_MAX_TRANSFER_MEMORY]")
 	fs.StringVar(&f.jsonMemory, "max-json-memory", humanize.IBytes(DefaultJSONMemoryLimit), "Memory all buffered JSON request bodies may hold at once (each counted at twice its size); requests beyond it wait, then get 503. At least 64 MiB. [env FERRY_MAX_JSON_MEMORY]")
 	return f
 }
@@ -237,6 +252,11 @@ func (f *Flags) Resolve(getenv func(string) string) (*Config, error) {
 	} else {
 		c.JSONMemoryLimit = int64(n)
 	}
+	if n, err := humanize.ParseBytes(f.transferMemory); err != nil || n > 1<<50 {
+		problems = append(problems, fmt.Errorf("--max-transfer-memory %q: want a size such as 1GiB", f.transferMemory))
+	} else {
+		c.TransferMemoryLimit = int64(n)
+	}
 	if c.RegistryStoreURI == "" {
 		c.RegistryStoreURI = c.BackendStoreURI
 	}
@@ -291,6 +311,10 @@ func (c *Config) Validate() []error {
 	if c.JSONMemoryLimit != 0 && c.JSONMemoryLimit < MinJSONMemoryLimit {
 		problems = append(problems, fmt.Errorf("--max-json-memory %s is below the minimum of %s",
 			humanize.IBytes(uint64(c.JSONMemoryLimit)), humanize.IBytes(MinJSONMemoryLimit)))
+	}
+	if c.TransferMemoryLimit != 0 && c.TransferMemoryLimit < MinTransferMemoryLimit {
+		problems = append(problems, fmt.Errorf("--max-transfer-memory %s is below the minimum of %s",
+			humanize.IBytes(uint64(c.TransferMemoryLimit)), humanize.IBytes(MinTransferMemoryLimit)))
 	}
 	switch c.Security.XFrameOptions {
 	case "", "SAMEORIGIN", "DENY":

@@ -33,7 +33,7 @@ func TestDefaultsMatchMlflowServer(t *testing.T) {
 		LogLevel: "info", LogFormat: "json",
 		Security:          Security{XFrameOptions: "SAMEORIGIN"},
 		ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, BodyStallTimeout: time.Minute,
-		JSONMemoryLimit: 128 << 20,
+		JSONMemoryLimit: 128 << 20, TransferMemoryLimit: 512 << 20,
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", *c, want)
@@ -128,6 +128,7 @@ func TestSecurityAndLimitsFromFlagsAndEnv(t *testing.T) {
 		"FERRY_IDLE_TIMEOUT":                        "7s",
 		"FERRY_BODY_STALL_TIMEOUT":                  "9s",
 		"FERRY_MAX_JSON_MEMORY":                     "128MiB",
+		"FERRY_MAX_TRANSFER_MEMORY":                 "256MiB",
 	}
 	c, err := resolve(t, nil, env)
 	if err != nil {
@@ -138,14 +139,14 @@ func TestSecurityAndLimitsFromFlagsAndEnv(t *testing.T) {
 	if !reflect.DeepEqual(c.Security, want) {
 		t.Errorf("security from env: got %+v, want %+v", c.Security, want)
 	}
-	if c.ReadHeaderTimeout != 5*time.Second || c.IdleTimeout != 7*time.Second || c.BodyStallTimeout != 9*time.Second || c.JSONMemoryLimit != 128<<20 {
-		t.Errorf("limits from env: %v %v %v %d", c.ReadHeaderTimeout, c.IdleTimeout, c.BodyStallTimeout, c.JSONMemoryLimit)
+	if c.ReadHeaderTimeout != 5*time.Second || c.IdleTimeout != 7*time.Second || c.BodyStallTimeout != 9*time.Second || c.JSONMemoryLimit != 128<<20 || c.TransferMemoryLimit != 256<<20 {
+		t.Errorf("limits from env: %v %v %v %d %d", c.ReadHeaderTimeout, c.IdleTimeout, c.BodyStallTimeout, c.JSONMemoryLimit, c.TransferMemoryLimit)
 	}
 
 	// Flags win over the environment.
 	c, err = resolve(t, []string{"--allowed-hosts", "a.example", "--cors-allowed-origins", "*",
 		"--x-frame-options", "NONE", "--disable-security-middleware=false", "--body-stall-timeout", "1s",
-		"--max-json-memory", "1GiB"}, env)
+		"--max-json-memory", "1GiB", "--max-transfer-memory", "0"}, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,8 +154,8 @@ func TestSecurityAndLimitsFromFlagsAndEnv(t *testing.T) {
 	if !reflect.DeepEqual(c.Security, want) {
 		t.Errorf("security from flags: got %+v, want %+v", c.Security, want)
 	}
-	if c.BodyStallTimeout != time.Second || c.JSONMemoryLimit != 1<<30 {
-		t.Errorf("limits from flags: %v %d", c.BodyStallTimeout, c.JSONMemoryLimit)
+	if c.BodyStallTimeout != time.Second || c.JSONMemoryLimit != 1<<30 || c.TransferMemoryLimit != 0 {
+		t.Errorf("limits from flags: %v %d %d", c.BodyStallTimeout, c.JSONMemoryLimit, c.TransferMemoryLimit)
 	}
 }
 
@@ -169,6 +170,8 @@ func TestSecurityAndLimitsValidated(t *testing.T) {
 		{[]string{"--body-stall-timeout", "0s"}, "--body-stall-timeout"},
 		{[]string{"--max-json-memory", "10MiB"}, "below the minimum"},
 		{[]string{"--max-json-memory", "lots"}, "--max-json-memory"},
+		{[]string{"--max-transfer-memory", "10MiB"}, "--max-transfer-memory 10 MiB is below the minimum"},
+		{[]string{"--max-transfer-memory", "lots"}, "--max-transfer-memory"},
 	} {
 		_, err := resolve(t, tc.args, nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -149,6 +149,15 @@ func (s *Server) upload(c *fiber.Ctx) error {
 		}
 	}
 	body := wire.RequestBody(c)
+	// Part buffers count against --max-transfer-memory; an upload that
+	// finds no room waits, then gets 503 (which clients retry).
+	release, werr := s.limits.Transfer.Reserve(c.UserContext(), stores.PutBuffer(s.opts.Artifacts, size))
+	if werr != nil {
+		_, _ = io.CopyN(io.Discard, body, maxDrainAfterError)
+		c.Set(fiber.HeaderConnection, "close")
+		return werr
+	}
+	defer release()
 	if err := s.opts.Artifacts.Put(c.UserContext(), key(c), body, size); err != nil {
 		// A store can fail before the body is read (S3 down): read a bounded
 		// rest of it so the client, still sending, gets the error instead of

@@ -60,6 +60,9 @@ type Options struct {
 	// JSONQueueWait is how long a JSON request waits for room in the JSON
 	// memory budget before it is refused with 503; 0 means 30 s.
 	JSONQueueWait time.Duration
+	// TransferQueueWait is how long an upload waits for room in the
+	// transfer memory budget before it is refused with 503; 0 means 30 s.
+	TransferQueueWait time.Duration
 }
 
 // Server is the configured fiber app.
@@ -94,6 +97,10 @@ func New(opts Options) (*Server, error) {
 	s.limits.StallTimeout = orDefault(cfg.BodyStallTimeout, config.DefaultBodyStallTimeout)
 	if cfg.JSONMemoryLimit > 0 {
 		s.limits.JSON = wire.NewBudget(cfg.JSONMemoryLimit, orDefault(opts.JSONQueueWait, defaultJSONQueueWait))
+	}
+	if cfg.TransferMemoryLimit > 0 {
+		s.limits.Transfer = wire.NewBudget(cfg.TransferMemoryLimit, orDefault(opts.TransferQueueWait, defaultJSONQueueWait))
+		registerTransferBudget(opts.Registry, s.limits.Transfer)
 	}
 	s.App = fiber.New(fiber.Config{
 		AppName:               "ferry",
@@ -314,6 +321,25 @@ type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inFlight prometheus.Gauge
+}
+
+// registerTransferBudget exports the transfer memory budget's use, so
+// that an operator sees uploads queueing before clients see 503s.
+func registerTransferBudget(reg prometheus.Registerer, b *wire.Budget) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "ferry_transfer_memory_reserved_bytes",
+			Help: "Memory reserved by running artifact uploads for their part buffers (see --max-transfer-memory).",
+		}, func() float64 { return float64(b.Held()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "ferry_transfer_memory_limit_bytes",
+			Help: "The --max-transfer-memory budget.",
+		}, func() float64 { return float64(b.Size()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "ferry_transfer_memory_refusals_total",
+			Help: "Artifact uploads refused with 503 after waiting for transfer memory.",
+		}, func() float64 { return float64(b.Refused()) }),
+	)
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {

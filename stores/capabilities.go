@@ -136,3 +136,22 @@ func ApplyGCAdvice(s Store, getenv func(string) string) (advice GCAdvice, stop f
 	t := gctune.Start(gctune.Policy{Target: uint64(advice.HeapTarget), MinPercent: advice.MinPercent, MaxPercent: advice.MaxPercent})
 	return advice, t.Stop, true
 }
+
+// PutBufferer is implemented by drivers whose Put holds part of the body
+// in memory while it uploads (S3 multipart parts, Azure blocks, GCS
+// resumable chunks). PutBuffer is the most a Put of size bytes (-1:
+// unknown) holds at once; 0 when it streams. The proxy reserves that much
+// of the server's transfer memory (--max-transfer-memory) before the Put,
+// so that many concurrent uploads wait instead of exhausting memory.
+type PutBufferer interface {
+	PutBuffer(size int64) int64
+}
+
+// PutBuffer is what a Put of size bytes to s holds in memory (PutBufferer;
+// 0 for drivers that stream).
+func PutBuffer(s Store, size int64) int64 {
+	if b, ok := As[PutBufferer](s); ok {
+		return max(b.PutBuffer(size), 0)
+	}
+	return 0
+}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -25,6 +27,9 @@ type Limits struct {
 	StallTimeout time.Duration
 	// JSON bounds the memory of buffered JSON bodies; nil: unbounded.
 	JSON *Budget
+	// Transfer bounds the memory artifact uploads hold in part buffers
+	// (stores.PutBuffer); nil: unbounded.
+	Transfer *Budget
 }
 
 type limitsKey struct{}
@@ -113,11 +118,51 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 }
 
 // Budget is a weighted semaphore over bytes: the memory that buffered
-// JSON bodies may hold at once across all requests.
+// JSON bodies, or upload part buffers, may hold at once across all
+// requests.
 type Budget struct {
 	sem  *semaphore.Weighted
 	size int64
 	wait time.Duration
+	held atomic.Int64
+	// refused counts reservations that timed out.
+	refused atomic.Int64
+}
+
+// Size is the budget's capacity in bytes.
+func (b *Budget) Size() int64 { return b.size }
+
+// Held is the bytes reserved now through Reserve.
+func (b *Budget) Held() int64 { return b.held.Load() }
+
+// Refused is how many Reserve calls gave up waiting.
+func (b *Budget) Refused() int64 { return b.refused.Load() }
+
+// Reserve takes n bytes (at most the whole budget, so that a single
+// upload needing more still runs, alone) for the caller, waiting up to
+// the budget's wait or ctx's end, and returns the function that gives
+// them back (call it once). It fails with a 503 the client may retry; a
+// nil budget or n ≤ 0 reserves nothing.
+func (b *Budget) Reserve(ctx context.Context, n int64) (release func(), werr *Error) {
+	if b == nil || n <= 0 {
+		return func() {}, nil
+	}
+	n = min(n, b.size)
+	wctx, cancel := context.WithTimeout(ctx, b.wait)
+	defer cancel()
+	if err := b.sem.Acquire(wctx, n); err != nil {
+		b.refused.Add(1)
+		return nil, &Error{Code: TemporarilyUnavailable,
+			Message: "The server is busy with other uploads; retry later.", Cause: err}
+	}
+	b.held.Add(n)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.held.Add(-n)
+			b.sem.Release(n)
+		})
+	}, nil
 }
 
 // NewBudget holds size bytes; a request waits up to wait for its share.

@@ -738,3 +738,15 @@ func ptr[T any](v T) *T { return &v }
 // dialer is the type of Config.dial (tests point every host at a local
 // emulator with it).
 type dialer = func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// PutBuffer implements stores.PutBufferer: UploadStream fills blocks of
+// blockSizeFor bytes, at most blocksInFlight at once, allocating them as
+// the body needs them (so a body smaller than a block holds one).
+func (s *Store) PutBuffer(size int64) int64 {
+	bs := blockSizeFor(s.cfg.BlockSize, size)
+	n := int64(blocksInFlight)
+	if size >= 0 {
+		n = min(n, max((size+bs-1)/bs, 1))
+	}
+	return n * bs
+}

@@ -582,3 +582,9 @@ type writerOnly struct{ io.Writer }
 
 // readerOnly hides a reader's WriteTo (no recursion into body.WriteTo).
 type readerOnly struct{ io.Reader }
+
+// PutBuffer implements stores.PutBufferer: the Writer holds one resumable
+// chunk (chunkFor: the configured chunk, or a smaller object whole).
+func (s *Store) PutBuffer(size int64) int64 {
+	return int64(chunkFor(s.cfg.UploadChunkSize, size))
+}

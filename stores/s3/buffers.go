@@ -162,3 +162,14 @@ func (p *partReader) revoke() {
 	p.b = nil
 	p.mu.Unlock()
 }
+
+// PutBuffer implements stores.PutBufferer: a single PUT (a known size
+// under the multipart threshold) streams; a multipart upload, and a body
+// of unknown length (which may turn out to need one), holds up to
+// partsInFlight parts.
+func (s *Store) PutBuffer(size int64) int64 {
+	if size >= 0 && size < s.cfg.MultipartThreshold && size <= MaxSinglePut {
+		return 0
+	}
+	return partsInFlight * partSizeFor(s.cfg.PartSize, size)
+}

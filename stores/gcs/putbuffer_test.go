@@ -1,0 +1,21 @@
+package gcs
+
+import "testing"
+
+// TestPutBuffer: one resumable chunk, or a smaller object whole (rounded
+// up to the 256 KiB chunk grain).
+func TestPutBuffer(t *testing.T) {
+	s := &Store{cfg: Config{UploadChunkSize: 8 << 20}}
+	for _, tc := range []struct {
+		size, want int64
+	}{
+		{0, 256 << 10},
+		{1 << 20, 1<<20 + 256<<10},
+		{1 << 30, 8 << 20},
+		{-1, 8 << 20},
+	} {
+		if got := s.PutBuffer(tc.size); got != tc.want {
+			t.Errorf("PutBuffer(%d) = %d; want %d", tc.size, got, tc.want)
+		}
+	}
+}
