@@ -178,6 +178,10 @@ func runServer(ctx context.Context, cfg *config.Config, logOut io.Writer) error 
 			return fmt.Errorf("artifacts destination %q: %w", stores.RedactURI(cfg.ArtifactsDestination), err)
 		}
 		artifacts = s
+		if need := stores.PutBuffer(s, -1); cfg.TransferMemoryLimit > 0 && need > cfg.TransferMemoryLimit {
+			log.Warn("an upload of unknown length needs more part-buffer memory than --max-transfer-memory: such uploads will run one at a time, each waiting for all others",
+				"needs_bytes", need, "max_transfer_memory_bytes", cfg.TransferMemoryLimit)
+		}
 		// The policy runs for the life of the process: its stop is not needed.
 		if advice, _, ok := stores.ApplyGCAdvice(s, os.Getenv); ok {
 			log.Info("garbage collector tuned for the artifacts destination's driver (GOGC or GOMEMLIMIT override)",

@@ -149,15 +149,26 @@ func (s *Server) upload(c *fiber.Ctx) error {
 		}
 	}
 	body := wire.RequestBody(c)
-	// Part buffers count against --max-transfer-memory; an upload that
-	// finds no room waits, then gets 503 (which clients retry).
-	release, werr := s.limits.Transfer.Reserve(c.UserContext(), stores.PutBuffer(s.opts.Artifacts, size))
-	if werr != nil {
-		_, _ = io.CopyN(io.Discard, body, maxDrainAfterError)
-		c.Set(fiber.HeaderConnection, "close")
-		return werr
+	// The part buffers the store will hold count against
+	// --max-transfer-memory; an upload that finds no room waits, then gets
+	// 503 (which clients retry). A connection that sends headers and no
+	// body never gets here (fasthttp reads the body's first bytes before
+	// it calls the handler, under the header timeout), so it holds
+	// nothing; one that trickles its body holds its reservation for as
+	// long as the body stall timeout lets it.
+	if need := stores.PutBuffer(s.opts.Artifacts, size); need > 0 && s.limits.Transfer != nil {
+		release, werr := s.limits.Transfer.Reserve(c.UserContext(), need)
+		if werr != nil {
+			// Drain a body the client can finish sending, so it reads the
+			// 503 instead of a reset; a larger one is cut off.
+			if size >= 0 && size <= maxDrainAfterError {
+				_, _ = io.CopyN(io.Discard, body, maxDrainAfterError)
+			}
+			c.Set(fiber.HeaderConnection, "close")
+			return werr
+		}
+		defer release()
 	}
-	defer release()
 	if err := s.opts.Artifacts.Put(c.UserContext(), key(c), body, size); err != nil {
 		// A store can fail before the body is read (S3 down): read a bounded
 		// rest of it so the client, still sending, gets the error instead of

@@ -75,12 +75,14 @@ type Server struct {
 	xFrame string
 }
 
-// defaultJSONQueueWait is how long a JSON request waits for room in the
-// JSON memory budget before it is refused with 503 (which clients retry).
-const defaultJSONQueueWait = 30 * time.Second
+// defaultQueueWait is how long a JSON request, or an upload, waits for
+// room in its memory budget before it is refused with 503 (which clients
+// retry).
+const defaultQueueWait = 30 * time.Second
 
-// New builds the app and registers every route. Zero timeouts and limits
-// in the config take their defaults.
+// New builds the app and registers every route. Zero timeouts in the
+// config take their defaults; a zero memory limit (JSONMemoryLimit,
+// TransferMemoryLimit) means no bound.
 func New(opts Options) (*Server, error) {
 	if opts.BaseContext == nil {
 		opts.BaseContext = context.Background()
@@ -96,10 +98,10 @@ func New(opts Options) (*Server, error) {
 	s := &Server{opts: opts, http: newHTTPMetrics(opts.Registry), sec: sec, xFrame: cfg.Security.XFrameOptions}
 	s.limits.StallTimeout = orDefault(cfg.BodyStallTimeout, config.DefaultBodyStallTimeout)
 	if cfg.JSONMemoryLimit > 0 {
-		s.limits.JSON = wire.NewBudget(cfg.JSONMemoryLimit, orDefault(opts.JSONQueueWait, defaultJSONQueueWait))
+		s.limits.JSON = wire.NewBudget(cfg.JSONMemoryLimit, orDefault(opts.JSONQueueWait, defaultQueueWait))
 	}
 	if cfg.TransferMemoryLimit > 0 {
-		s.limits.Transfer = wire.NewBudget(cfg.TransferMemoryLimit, orDefault(opts.TransferQueueWait, defaultJSONQueueWait))
+		s.limits.Transfer = wire.NewBudget(cfg.TransferMemoryLimit, orDefault(opts.TransferQueueWait, defaultQueueWait))
 		registerTransferBudget(opts.Registry, s.limits.Transfer)
 	}
 	s.App = fiber.New(fiber.Config{

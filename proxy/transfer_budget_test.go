@@ -2,7 +2,9 @@ package proxy_test
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -56,6 +58,21 @@ func TestTransferBudget(t *testing.T) {
 		o.TransferQueueWait = 300 * time.Millisecond
 	})
 	big := randomBytes(t, 2<<20)
+
+	// Connections that announce large bodies and send none hold nothing:
+	// fasthttp calls no handler before the body's first bytes arrive.
+	for range 3 {
+		idle, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer idle.Close()
+		fmt.Fprintf(idle, "PUT /api/2.0/mlflow-artifacts/artifacts/idle.bin HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n", s.addr, 2<<20)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if v := metricValue(t, s, "ferry_transfer_memory_reserved_bytes"); v != 0 {
+		t.Errorf("reserved by connections that sent no body: %v, want 0", v)
+	}
 
 	// A takes 40 of the 64 MiB and stays in its Put.
 	aDone := make(chan int, 1)

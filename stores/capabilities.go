@@ -140,9 +140,11 @@ func ApplyGCAdvice(s Store, getenv func(string) string) (advice GCAdvice, stop f
 // PutBufferer is implemented by drivers whose Put holds part of the body
 // in memory while it uploads (S3 multipart parts, Azure blocks, GCS
 // resumable chunks). PutBuffer is the most a Put of size bytes (-1:
-// unknown) holds at once; 0 when it streams. The proxy reserves that much
-// of the server's transfer memory (--max-transfer-memory) before the Put,
-// so that many concurrent uploads wait instead of exhausting memory.
+// unknown) holds at once, sized as Put sizes its buffers; 0 when it
+// streams. It must be cheap and do no I/O: the proxy calls it per upload
+// and reserves that much of the server's transfer memory
+// (--max-transfer-memory) before the Put, so that many concurrent uploads
+// wait instead of exhausting memory.
 type PutBufferer interface {
 	PutBuffer(size int64) int64
 }

@@ -125,7 +125,8 @@ type Budget struct {
 	size int64
 	wait time.Duration
 	held atomic.Int64
-	// refused counts reservations that timed out.
+	// refused counts Reserve calls that gave up: the wait ran out or the
+	// request ended first (a client gone, a shutdown).
 	refused atomic.Int64
 }
 
@@ -135,7 +136,8 @@ func (b *Budget) Size() int64 { return b.size }
 // Held is the bytes reserved now through Reserve.
 func (b *Budget) Held() int64 { return b.held.Load() }
 
-// Refused is how many Reserve calls gave up waiting.
+// Refused is how many Reserve calls gave up waiting (timed out or
+// cancelled).
 func (b *Budget) Refused() int64 { return b.refused.Load() }
 
 // Reserve takes n bytes (at most the whole budget, so that a single

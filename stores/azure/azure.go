@@ -741,12 +741,17 @@ type dialer = func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // PutBuffer implements stores.PutBufferer: UploadStream fills blocks of
 // blockSizeFor bytes, at most blocksInFlight at once, allocating them as
-// the body needs them (so a body smaller than a block holds one).
+// the body needs them. A body smaller than a block touches only its own
+// pages of the one it gets (the buffers are mmapped), so it counts its
+// size.
 func (s *Store) PutBuffer(size int64) int64 {
 	bs := blockSizeFor(s.cfg.BlockSize, size)
+	if size >= 0 && size < bs {
+		return size
+	}
 	n := int64(blocksInFlight)
 	if size >= 0 {
-		n = min(n, max((size+bs-1)/bs, 1))
+		n = min(n, (size+bs-1)/bs)
 	}
 	return n * bs
 }

@@ -164,12 +164,17 @@ func (p *partReader) revoke() {
 }
 
 // PutBuffer implements stores.PutBufferer: a single PUT (a known size
-// under the multipart threshold) streams; a multipart upload, and a body
-// of unknown length (which may turn out to need one), holds up to
-// partsInFlight parts.
+// under the multipart threshold) streams; a multipart upload holds up to
+// partsInFlight parts (fewer when it has fewer), and a body of unknown
+// length, which may turn out to need them, partsInFlight.
 func (s *Store) PutBuffer(size int64) int64 {
 	if size >= 0 && size < s.cfg.MultipartThreshold && size <= MaxSinglePut {
 		return 0
 	}
-	return partsInFlight * partSizeFor(s.cfg.PartSize, size)
+	p := partSizeFor(s.cfg.PartSize, size)
+	n := int64(partsInFlight)
+	if size >= 0 {
+		n = min(n, max((size+p-1)/p, 1))
+	}
+	return n * p
 }

@@ -116,6 +116,9 @@ func (e *EndpointStore) Put(ctx context.Context, key string, r io.Reader, size i
 // Delete implements stores.Store.
 func (e *EndpointStore) Delete(ctx context.Context, key string) error { return e.s.Delete(ctx, key) }
 
+// PutBuffer implements stores.PutBufferer: the S3 driver's part buffers.
+func (e *EndpointStore) PutBuffer(size int64) int64 { return e.s.PutBuffer(size) }
+
 // DriverName implements stores.Driver: "r2" or "b2".
 func (e *EndpointStore) DriverName() string { return e.scheme }
 
