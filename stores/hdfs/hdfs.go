@@ -620,3 +620,9 @@ func randomName() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// gcAdvice: see GCAdvice.
+var gcAdvice = stores.GCAdvice{HeapTarget: 16 << 20, MinPercent: 50, MaxPercent: 400}
+
+// GCAdvice implements stores.GCAdvisor.
+func (s *Store) GCAdvice() stores.GCAdvice { return gcAdvice }
