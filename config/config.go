@@ -43,7 +43,8 @@ const (
 	DefaultJSONMemoryLimit = 128 << 20
 	// DefaultTransferMemoryLimit caps the memory all artifact uploads may
 	// hold in part buffers at once (see Config.TransferMemoryLimit): 17
-	// S3 multipart uploads at MLflow's 10 MiB chunk, 42 Azure, 64 GCS.
+	// S3 multipart uploads at MLflow's 10 MiB chunk, 42 Azure ones at the
+	// default 4 MiB block, 64 GCS ones at the default 8 MiB chunk.
 	DefaultTransferMemoryLimit = 512 << 20
 	// MinTransferMemoryLimit is what one S3 multipart upload at MLflow's
 	// default chunk holds, with room to spare.

@@ -96,7 +96,8 @@ type StaleUploadSweeper interface {
 
 // GCAdvisor is implemented by drivers whose client libraries allocate a
 // fresh buffer for every packet they move (x/crypto/ssh and pkg/sftp copy
-// each received packet twice), so that at full speed the garbage between
+// each received packet twice; colinmarc/hdfs allocates each 64 KiB write
+// packet twice), so that at full speed the garbage between
 // two collections, not the data in flight, sets the process's peak memory
 // and the collector's share of the CPU. GCAdvice is the collector policy
 // that kept the driver's benchmark under Ferry's memory target at the

@@ -1,7 +1,8 @@
 // Package gctune steers the Go collector towards a fixed heap size while
 // the live heap is small, and to a minimum GOGC once it is not.
 //
-// Why: a driver whose libraries allocate a fresh buffer per packet (SFTP)
+// Why: a driver whose libraries allocate a fresh buffer per packet (SFTP,
+// HDFS)
 // makes garbage at the transfer rate while holding little live data. A
 // fixed GOGC then either collects very often (a low GOGC against a few MiB
 // of live heap) or lets the heap grow with the live data (GOGC=100 with
