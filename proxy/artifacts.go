@@ -72,7 +72,7 @@ func requirePath(next fiber.Handler) fiber.Handler {
 		}
 		key, err := stores.SafePath(raw)
 		if err != nil || key == "" {
-			return &wire.Error{Code: wire.InvalidParameterValue, Message: "Invalid path", Cause: err}
+			return wire.InvalidPath(err)
 		}
 		c.Locals(pathKey, key)
 		return next(c)
@@ -100,7 +100,7 @@ func (s *Server) list(c *fiber.Ctx) error {
 	if raw := c.Query("path"); raw != "" {
 		k, err := stores.SafePath(raw)
 		if err != nil {
-			return &wire.Error{Code: wire.InvalidParameterValue, Message: "Invalid path", Cause: err}
+			return wire.InvalidPath(err)
 		}
 		dir = k
 	}

@@ -141,6 +141,13 @@ func Send(c *fiber.Ctx, e *Error) error {
 	return c.Status(e.Code.Status()).JSON(BodyOf(e))
 }
 
+// InvalidPath is upstream's 400 for an artifact path it refuses (what
+// stores.SafePath and the drivers report as stores.ErrInvalidKey):
+// INVALID_PARAMETER_VALUE "Invalid path", with err kept as the cause.
+func InvalidPath(err error) *Error {
+	return &Error{Code: InvalidParameterValue, Message: "Invalid path", Cause: err}
+}
+
 // FromStore maps an error from the stores package onto an MLflow error.
 // This is the one table from store sentinels to MLflow codes.
 func FromStore(err error) *Error {
@@ -155,7 +162,7 @@ func FromStore(err error) *Error {
 	case errors.Is(err, stores.ErrOutsideRoot):
 		return &Error{Code: InvalidParameterValue, Message: "Invalid path: resolved path is outside the artifact directory", Cause: err}
 	case errors.Is(err, stores.ErrInvalidKey):
-		return &Error{Code: InvalidParameterValue, Message: "Invalid path", Cause: err}
+		return InvalidPath(err)
 	case errors.Is(err, stores.ErrNotFound):
 		return &Error{Code: ResourceDoesNotExist, Message: "No such artifact", Cause: err}
 	case errors.Is(err, stores.ErrIsDir):

@@ -31,7 +31,7 @@ func (a *API) getModelVersionArtifact(c *fiber.Ctx) error {
 	}
 	rel, err := stores.SafePath(raw)
 	if err != nil || rel == "" {
-		return wire.Send(c, &wire.Error{Code: wire.InvalidParameterValue, Message: "Invalid path", Cause: err})
+		return wire.Send(c, wire.InvalidPath(err))
 	}
 	name, werr := modelName(r, "name")
 	if werr != nil {

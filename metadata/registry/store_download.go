@@ -96,7 +96,7 @@ func runsURIRoot(ctx context.Context, tx *metadata.Tx, uri string) (root, prefix
 		return "", "", reasonError(fmt.Sprintf("Not a proper runs:/ URI: %s. Runs URIs must be of the form 'runs:/<run_id>/run-relative/path/to/artifact'", uri))
 	}
 	if prefix, err = stores.CleanKey(rel); err != nil {
-		return "", "", &wire.Error{Code: wire.InvalidParameterValue, Message: "Invalid path", Cause: err}
+		return "", "", wire.InvalidPath(err)
 	}
 	var artifactURI sql.NullString
 	err = tx.QueryRow(ctx, "SELECT artifact_uri FROM runs WHERE run_uuid = ?", runID).Scan(&artifactURI)

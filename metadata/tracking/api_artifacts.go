@@ -29,7 +29,7 @@ func (p *params) artifactDir(name string) (string, *wire.Error) {
 	if rel != "" {
 		k, err := stores.SafePath(rel)
 		if err != nil {
-			return "", &wire.Error{Code: wire.InvalidParameterValue, Message: "Invalid path", Cause: err}
+			return "", wire.InvalidPath(err)
 		}
 		rel = k
 	}

@@ -38,7 +38,7 @@ func (a *API) getArtifact(c *fiber.Ctx) error {
 	}
 	rel, err := stores.SafePath(path)
 	if err != nil || rel == "" {
-		return wire.Send(c, &wire.Error{Code: wire.InvalidParameterValue, Message: "Invalid path", Cause: err})
+		return wire.Send(c, wire.InvalidPath(err))
 	}
 	ctx := c.UserContext()
 	ri, err := a.runInfo(ctx, id)
@@ -69,7 +69,7 @@ func (a *API) getLoggedModelArtifact(c *fiber.Ctx) error {
 	}
 	rel, err := stores.SafePath(raw)
 	if err != nil || rel == "" {
-		return wire.Send(c, &wire.Error{Code: wire.InvalidParameterValue, Message: "Invalid path", Cause: err})
+		return wire.Send(c, wire.InvalidPath(err))
 	}
 	m, err := a.activeLoggedModel(c.UserContext(), id)
 	if err != nil {

@@ -79,7 +79,7 @@ func (r Roots) proxied(root string) (key string, ok bool, werr *wire.Error) {
 	case errors.Is(err, stores.ErrNotUnderProxy):
 		return "", true, wire.Errorf(wire.InternalError, "The artifact root %s is not under %s", stores.RedactURI(root), stores.ProxyAnchor)
 	case err != nil:
-		return "", true, &wire.Error{Code: wire.InvalidParameterValue, Message: "Invalid path", Cause: err}
+		return "", true, wire.InvalidPath(err)
 	}
 	return k, proxied, nil
 }
