@@ -125,18 +125,18 @@ type Budget struct {
 	size int64
 	wait time.Duration
 	held atomic.Int64
-	// refused counts Reserve calls that gave up: the wait ran out or the
-	// request ended first (a client gone, a shutdown).
+	// refused counts requests that gave up waiting: the wait ran out or
+	// the request ended first (a client gone, a shutdown).
 	refused atomic.Int64
 }
 
 // Size is the budget's capacity in bytes.
 func (b *Budget) Size() int64 { return b.size }
 
-// Held is the bytes reserved now through Reserve.
+// Held is the bytes held now.
 func (b *Budget) Held() int64 { return b.held.Load() }
 
-// Refused is how many Reserve calls gave up waiting (timed out or
+// Refused is how many requests gave up waiting (timed out or
 // cancelled).
 func (b *Budget) Refused() int64 { return b.refused.Load() }
 
@@ -149,22 +149,33 @@ func (b *Budget) Reserve(ctx context.Context, n int64) (release func(), werr *Er
 	if b == nil || n <= 0 {
 		return func() {}, nil
 	}
+	n, werr = b.take(ctx, n, "The server is busy with other uploads; retry later.")
+	if werr != nil {
+		return nil, werr
+	}
+	var once sync.Once
+	return func() { once.Do(func() { b.give(n) }) }, nil
+}
+
+// take waits up to the budget's wait, or ctx's end, for n bytes (at most
+// the whole budget) and returns how many it took; the error, a 503 the
+// client may retry, carries busy as its message.
+func (b *Budget) take(ctx context.Context, n int64, busy string) (int64, *Error) {
 	n = min(n, b.size)
 	wctx, cancel := context.WithTimeout(ctx, b.wait)
 	defer cancel()
 	if err := b.sem.Acquire(wctx, n); err != nil {
 		b.refused.Add(1)
-		return nil, &Error{Code: TemporarilyUnavailable,
-			Message: "The server is busy with other uploads; retry later.", Cause: err}
+		return 0, &Error{Code: TemporarilyUnavailable, Message: busy, Cause: err}
 	}
 	b.held.Add(n)
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			b.held.Add(-n)
-			b.sem.Release(n)
-		})
-	}, nil
+	return n, nil
+}
+
+// give returns n bytes taken with take.
+func (b *Budget) give(n int64) {
+	b.held.Add(-n)
+	b.sem.Release(n)
 }
 
 // NewBudget holds size bytes; a request waits up to wait for its share.
@@ -192,12 +203,9 @@ type leaseKey struct{}
 // acquire takes n more bytes for the request, waiting up to the budget's
 // wait; it fails with a 503 the client may retry.
 func (b *Budget) acquire(c *fiber.Ctx, n int64) *Error {
-	n = min(n, b.size)
-	ctx, cancel := context.WithTimeout(c.UserContext(), b.wait)
-	defer cancel()
-	if err := b.sem.Acquire(ctx, n); err != nil {
-		return &Error{Code: TemporarilyUnavailable,
-			Message: "The server is busy with other large requests; retry later.", Cause: err}
+	n, werr := b.take(c.UserContext(), n, "The server is busy with other large requests; retry later.")
+	if werr != nil {
+		return werr
 	}
 	if l, ok := c.Locals(leaseKey{}).(*lease); ok {
 		l.held += n
@@ -211,7 +219,7 @@ func (b *Budget) acquire(c *fiber.Ctx, n int64) *Error {
 // calls it once the handler is done with the decoded body.
 func ReleaseBody(c *fiber.Ctx) {
 	if l, ok := c.Locals(leaseKey{}).(*lease); ok && l.held > 0 {
-		l.b.sem.Release(l.held)
+		l.b.give(l.held)
 		l.held = 0
 	}
 }
