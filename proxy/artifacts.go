@@ -159,28 +159,28 @@ func (s *Server) upload(c *fiber.Ctx) error {
 	if need := stores.PutBuffer(s.opts.Artifacts, size); need > 0 && s.limits.Transfer != nil {
 		release, werr := s.limits.Transfer.Reserve(c.UserContext(), need)
 		if werr != nil {
-			// Drain a body the client can finish sending, so it reads the
-			// 503 instead of a reset; a larger one is cut off.
-			if size >= 0 && size <= maxDrainAfterError {
-				_, _ = io.CopyN(io.Discard, body, maxDrainAfterError)
-			}
-			c.Set(fiber.HeaderConnection, "close")
-			return werr
+			return failUpload(c, body, size, werr)
 		}
 		defer release()
 	}
 	if err := s.opts.Artifacts.Put(c.UserContext(), key(c), body, size); err != nil {
-		// A store can fail before the body is read (S3 down): read a bounded
-		// rest of it so the client, still sending, gets the error instead of
-		// a connection reset; then close the connection. A body that could
-		// not be read (stalled, malformed) is not read again.
-		if !errors.As(err, new(*wire.BodyError)) {
-			_, _ = io.CopyN(io.Discard, body, maxDrainAfterError)
-		}
-		c.Set(fiber.HeaderConnection, "close")
-		return wire.FromStore(err)
+		return failUpload(c, body, size, err)
 	}
 	return c.JSON(fiber.Map{})
+}
+
+// failUpload answers an upload that failed, possibly before its body was
+// read (no room in the transfer budget, S3 down): it reads a bounded rest
+// of the body so that the client, still sending, gets the error instead of
+// a connection reset, then closes the connection. A body that could not be
+// read (stalled, malformed) is not read again, and one announced larger
+// than the bound is not read at all: the client would get the reset anyway.
+func failUpload(c *fiber.Ctx, body io.Reader, size int64, err error) error {
+	if !errors.As(err, new(*wire.BodyError)) && size <= maxDrainAfterError {
+		_, _ = io.CopyN(io.Discard, body, maxDrainAfterError)
+	}
+	c.Set(fiber.HeaderConnection, "close")
+	return wire.FromStore(err)
 }
 
 // delete is DELETE mlflow-artifacts/artifacts/<path>: recursive, and a
