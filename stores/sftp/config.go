@@ -196,33 +196,29 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 	}
 	c.InsecureIgnoreHostKey = insecure
 
-	if c.MaxConnections, err = intEnv(EnvMaxConnections, 8); err != nil {
+	if c.MaxConnections, err = intEnv(EnvMaxConnections, 8, 1, 1024); err != nil {
 		return c, err
 	}
-	if c.RequestsInFlight, err = intEnv(EnvRequestsInFlight, DefaultRequestsInFlight); err != nil {
+	if c.RequestsInFlight, err = intEnv(EnvRequestsInFlight, DefaultRequestsInFlight, 1, 1024); err != nil {
 		return c, err
 	}
-	if v := os.Getenv(EnvMaxPacket); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1024 || n > OpenSSHMaxPacket {
-			return c, fmt.Errorf("%s=%q: want a number of bytes from 1024 to %d", EnvMaxPacket, v, OpenSSHMaxPacket)
-		}
-		c.MaxPacket = n
+	if c.MaxPacket, err = intEnv(EnvMaxPacket, 0, 1024, OpenSSHMaxPacket); err != nil {
+		return c, err
 	}
 	c.DialTimeout = 30 * time.Second
 	return c, nil
 }
 
-// intEnv reads a count from 1 to 1024 from the env var name, def when it
+// intEnv reads a number from lo to hi from the env var name, def when it
 // is unset.
-func intEnv(name string, def int) (int, error) {
+func intEnv(name string, def, lo, hi int) (int, error) {
 	v := os.Getenv(name)
 	if v == "" {
 		return def, nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 1024 {
-		return def, fmt.Errorf("%s=%q: want a number from 1 to 1024", name, v)
+	if err != nil || n < lo || n > hi {
+		return def, fmt.Errorf("%s=%q: want a number from %d to %d", name, v, lo, hi)
 	}
 	return n, nil
 }
