@@ -80,8 +80,9 @@ type Tuner struct {
 // sentinel is an object whose finalizer runs after a collection: it is
 // unreachable after each re-arm, so the next cycle finds it and queues the
 // finalizer, which arms it again. At most once per collection: cycles
-// that end while the finalizer is queued or running do not queue it again. It holds a pointer so that it is not a
-// tiny allocation (whose finalizers may never run).
+// that end while the finalizer is queued or running do not queue it
+// again. It holds a pointer so that it is not a tiny allocation (whose
+// finalizers may never run).
 type sentinel struct{ t *Tuner }
 
 // Start sets GOGC for the current heap and keeps adjusting it after

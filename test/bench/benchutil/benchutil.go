@@ -543,11 +543,11 @@ func Load() string {
 // vsftpd: test/backends/unixuser) keep their files on /dev/shm, unless
 // FERRY_BENCH_SERVER_FS=disk, and returns where they go. Why: the direct
 // and proxied transfers hit the same server, so its file system is not
-// what is measured, and on this VM it dominates: the disk's speed varies
-// several-fold within minutes, and ext4 starts writing back a file
-// renamed over another (auto_da_alloc) — exactly the atomic upload the
-// drivers must make — while an in-place overwrite lets it drop the old
-// copy's pages unwritten.
+// what is measured, and on this VM it dominated: upload times through the
+// disk swung several-fold within minutes. (Likely, not measured: ext4
+// starts write-back of a file renamed over another, auto_da_alloc, which
+// is the atomic upload the drivers must make, while the direct client's
+// in-place overwrite lets it drop the old copy's pages unwritten.)
 func ServerFilesOnTmpfs(t testing.TB) string {
 	t.Helper()
 	if os.Getenv("FERRY_BENCH_SERVER_FS") == "disk" {
