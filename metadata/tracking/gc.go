@@ -204,8 +204,9 @@ func (a *API) gcExperiments(ctx context.Context, opts GCOptions, threshold int64
 // collection purged it).
 func (a *API) gcRun(ctx context.Context, id string, explicit bool, opts GCOptions, oldRuns []string) (done bool, err error) {
 	var stage, root sql.NullString
+	var experiment int64
 	err = a.db.Read(ctx, func(tx *metadata.Tx) error {
-		return tx.QueryRow(ctx, "SELECT lifecycle_stage, artifact_uri FROM runs WHERE run_uuid = ?", id).Scan(&stage, &root)
+		return tx.QueryRow(ctx, "SELECT lifecycle_stage, artifact_uri, experiment_id FROM runs WHERE run_uuid = ?", id).Scan(&stage, &root, &experiment)
 	})
 	switch {
 	case isNoRows(err) && !explicit:
@@ -227,9 +228,13 @@ func (a *API) gcRun(ctx context.Context, id string, explicit bool, opts GCOption
 		}
 	}
 	err = a.db.Write(ctx, func(tx *metadata.Tx) error {
-		// The run's row is locked before its children, in the order the
-		// experiment purge takes them too: two collections on MySQL
-		// otherwise deadlock on each other's child-row locks.
+		// The experiment's row, then the run's row before its children:
+		// the order the experiment purge takes them too. Two collections
+		// on MySQL otherwise deadlock, on each other's child-row locks or
+		// on the run's experiment_id index entry (see gcLoggedModel).
+		if err := lockExperimentRow(ctx, tx, experiment); err != nil {
+			return err
+		}
 		stage, err := lockedRunStage(ctx, tx, "run_uuid = ?", id)
 		if err != nil || len(stage) == 0 || stage[0] != "deleted" {
 			return err // purged or restored meanwhile
@@ -408,8 +413,9 @@ func (a *API) gcLoggedModels(ctx context.Context, opts GCOptions, threshold int6
 // longer deleted (another collection purged it, or it was restored).
 func (a *API) gcLoggedModel(ctx context.Context, id string, report func(string)) (done bool, err error) {
 	var stage, root sql.NullString
+	var experiment int64
 	err = a.db.Read(ctx, func(tx *metadata.Tx) error {
-		return tx.QueryRow(ctx, "SELECT lifecycle_stage, artifact_location FROM logged_models WHERE model_id = ?", id).Scan(&stage, &root)
+		return tx.QueryRow(ctx, "SELECT lifecycle_stage, artifact_location, experiment_id FROM logged_models WHERE model_id = ?", id).Scan(&stage, &root, &experiment)
 	})
 	if isNoRows(err) || (err == nil && stage.String != "deleted") {
 		return false, nil
@@ -423,8 +429,15 @@ func (a *API) gcLoggedModel(ctx context.Context, id string, report func(string))
 		}
 	}
 	err = a.db.Write(ctx, func(tx *metadata.Tx) error {
-		// The model's row before its children, as the experiment purge
-		// takes them (see hardDeleteExperiment).
+		// The experiment's row first, as the experiment purge takes it:
+		// without it, on InnoDB, the purge (holding the model's entry in
+		// the experiment_id index, waiting for its primary row) and this
+		// delete (holding the primary row, needing that index entry)
+		// deadlock (TestGarbageCollectAgainstExperimentPurge). Then the model's row before its children, as the
+		// purge takes them (see hardDeleteExperiment).
+		if err := lockExperimentRow(ctx, tx, experiment); err != nil {
+			return err
+		}
 		stage, err := lockedLoggedModels(ctx, tx, "model_id = ?", id)
 		if err != nil || len(stage) == 0 || stage[0] != "deleted" {
 			return err
@@ -440,6 +453,17 @@ func (a *API) gcLoggedModel(ctx context.Context, id string, report func(string))
 		return err
 	})
 	return done, err
+}
+
+// lockExperimentRow locks the row of experiment id, in any workspace, on
+// PostgreSQL and MySQL; a missing row is not an error (the caller finds
+// what it purges gone as well).
+func lockExperimentRow(ctx context.Context, tx *metadata.Tx, id int64) error {
+	if tx.Dialect() == schema.SQLite {
+		return nil
+	}
+	_, err := stringColumn(ctx, tx, "SELECT experiment_id FROM experiments WHERE experiment_id = ? FOR UPDATE", id)
+	return err
 }
 
 // lockedLoggedModels reads the lifecycle stage of the logged models
