@@ -21,6 +21,11 @@ const (
 	// peak RssAnon was 43 MiB, with 8 MiB 27 MiB, at the same upload speed
 	// (test/bench/gcs, 256 MiB). MLflow's Python library uses 100 MiB.
 	DefaultUploadChunkSize = 8 << 20
+	// DefaultMultipartThreshold is MLflow's
+	// MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE default (500 MiB): from
+	// this size on an upload goes in retryable chunks, below it (and from
+	// one chunk up) as one streamed request.
+	DefaultMultipartThreshold = 500 << 20
 	// DefaultTimeout is MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT's default
 	// for GCS: the Python library's 60 s.
 	DefaultTimeout = 60 * time.Second
@@ -58,6 +63,12 @@ type Config struct {
 	// UploadChunkSize is MLFLOW_GCS_UPLOAD_CHUNK_SIZE: the chunk of a
 	// resumable upload, and the memory one such upload holds.
 	UploadChunkSize int
+	// MultipartThreshold is MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE:
+	// uploads of a known size from UploadChunkSize up to below it stream
+	// as one request holding no chunk; larger ones, and those of unknown
+	// size, go in chunks of UploadChunkSize, each retried on its own (0:
+	// DefaultMultipartThreshold).
+	MultipartThreshold int64
 	// DownloadChunkSize is MLFLOW_GCS_DOWNLOAD_CHUNK_SIZE, validated as
 	// upstream does. Ferry streams a download in one request, so it does
 	// not split downloads by it.
@@ -78,12 +89,13 @@ type Config struct {
 // Invalid values are reported all at once.
 func ConfigFromEnv(u *url.URL, getenv func(string) string) (Config, error) {
 	c := Config{
-		Bucket:          u.Host,
-		Prefix:          strings.Trim(u.Path, "/"),
-		EmulatorHost:    strings.TrimSpace(getenv("STORAGE_EMULATOR_HOST")),
-		CredentialsFile: strings.TrimSpace(getenv("GOOGLE_APPLICATION_CREDENTIALS")),
-		UploadChunkSize: DefaultUploadChunkSize,
-		Timeout:         DefaultTimeout,
+		Bucket:             u.Host,
+		Prefix:             strings.Trim(u.Path, "/"),
+		EmulatorHost:       strings.TrimSpace(getenv("STORAGE_EMULATOR_HOST")),
+		CredentialsFile:    strings.TrimSpace(getenv("GOOGLE_APPLICATION_CREDENTIALS")),
+		UploadChunkSize:    DefaultUploadChunkSize,
+		MultipartThreshold: DefaultMultipartThreshold,
+		Timeout:            DefaultTimeout,
 	}
 	var problems []string
 	bad := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
@@ -101,6 +113,13 @@ func ConfigFromEnv(u *url.URL, getenv func(string) string) (Config, error) {
 	var err error
 	if c.UploadChunkSize, err = chunkSize(getenv, "MLFLOW_GCS_UPLOAD_CHUNK_SIZE", DefaultUploadChunkSize); err != nil {
 		bad("%v", err)
+	}
+	if v := strings.TrimSpace(getenv("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE")); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			bad("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE=%q: want a positive number of bytes", v)
+		}
+		c.MultipartThreshold = n
 	}
 	if c.DownloadChunkSize, err = chunkSize(getenv, "MLFLOW_GCS_DOWNLOAD_CHUNK_SIZE", 0); err != nil {
 		bad("%v", err)

@@ -6,12 +6,14 @@
 // STORAGE_EMULATOR_HOST, MLFLOW_GCS_UPLOAD_CHUNK_SIZE,
 // MLFLOW_GCS_DOWNLOAD_CHUNK_SIZE, MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT.
 //
-// Uploads stream as resumable uploads in chunks of
-// MLFLOW_GCS_UPLOAD_CHUNK_SIZE, holding one chunk (or, for a smaller
-// object of known size, just the object) in memory. GCS creates an object only when an upload
-// is finalised, so a Put whose body fails or ends early cancels the upload
-// and leaves nothing. Downloads stream with ranges; listing and deleting
-// paginate.
+// Uploads of a known size from one MLFLOW_GCS_UPLOAD_CHUNK_SIZE chunk up
+// to below MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE stream as one
+// request of a resumable upload, holding nothing (stream.go); larger ones
+// and those of unknown size go in chunks, each retried on its own,
+// holding one chunk in memory; smaller ones are one request holding the
+// object. GCS creates an object only when an upload is finalised, so a
+// Put whose body fails or ends early cancels the upload and leaves
+// nothing. Downloads stream with ranges; listing and deleting paginate.
 //
 // When the credentials can sign (a service-account key, or a service
 // account that may call IAM signBlob), New returns a store that also
@@ -109,6 +111,9 @@ func newStore(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if cfg.UploadChunkSize <= 0 {
 		cfg.UploadChunkSize = DefaultUploadChunkSize
+	}
+	if cfg.MultipartThreshold <= 0 {
+		cfg.MultipartThreshold = DefaultMultipartThreshold
 	}
 	s := &Store{cfg: cfg, xmlScheme: "https", xmlHost: DefaultXMLHost, log: slog.Default()}
 	endpoint := "https://storage.googleapis.com/storage/v1/"
@@ -404,12 +409,15 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 	if key == "" {
 		return fmt.Errorf("put: %w: an object needs a name", stores.ErrInvalidKey)
 	}
+	src := &sourceReader{ctx: ctx, r: r, remaining: size}
+	if s.streams(size) {
+		return s.streamPut(ctx, key, src, size)
+	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w := s.bucket.Object(s.objectName(key)).NewWriter(wctx)
 	w.ContentType = contentType(key)
 	w.ChunkSize = chunkFor(s.cfg.UploadChunkSize, size)
-	src := &sourceReader{ctx: ctx, r: r, remaining: size}
 	bufp := copyBuffers.Get().(*[]byte)
 	_, err := io.CopyBuffer(writerOnly{w}, src, *bufp)
 	copyBuffers.Put(bufp)
@@ -583,8 +591,12 @@ type writerOnly struct{ io.Writer }
 // readerOnly hides a reader's WriteTo (no recursion into body.WriteTo).
 type readerOnly struct{ io.Reader }
 
-// PutBuffer implements stores.PutBufferer: the Writer holds one resumable
-// chunk (chunkFor: the configured chunk, or a smaller object whole).
+// PutBuffer implements stores.PutBufferer: a streamed upload holds
+// nothing; otherwise the Writer holds one resumable chunk (chunkFor: the
+// configured chunk, or a smaller object whole).
 func (s *Store) PutBuffer(size int64) int64 {
+	if s.streams(size) {
+		return 0
+	}
 	return int64(chunkFor(s.cfg.UploadChunkSize, size))
 }

@@ -244,14 +244,27 @@ func (s *slowBody) Read(p []byte) (int, error) {
 }
 
 // TestEmulatorKilledMidUpload kills fake-gcs-server while a resumable
-// upload is half sent (its first chunk stored in an upload session): the
-// client gets 503 in MLflow's JSON, reads fail clearly meanwhile, and after
-// a restart on the same data no partial object exists and the same ferry
-// works again.
+// upload is half sent, streamed as one request (below the multipart
+// threshold) or in chunks (its first chunks stored in an upload session):
+// the client gets 503 in MLflow's JSON, reads fail clearly meanwhile, and
+// after a restart on the same data no partial object exists and the same
+// ferry works again.
 func TestEmulatorKilledMidUpload(t *testing.T) {
+	for _, tc := range []struct{ name, threshold string }{
+		{"streamed", "104857600"},
+		{"chunked", "8388608"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			emulatorKilledMidUpload(t, "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE="+tc.threshold)
+		})
+	}
+}
+
+func emulatorKilledMidUpload(t *testing.T, threshold string) {
 	gcs := gcssrv.Start(t)
 	bucket := gcs.Bucket(t)
-	f := startFerry(t, "gs://"+bucket+"/"+prefix, []string{"STORAGE_EMULATOR_HOST=" + gcs.Host, "MLFLOW_GCS_UPLOAD_CHUNK_SIZE=4194304"})
+	f := startFerry(t, "gs://"+bucket+"/"+prefix, []string{"STORAGE_EMULATOR_HOST=" + gcs.Host, "MLFLOW_GCS_UPLOAD_CHUNK_SIZE=4194304", threshold})
 	existing := []byte("written before the outage")
 	if code, b, _ := do(t, http.MethodPut, f.ArtifactsURL("artifacts", "0/r/existing.txt"), bytes.NewReader(existing), nil); code != 200 {
 		t.Fatalf("PUT: %d %s", code, b)

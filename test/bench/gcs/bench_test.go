@@ -8,9 +8,14 @@
 //	FERRY_BENCH=1 go test -run TestGCSBench -v -timeout 30m ./test/bench/gcs/
 //
 // The direct upload is the Go library's own Writer with its defaults (a
-// resumable upload in 16 MiB chunks; ferry's default is 8 MiB, set
-// MLFLOW_GCS_UPLOAD_CHUNK_SIZE through FERRY_BENCH_ENV to compare at
-// equal chunks), fed from the file; the direct download is its Reader.
+// resumable upload in 16 MiB chunks), fed from the file; the direct
+// download is its Reader. Ferry streams an upload of known size below
+// MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE (500 MiB) as one request and
+// sends larger ones in 8 MiB chunks. FERRY_BENCH_GCS_DIRECT_CHUNK sets the
+// direct Writer's ChunkSize (bytes; 0: one streamed request, as Ferry's
+// below the threshold) for a like-for-like comparison; raise Ferry's
+// threshold, or set its MLFLOW_GCS_UPLOAD_CHUNK_SIZE, through
+// FERRY_BENCH_ENV.
 // FERRY_BENCH_SIZE (bytes, default 1 GiB) changes the file size; each
 // transfer runs FERRY_BENCH_ROUNDS times (default 3), direct and proxied
 // back to back, the order alternating; best and median times, per-round
@@ -32,6 +37,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -74,6 +80,13 @@ func TestGCSBench(t *testing.T) {
 	load := benchutil.Load
 	t.Logf("file %d MiB; machine: %d CPUs, load %s", size>>20, benchutil.NumCPU(), load())
 
+	directChunk := -1 // the library's default
+	if v := os.Getenv("FERRY_BENCH_GCS_DIRECT_CHUNK"); v != "" {
+		if directChunk, err = strconv.Atoi(v); err != nil || directChunk < 0 {
+			t.Fatalf("FERRY_BENCH_GCS_DIRECT_CHUNK=%q: want a number of bytes", v)
+		}
+		t.Logf("direct uploads with ChunkSize %d", directChunk)
+	}
 	directUpload := func() error {
 		f, err := os.Open(src)
 		if err != nil {
@@ -82,6 +95,9 @@ func TestGCSBench(t *testing.T) {
 		defer f.Close()
 		w := client.Bucket(bucket).Object("direct/payload.bin").NewWriter(ctx)
 		w.ContentType = "application/octet-stream"
+		if directChunk >= 0 {
+			w.ChunkSize = directChunk
+		}
 		if _, err := io.Copy(w, f); err != nil {
 			w.Close()
 			return err
