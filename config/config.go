@@ -38,6 +38,13 @@ const (
 	// which no byte arrives for this long. Time Ferry itself spends not
 	// reading (a slow backend) does not count.
 	DefaultBodyStallTimeout = 60 * time.Second
+	// DefaultBodyMinRate is the slowest a request body may arrive, in
+	// bytes per second averaged over each BodyStallTimeout of waiting for
+	// it: 4 KiB/s (32 kbit/s), far below any real uploader's link, but a
+	// body trickled to dodge the stall timeout (and hold its upload's
+	// memory reservation, its store connection and temp file) ends within
+	// two windows. Apache's mod_reqtimeout defaults to 500 bytes/s.
+	DefaultBodyMinRate = 4 << 10
 	// DefaultJSONMemoryLimit caps the memory all buffered JSON request
 	// bodies may hold at once (see Config.JSONMemoryLimit).
 	DefaultJSONMemoryLimit = 128 << 20
@@ -90,6 +97,10 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	IdleTimeout       time.Duration
 	BodyStallTimeout  time.Duration
+	// BodyMinRate is the slowest, in bytes per second, a request body may
+	// arrive, averaged over each BodyStallTimeout of time spent waiting
+	// for it (time Ferry spends not reading does not count); 0: no rule.
+	BodyMinRate int64
 	// JSONMemoryLimit caps the bytes held by buffered JSON request bodies
 	// across all requests, each counted at twice its size (the bytes and
 	// what they decode into). Requests beyond it wait, then get 503.
@@ -157,6 +168,7 @@ var envNames = map[string][]string{
 	"body-stall-timeout":          {"FERRY_BODY_STALL_TIMEOUT"},
 	"max-json-memory":             {"FERRY_MAX_JSON_MEMORY"},
 	"max-transfer-memory":         {"FERRY_MAX_TRANSFER_MEMORY"},
+	"body-min-rate":               {"FERRY_BODY_MIN_RATE"},
 }
 
 // Flags holds the raw flag values bound to a FlagSet.
@@ -166,7 +178,7 @@ type Flags struct {
 	// noServe is --no-serve-artifacts; click's paired boolean flag.
 	noServe bool
 	// The raw comma lists and size, split and parsed by Resolve.
-	allowedHosts, corsOrigins, xFrame, jsonMemory, transferMemory string
+	allowedHosts, corsOrigins, xFrame, jsonMemory, transferMemory, bodyMinRate string
 }
 
 // BindFlags registers the server flags on fs (upstream's names and help).
@@ -195,6 +207,7 @@ func BindFlags(fs *pflag.FlagSet) *Flags {
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", DefaultReadHeaderTimeout, "How long a client may take to send a request's headers. [env FERRY_READ_HEADER_TIMEOUT]")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", DefaultIdleTimeout, "How long a keep-alive connection may wait for its next request. [env FERRY_IDLE_TIMEOUT]")
 	fs.DurationVar(&c.BodyStallTimeout, "body-stall-timeout", DefaultBodyStallTimeout, "Abort an upload or request body from which no byte arrives for this long. [env FERRY_BODY_STALL_TIMEOUT]")
+	fs.StringVar(&f.bodyMinRate, "body-min-rate", humanize.IBytes(DefaultBodyMinRate), "Abort an upload or request body that arrives slower than this many bytes per second, averaged over each --body-stall-timeout spent waiting for it. 0 for no minimum. [env FERRY_BODY_MIN_RATE]")
 	fs.StringVar(&f.transferMemory, "max-transfer-memory", humanize.IBytes(DefaultTransferMemoryLimit), "Memory all artifact uploads may hold in part buffers at once (S3 multipart parts, Azure blocks, GCS chunks; other stores stream without them); uploads beyond it wait, then get 503. 0 for no bound; else at least 64 MiB. [env FERRY_MAX_TRANSFER_MEMORY]")
 	fs.StringVar(&f.jsonMemory, "max-json-memory", humanize.IBytes(DefaultJSONMemoryLimit), "Memory all buffered JSON request bodies may hold at once (each counted at twice its size); requests beyond it wait, then get 503. At least 64 MiB. [env FERRY_MAX_JSON_MEMORY]")
 	return f
@@ -252,6 +265,11 @@ func (f *Flags) Resolve(getenv func(string) string) (*Config, error) {
 		problems = append(problems, fmt.Errorf("--max-json-memory %q: want a size such as 256MiB", f.jsonMemory))
 	} else {
 		c.JSONMemoryLimit = int64(n)
+	}
+	if n, err := humanize.ParseBytes(f.bodyMinRate); err != nil || n > 1<<40 {
+		problems = append(problems, fmt.Errorf("--body-min-rate %q: want bytes per second such as 4KiB, or 0", f.bodyMinRate))
+	} else {
+		c.BodyMinRate = int64(n)
 	}
 	if n, err := humanize.ParseBytes(f.transferMemory); err != nil || n > 1<<50 {
 		problems = append(problems, fmt.Errorf("--max-transfer-memory %q: want a size such as 1GiB", f.transferMemory))

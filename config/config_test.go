@@ -32,7 +32,7 @@ func TestDefaultsMatchMlflowServer(t *testing.T) {
 		Workers: 4, ShutdownTimeout: 30 * time.Second, TempFileMaxAge: 24 * time.Hour, PresignedDownloadTTL: 300 * time.Second,
 		LogLevel: "info", LogFormat: "json",
 		Security:          Security{XFrameOptions: "SAMEORIGIN"},
-		ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, BodyStallTimeout: time.Minute,
+		ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, BodyStallTimeout: time.Minute, BodyMinRate: 4096,
 		JSONMemoryLimit: 128 << 20, TransferMemoryLimit: 512 << 20,
 	}
 	if !reflect.DeepEqual(*c, want) {
@@ -129,6 +129,7 @@ func TestSecurityAndLimitsFromFlagsAndEnv(t *testing.T) {
 		"FERRY_BODY_STALL_TIMEOUT":                  "9s",
 		"FERRY_MAX_JSON_MEMORY":                     "128MiB",
 		"FERRY_MAX_TRANSFER_MEMORY":                 "256MiB",
+		"FERRY_BODY_MIN_RATE":                       "16KiB",
 	}
 	c, err := resolve(t, nil, env)
 	if err != nil {
@@ -139,14 +140,14 @@ func TestSecurityAndLimitsFromFlagsAndEnv(t *testing.T) {
 	if !reflect.DeepEqual(c.Security, want) {
 		t.Errorf("security from env: got %+v, want %+v", c.Security, want)
 	}
-	if c.ReadHeaderTimeout != 5*time.Second || c.IdleTimeout != 7*time.Second || c.BodyStallTimeout != 9*time.Second || c.JSONMemoryLimit != 128<<20 || c.TransferMemoryLimit != 256<<20 {
-		t.Errorf("limits from env: %v %v %v %d %d", c.ReadHeaderTimeout, c.IdleTimeout, c.BodyStallTimeout, c.JSONMemoryLimit, c.TransferMemoryLimit)
+	if c.ReadHeaderTimeout != 5*time.Second || c.IdleTimeout != 7*time.Second || c.BodyStallTimeout != 9*time.Second || c.JSONMemoryLimit != 128<<20 || c.TransferMemoryLimit != 256<<20 || c.BodyMinRate != 16<<10 {
+		t.Errorf("limits from env: %v %v %v %d %d %d", c.ReadHeaderTimeout, c.IdleTimeout, c.BodyStallTimeout, c.JSONMemoryLimit, c.TransferMemoryLimit, c.BodyMinRate)
 	}
 
 	// Flags win over the environment.
 	c, err = resolve(t, []string{"--allowed-hosts", "a.example", "--cors-allowed-origins", "*",
 		"--x-frame-options", "NONE", "--disable-security-middleware=false", "--body-stall-timeout", "1s",
-		"--max-json-memory", "1GiB", "--max-transfer-memory", "0"}, env)
+		"--max-json-memory", "1GiB", "--max-transfer-memory", "0", "--body-min-rate", "0"}, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,8 +155,11 @@ func TestSecurityAndLimitsFromFlagsAndEnv(t *testing.T) {
 	if !reflect.DeepEqual(c.Security, want) {
 		t.Errorf("security from flags: got %+v, want %+v", c.Security, want)
 	}
-	if c.BodyStallTimeout != time.Second || c.JSONMemoryLimit != 1<<30 || c.TransferMemoryLimit != 0 {
-		t.Errorf("limits from flags: %v %d %d", c.BodyStallTimeout, c.JSONMemoryLimit, c.TransferMemoryLimit)
+	if c.BodyStallTimeout != time.Second || c.JSONMemoryLimit != 1<<30 || c.TransferMemoryLimit != 0 || c.BodyMinRate != 0 {
+		t.Errorf("limits from flags: %v %d %d %d", c.BodyStallTimeout, c.JSONMemoryLimit, c.TransferMemoryLimit, c.BodyMinRate)
+	}
+	if _, err := resolve(t, []string{"--body-min-rate", "fast"}, nil); err == nil || !strings.Contains(err.Error(), "--body-min-rate") {
+		t.Errorf("--body-min-rate fast: %v; want an error naming the flag", err)
 	}
 }
 

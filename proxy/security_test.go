@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -300,6 +301,59 @@ func TestStalledUploadAborted(t *testing.T) {
 	resp2.Body.Close()
 	if resp2.StatusCode != 200 {
 		t.Errorf("slow steady upload: %d, want 200", resp2.StatusCode)
+	}
+}
+
+// TestTrickledUploadAborted: an upload that keeps sending, but below the
+// minimum rate, is answered 400 naming the rate once a stall timeout of
+// waiting has passed, and nothing is committed; a body above the minimum
+// goes through.
+func TestTrickledUploadAborted(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, nil, func(o *proxy.Options) {
+		o.Config.BodyStallTimeout = 400 * time.Millisecond
+		o.Config.BodyMinRate = 1000
+	})
+	// Each body starts with more than fasthttp reads before it calls the
+	// handler, so the rest arrives while the store is writing.
+	const burst = 64 << 10
+	send := func(path string, chunk int, every time.Duration, n int) (int, string) {
+		pr, pw := io.Pipe()
+		go func() {
+			if _, err := pw.Write(make([]byte, burst)); err != nil {
+				return
+			}
+			for range n {
+				time.Sleep(every)
+				if _, err := pw.Write(bytes.Repeat([]byte("x"), chunk)); err != nil {
+					return
+				}
+			}
+			pw.Close()
+		}()
+		r, _ := http.NewRequest(http.MethodPut, "http://"+s.addr+path, pr)
+		r.ContentLength = int64(burst + chunk*n)
+		resp, err := s.client.Do(r)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	// 10 bytes every 50 ms: 200 bytes/s, under the 1000 bytes/s minimum,
+	// though no gap comes near the stall timeout.
+	trickled := "/api/2.0/mlflow-artifacts/artifacts/sec/trickled.bin"
+	code, body := send(trickled, 10, 50*time.Millisecond, 100)
+	if code != 400 || !strings.Contains(body, "too slowly") || !strings.Contains(body, "BAD_REQUEST") {
+		t.Errorf("trickled upload: %d %s; want 400 BAD_REQUEST naming the rate", code, body)
+	}
+	if _, err := os.Stat(filepath.Join(s.dir, "sec", "trickled.bin")); !os.IsNotExist(err) {
+		t.Errorf("the trickled upload was committed (%v)", err)
+	}
+	// 400 bytes every 50 ms: 8000 bytes/s, for twice the window.
+	if code, body := send("/api/2.0/mlflow-artifacts/artifacts/sec/steady.bin", 400, 50*time.Millisecond, 16); code != 200 {
+		t.Errorf("upload above the minimum rate: %d %s; want 200", code, body)
 	}
 }
 

@@ -97,6 +97,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, http: newHTTPMetrics(opts.Registry), sec: sec, xFrame: cfg.Security.XFrameOptions}
 	s.limits.StallTimeout = orDefault(cfg.BodyStallTimeout, config.DefaultBodyStallTimeout)
+	s.limits.MinRate = cfg.BodyMinRate
 	if cfg.JSONMemoryLimit > 0 {
 		s.limits.JSON = wire.NewBudget(cfg.JSONMemoryLimit, orDefault(opts.JSONQueueWait, defaultQueueWait))
 	}

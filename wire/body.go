@@ -25,6 +25,11 @@ type Limits struct {
 	// StallTimeout ends a body read when the client sends no byte for this
 	// long (0: never). Time the server spends not reading does not count.
 	StallTimeout time.Duration
+	// MinRate ends a body read when, over a StallTimeout of time spent
+	// waiting for the client, fewer than MinRate bytes per second arrived
+	// (0, or no StallTimeout: never). Time not spent in a read (the server
+	// busy with a slow backend) does not count.
+	MinRate int64
 	// JSON bounds the memory of buffered JSON bodies; nil: unbounded.
 	JSON *Budget
 	// Transfer bounds the memory artifact uploads hold in part buffers
@@ -51,13 +56,21 @@ type BodyError struct {
 	Err error
 	// Stalled is set when the stall timeout ended the read.
 	Stalled bool
-	// After is the stall timeout that expired.
+	// After is the stall timeout that expired, or the waiting over which
+	// a slow body was measured.
 	After time.Duration
+	// Slow is set when the body arrived below MinRate: Got bytes in After
+	// of waiting.
+	Slow         bool
+	Got, MinRate int64
 }
 
 func (e *BodyError) Error() string {
-	if e.Stalled {
+	switch {
+	case e.Stalled:
 		return fmt.Sprintf("request body stalled: no data for %s", e.After)
+	case e.Slow:
+		return fmt.Sprintf("request body too slow: %d bytes in %s of waiting, below %d bytes/s", e.Got, e.After.Round(time.Millisecond), e.MinRate)
 	}
 	return "reading the request body: " + e.Err.Error()
 }
@@ -75,21 +88,26 @@ func RequestBody(c *fiber.Ctx) io.Reader {
 	}
 	r := &bodyReader{r: req.BodyStream(), c: c}
 	if l := limitsOf(c); l != nil {
-		r.timeout = l.StallTimeout
+		r.timeout, r.minRate = l.StallTimeout, l.MinRate
 	}
 	return r
 }
 
 // bodyReader pushes the connection's read deadline forward before a read
 // when a quarter of the timeout has passed since it last did, so a read
-// always has at least 3/4 of it and a busy upload costs one clock read per
-// Read. After a failure every Read repeats it: a stalled body is not
-// waited for twice.
+// always has at least 3/4 of it. With a minimum rate it also adds up the
+// time spent inside reads and the bytes they returned, and judges them
+// each time that time reaches the timeout: two clock reads per Read.
+// After a failure every Read repeats it: a stalled body is not waited for
+// twice.
 type bodyReader struct {
 	r       io.Reader
 	c       *fiber.Ctx
 	timeout time.Duration
 	armed   time.Time
+	minRate int64
+	waited  time.Duration // in reads since the last judgement
+	got     int64         // bytes those reads returned
 	err     error
 }
 
@@ -97,14 +115,27 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
+	var start time.Time
 	if b.timeout > 0 {
-		if now := time.Now(); now.Sub(b.armed) > b.timeout/4 {
-			if err := b.c.Context().SetReadDeadline(now.Add(b.timeout)); err == nil {
-				b.armed = now
+		start = time.Now()
+		if start.Sub(b.armed) > b.timeout/4 {
+			if err := b.c.Context().SetReadDeadline(start.Add(b.timeout)); err == nil {
+				b.armed = start
 			}
 		}
 	}
 	n, err := b.r.Read(p)
+	if err == nil && b.minRate > 0 && b.timeout > 0 {
+		b.waited += time.Since(start)
+		b.got += int64(n)
+		if b.waited >= b.timeout {
+			if float64(b.got) < float64(b.minRate)*b.waited.Seconds() {
+				b.err = &BodyError{Err: errTooSlow, Slow: true, After: b.waited, Got: b.got, MinRate: b.minRate}
+				return n, b.err
+			}
+			b.waited, b.got = 0, 0
+		}
+	}
 	if err != nil && err != io.EOF {
 		be := &BodyError{Err: err}
 		var ne net.Error
@@ -301,11 +332,19 @@ func readError(err error) *Error {
 	return bodyError(err)
 }
 
+// errTooSlow is the cause of a *BodyError for a body below the minimum
+// rate.
+var errTooSlow = errors.New("request body below the minimum rate")
+
 // bodyError is the answer to a *BodyError.
 func bodyError(err error) *Error {
 	var be *BodyError
 	if errors.As(err, &be) && be.Stalled {
 		return &Error{Code: BadRequest, Message: fmt.Sprintf("The request body stalled: no data for %s.", be.After), Cause: err}
+	}
+	if errors.As(err, &be) && be.Slow {
+		return &Error{Code: BadRequest, Message: fmt.Sprintf("The request body arrived too slowly: %d bytes in %s, below the server's minimum of %d bytes per second.",
+			be.Got, be.After.Round(time.Millisecond), be.MinRate), Cause: err}
 	}
 	return &Error{Code: BadRequest, Message: "Could not read the request body: malformed or cut off.", Cause: err}
 }
