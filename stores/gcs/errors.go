@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"syscall"
 
 	"cloud.google.com/go/auth"
@@ -58,6 +59,7 @@ func classify(err error) error {
 	if err == nil {
 		return nil
 	}
+	err = redactURL(err)
 	for _, s := range []error{stores.ErrNotFound, stores.ErrPermission, stores.ErrInvalidRange,
 		stores.ErrTooLarge, stores.ErrIncomplete, stores.ErrUnavailable, stores.ErrIsDir,
 		stores.ErrInvalidKey, stores.ErrUnsupported, context.Canceled, context.DeadlineExceeded} {
@@ -102,6 +104,30 @@ func classify(err error) error {
 	}
 	return err
 }
+
+// redactURL hides the query of the request URL in err's text, keeping the
+// chain: a resumable session's upload_id lets anyone write its object,
+// and a signed URL's query is its signature.
+func redactURL(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	i := strings.IndexByte(ue.URL, '?')
+	if i < 0 || !strings.Contains(err.Error(), ue.URL) {
+		return err
+	}
+	return &redactedError{text: strings.ReplaceAll(err.Error(), ue.URL, ue.URL[:i]+"?…"), err: err}
+}
+
+// redactedError is err with text for its message.
+type redactedError struct {
+	text string
+	err  error
+}
+
+func (e *redactedError) Error() string { return e.text }
+func (e *redactedError) Unwrap() error { return e.err }
 
 // sentinelError carries a sentinel beside the SDK error so that both
 // errors.Is(err, sentinel) and the SDK's own error text survive.

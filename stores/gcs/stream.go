@@ -3,12 +3,18 @@ package gcs
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
+	"sync"
 	"time"
 
 	"google.golang.org/api/googleapi"
@@ -37,32 +43,39 @@ const sessionAttempts = 4
 // fails or ends early leaves nothing; the session is then cancelled. A
 // failure is not resumed: the bytes already sent are not kept, so the
 // client gets the error and sends the file again, as with a single S3
-// PUT below the multipart threshold.
+// PUT below the multipart threshold. The CRC32C of what was sent is
+// checked against the object GCS reports, as the library's Writer has
+// GCS check it; a mismatch deletes the object.
 func (s *Store) streamPut(ctx context.Context, key string, src *sourceReader, size int64) error {
-	name := s.objectName(key)
-	session, err := s.startSession(ctx, name, contentType(key), size)
+	name, ctype := s.objectName(key), contentType(key)
+	session, err := s.startSession(ctx, name, ctype, size)
 	if err != nil {
 		return s.fail("put", key, err)
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	req, err := http.NewRequestWithContext(pctx, http.MethodPut, session, readerOnly{src})
+	body := &guardedBody{r: src, crc: crc32.New(castagnoli)}
+	req, err := http.NewRequestWithContext(pctx, http.MethodPut, session, body)
 	if err != nil {
 		return s.fail("put", key, err)
 	}
 	req.ContentLength = size
 	req.Header.Set("Content-Range", fmt.Sprintf("bytes 0-%d/%d", size-1, size))
+	req.Header.Set("Content-Type", ctype)
 	resp, err := s.hc.Do(req)
+	var obj finishedObject
 	if err == nil {
-		err = uploadResponse(resp)
-	} else {
-		err = withoutURL(err)
+		obj, err = uploadResponse(resp)
 	}
+	// The transport may still be reading the body when Do returns (an
+	// early answer): stop it before src, which reads the client's
+	// request, is looked at or handed back.
+	body.stop()
 	if err == nil {
-		return nil
+		return s.checkSent(ctx, key, obj, body, size)
 	}
 	cancel()
-	s.cancelSession(ctx, session)
+	go s.cancelSession(ctx, session)
 	switch {
 	case src.short:
 		return fmt.Errorf("put %s: got %d of %d bytes: %w", key, src.read, size, stores.ErrIncomplete)
@@ -70,6 +83,64 @@ func (s *Store) streamPut(ctx context.Context, key string, src *sourceReader, si
 		return fmt.Errorf("put %s: reading the upload: %w", key, src.err)
 	}
 	return s.fail("put", key, err)
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// guardedBody is the PUT's body: it hashes what it passes on and, once
+// stopped, reads no more, so that no transport goroutine touches the
+// client's request after streamPut returns. stop waits for a read in
+// progress (at most the client's stall timeout).
+type guardedBody struct {
+	mu      sync.Mutex
+	r       io.Reader
+	crc     hash.Hash32
+	n       int64
+	stopped bool
+}
+
+var errBodyStopped = errors.New("upload body no longer read")
+
+func (g *guardedBody) Read(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped {
+		return 0, errBodyStopped
+	}
+	n, err := g.r.Read(p)
+	g.crc.Write(p[:n])
+	g.n += int64(n)
+	return n, err
+}
+
+func (g *guardedBody) stop() {
+	g.mu.Lock()
+	g.stopped = true
+	g.mu.Unlock()
+}
+
+// finishedObject is what GCS answers a finished upload with (the fields
+// checked).
+type finishedObject struct {
+	Size   string `json:"size"`
+	CRC32C string `json:"crc32c"`
+}
+
+// checkSent compares the object GCS stored with what was sent; on a
+// mismatch the object is deleted and the upload fails (the client
+// retries it).
+func (s *Store) checkSent(ctx context.Context, key string, obj finishedObject, body *guardedBody, size int64) error {
+	var sum [4]byte
+	binary.BigEndian.PutUint32(sum[:], body.crc.Sum32())
+	want := base64.StdEncoding.EncodeToString(sum[:])
+	if body.n == size && (obj.Size == "" || obj.Size == strconv.FormatInt(size, 10)) && (obj.CRC32C == "" || obj.CRC32C == want) {
+		return nil
+	}
+	err := fmt.Errorf("put %s: GCS stored size %s, crc32c %s; sent %d bytes, crc32c %s: %w", key, obj.Size, obj.CRC32C, body.n, want, stores.ErrUnavailable)
+	if derr := s.bucket.Object(s.objectName(key)).Delete(context.WithoutCancel(ctx)); derr != nil {
+		s.logger().Error("gcs: could not delete an object that arrived corrupted", "key", key, "error", classify(derr).Error())
+	}
+	return err
 }
 
 // startSession opens a resumable upload of name (JSON API) and returns its
@@ -106,7 +177,7 @@ func (s *Store) trySession(ctx context.Context, u string, meta []byte, ctype str
 	req.Header.Set("X-Upload-Content-Length", fmt.Sprint(size))
 	resp, err := s.hc.Do(req)
 	if err != nil {
-		return "", withoutURL(err)
+		return "", err
 	}
 	defer drainClose(resp.Body)
 	if err := googleapi.CheckResponse(resp); err != nil {
@@ -120,19 +191,33 @@ func (s *Store) trySession(ctx context.Context, u string, meta []byte, ctype str
 }
 
 // uploadResponse checks the answer to the PUT that should finish the
-// upload: 200 or 201 with the object; 308 (GCS kept fewer bytes than the
-// total) is an incomplete upload.
-func uploadResponse(resp *http.Response) error {
+// upload: 200 or 201 with the object. A 308 (GCS kept fewer bytes than
+// the total) and a 404 or 410 (the session is gone, as after an
+// emulator's restart) are outages the client may retry, not a missing
+// artifact.
+func uploadResponse(resp *http.Response) (finishedObject, error) {
 	defer drainClose(resp.Body)
-	if resp.StatusCode == http.StatusPermanentRedirect {
-		return fmt.Errorf("upload not finalised (status 308, GCS has %q): %w", resp.Header.Get("Range"), stores.ErrUnavailable)
+	var obj finishedObject
+	switch resp.StatusCode {
+	case http.StatusPermanentRedirect:
+		return obj, fmt.Errorf("upload not finalised (status 308, GCS has %q): %w", resp.Header.Get("Range"), stores.ErrUnavailable)
+	case http.StatusNotFound, http.StatusGone:
+		return obj, join(stores.ErrUnavailable, googleapi.CheckResponse(resp))
 	}
-	return googleapi.CheckResponse(resp)
+	if err := googleapi.CheckResponse(resp); err != nil {
+		return obj, err
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&obj); err != nil {
+		return obj, fmt.Errorf("upload finished with an unreadable answer: %v: %w", err, stores.ErrUnavailable)
+	}
+	return obj, nil
 }
 
 // cancelSession ends an upload session that will not be finished, so
 // that GCS drops what it kept of it (it would otherwise keep it for a
-// week). Best effort: the object was never created either way.
+// week). Best effort, in the background (an unreachable GCS must not
+// delay the client's 503), bounded by its timeout: the object was never
+// created either way.
 func (s *Store) cancelSession(ctx context.Context, session string) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -142,7 +227,7 @@ func (s *Store) cancelSession(ctx context.Context, session string) {
 	}
 	resp, err := s.hc.Do(req)
 	if err != nil {
-		s.logger().Debug("gcs: could not cancel an upload session", "error", withoutURL(err).Error())
+		s.logger().Debug("gcs: could not cancel an upload session", "error", classify(err).Error())
 		return
 	}
 	drainClose(resp.Body)
@@ -153,20 +238,4 @@ func (s *Store) cancelSession(ctx context.Context, session string) {
 func drainClose(body io.ReadCloser) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(body, 64<<10))
 	_ = body.Close()
-}
-
-// withoutURL drops the request URL from a transport error: a session URI
-// is a bearer credential for its upload (anyone holding it may write the
-// object), so it must not reach logs or clients. What remains is an
-// outage, or the context's end.
-func withoutURL(err error) error {
-	var ue *url.Error
-	if !errors.As(err, &ue) {
-		return err
-	}
-	inner := fmt.Errorf("%s upload session: %w", ue.Op, ue.Err)
-	if errors.Is(inner, context.Canceled) || errors.Is(inner, context.DeadlineExceeded) {
-		return inner
-	}
-	return join(stores.ErrUnavailable, inner)
 }
