@@ -99,7 +99,9 @@ type Config struct {
 	BodyStallTimeout  time.Duration
 	// BodyMinRate is the slowest, in bytes per second, a request body may
 	// arrive, averaged over each BodyStallTimeout of time spent waiting
-	// for it (time Ferry spends not reading does not count); 0: no rule.
+	// for it (time Ferry spends not reading does not count); 0: no rule
+	// (also in a Config built without Parse: unlike the timeouts, the
+	// proxy gives a zero no default).
 	BodyMinRate int64
 	// JSONMemoryLimit caps the bytes held by buffered JSON request bodies
 	// across all requests, each counted at twice its size (the bytes and

@@ -154,8 +154,8 @@ func (s *Server) upload(c *fiber.Ctx) error {
 	// 503 (which clients retry). A connection that sends headers and no
 	// body never gets here (fasthttp reads the body's first bytes before
 	// it calls the handler, under the header timeout), so it holds
-	// nothing; one that trickles its body holds its reservation for as
-	// long as the body stall timeout lets it.
+	// nothing; one that trickles its body loses its reservation to the
+	// minimum body rate (--body-min-rate).
 	if need := stores.PutBuffer(s.opts.Artifacts, size); need > 0 && s.limits.Transfer != nil {
 		release, werr := s.limits.Transfer.Reserve(c.UserContext(), need)
 		if werr != nil {

@@ -306,34 +306,40 @@ func TestStalledUploadAborted(t *testing.T) {
 
 // TestTrickledUploadAborted: an upload that keeps sending, but below the
 // minimum rate, is answered 400 naming the rate once a stall timeout of
-// waiting has passed, and nothing is committed; a body above the minimum
-// goes through.
+// waiting has passed (twice at most), nothing is committed and no temp
+// file is left; a body at three times the minimum goes through, judged
+// over several windows.
 func TestTrickledUploadAborted(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, nil, func(o *proxy.Options) {
-		o.Config.BodyStallTimeout = 400 * time.Millisecond
+		o.Config.BodyStallTimeout = time.Second
 		o.Config.BodyMinRate = 1000
 	})
 	// Each body starts with more than fasthttp reads before it calls the
 	// handler, so the rest arrives while the store is writing.
 	const burst = 64 << 10
+	// send writes on a raw connection and reads the answer there, so an
+	// early answer is read rather than lost to a failed write.
 	send := func(path string, chunk int, every time.Duration, n int) (int, string) {
-		pr, pw := io.Pipe()
+		conn, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "PUT %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n", path, s.addr, burst+chunk*n)
 		go func() {
-			if _, err := pw.Write(make([]byte, burst)); err != nil {
+			if _, err := conn.Write(make([]byte, burst)); err != nil {
 				return
 			}
 			for range n {
 				time.Sleep(every)
-				if _, err := pw.Write(bytes.Repeat([]byte("x"), chunk)); err != nil {
+				if _, err := conn.Write(bytes.Repeat([]byte("x"), chunk)); err != nil {
 					return
 				}
 			}
-			pw.Close()
 		}()
-		r, _ := http.NewRequest(http.MethodPut, "http://"+s.addr+path, pr)
-		r.ContentLength = int64(burst + chunk*n)
-		resp, err := s.client.Do(r)
+		_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {
 			return 0, err.Error()
 		}
@@ -343,17 +349,31 @@ func TestTrickledUploadAborted(t *testing.T) {
 	}
 	// 10 bytes every 50 ms: 200 bytes/s, under the 1000 bytes/s minimum,
 	// though no gap comes near the stall timeout.
-	trickled := "/api/2.0/mlflow-artifacts/artifacts/sec/trickled.bin"
-	code, body := send(trickled, 10, 50*time.Millisecond, 100)
+	start := time.Now()
+	code, body := send("/api/2.0/mlflow-artifacts/artifacts/sec/trickled.bin", 10, 50*time.Millisecond, 100)
 	if code != 400 || !strings.Contains(body, "too slowly") || !strings.Contains(body, "BAD_REQUEST") {
 		t.Errorf("trickled upload: %d %s; want 400 BAD_REQUEST naming the rate", code, body)
+	}
+	if took := time.Since(start); took > 4*time.Second {
+		t.Errorf("the trickled upload was answered after %s; want within two 1s windows of waiting", took)
 	}
 	if _, err := os.Stat(filepath.Join(s.dir, "sec", "trickled.bin")); !os.IsNotExist(err) {
 		t.Errorf("the trickled upload was committed (%v)", err)
 	}
-	// 400 bytes every 50 ms: 8000 bytes/s, for twice the window.
-	if code, body := send("/api/2.0/mlflow-artifacts/artifacts/sec/steady.bin", 400, 50*time.Millisecond, 16); code != 200 {
-		t.Errorf("upload above the minimum rate: %d %s; want 200", code, body)
+	var left []string
+	_ = filepath.WalkDir(s.dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasPrefix(d.Name(), ".ferry-upload-") {
+			left = append(left, p)
+		}
+		return nil
+	})
+	if len(left) > 0 {
+		t.Errorf("temp files left: %v", left)
+	}
+	// 150 bytes every 50 ms: 3000 bytes/s for 3.5 s, so windows after the
+	// burst's are judged too.
+	if code, body := send("/api/2.0/mlflow-artifacts/artifacts/sec/steady.bin", 150, 50*time.Millisecond, 70); code != 200 {
+		t.Errorf("upload at three times the minimum rate: %d %s; want 200", code, body)
 	}
 }
 

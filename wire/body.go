@@ -131,6 +131,9 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		if b.waited >= b.timeout {
 			if float64(b.got) < float64(b.minRate)*b.waited.Seconds() {
 				b.err = &BodyError{Err: errTooSlow, Slow: true, After: b.waited, Got: b.got, MinRate: b.minRate}
+				// fasthttp did not see the read fail, so it would keep
+				// the connection and read on after the answer.
+				b.c.Context().SetConnectionClose()
 				return n, b.err
 			}
 			b.waited, b.got = 0, 0
