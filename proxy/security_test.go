@@ -270,14 +270,7 @@ func TestStalledUploadAborted(t *testing.T) {
 	if took > 5*time.Second {
 		t.Errorf("the stalled upload was answered after %s", took)
 	}
-	var left []string
-	_ = filepath.WalkDir(s.dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && strings.HasPrefix(d.Name(), ".ferry-upload-") {
-			left = append(left, p)
-		}
-		return nil
-	})
-	if len(left) > 0 {
+	if left := uploadTempFiles(s.dir); len(left) > 0 {
 		t.Errorf("temp files left: %v", left)
 	}
 	if _, err := os.Stat(filepath.Join(s.dir, "sec", "x.txt")); !os.IsNotExist(err) {
@@ -302,6 +295,18 @@ func TestStalledUploadAborted(t *testing.T) {
 	if resp2.StatusCode != 200 {
 		t.Errorf("slow steady upload: %d, want 200", resp2.StatusCode)
 	}
+}
+
+// uploadTempFiles lists the local store's upload temp files under dir.
+func uploadTempFiles(dir string) []string {
+	var left []string
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasPrefix(d.Name(), ".ferry-upload-") {
+			left = append(left, p)
+		}
+		return nil
+	})
+	return left
 }
 
 // TestTrickledUploadAborted: an upload that keeps sending, but below the
@@ -360,14 +365,7 @@ func TestTrickledUploadAborted(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(s.dir, "sec", "trickled.bin")); !os.IsNotExist(err) {
 		t.Errorf("the trickled upload was committed (%v)", err)
 	}
-	var left []string
-	_ = filepath.WalkDir(s.dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && strings.HasPrefix(d.Name(), ".ferry-upload-") {
-			left = append(left, p)
-		}
-		return nil
-	})
-	if len(left) > 0 {
+	if left := uploadTempFiles(s.dir); len(left) > 0 {
 		t.Errorf("temp files left: %v", left)
 	}
 	// 150 bytes every 50 ms: 3000 bytes/s for 3.5 s, so windows after the
