@@ -1,11 +1,9 @@
 package s3e2e
 
 import (
-	"bufio"
 	"bytes"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,21 +26,9 @@ func TestTransferMemoryBudgetOnMinIO(t *testing.T) {
 		"FERRY_MAX_TRANSFER_MEMORY=64MiB")
 	f := startFerry(t, "s3://"+bucket+"/"+prefix, env)
 
-	gauge := func(name string) float64 {
-		resp, err := http.Get(f.Base + "/metrics")
-		if err != nil {
-			return -1
-		}
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-				x, _ := strconv.ParseFloat(v, 64)
-				return x
-			}
-		}
-		return -1
-	}
+	// f.Metric fails the test if /metrics cannot be read; the sampler
+	// below stops before the server does.
+	gauge := func(name string) float64 { return f.Metric(t, name) }
 	if v := gauge("ferry_transfer_memory_limit_bytes"); v != 64<<20 {
 		t.Fatalf("ferry_transfer_memory_limit_bytes = %v, want 64 MiB", v)
 	}
