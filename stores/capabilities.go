@@ -117,6 +117,14 @@ type GCAdvice struct {
 	MinPercent, MaxPercent int
 }
 
+// PerPacketGarbageAdvice is the policy of drivers whose client library
+// allocates a fresh buffer per network packet (pkg/sftp, colinmarc/hdfs),
+// so a transfer makes garbage at its own rate while holding little live:
+// collect at a 16 MiB heap, and at GOGC=50 once the live heap leaves no
+// room for that (400 is where the runtime's 4 MiB minimum goal would pass
+// 16 MiB). Measured in stores/sftp/NOTES.md and README § HDFS.
+var PerPacketGarbageAdvice = GCAdvice{HeapTarget: 16 << 20, MinPercent: 50, MaxPercent: 400}
+
 // ApplyGCAdvice starts the collector policy the artifacts destination s
 // advises (GCAdvisor), unless the operator chose a collector policy with
 // the GOGC or GOMEMLIMIT environment variables (getenv is os.Getenv
@@ -135,6 +143,9 @@ func ApplyGCAdvice(s Store, getenv func(string) string) (advice GCAdvice, stop f
 		return GCAdvice{}, func() {}, false
 	}
 	t := gctune.Start(gctune.Policy{Target: uint64(advice.HeapTarget), MinPercent: advice.MinPercent, MaxPercent: advice.MaxPercent})
+	if t == nil { // a policy already runs in this process
+		return GCAdvice{}, func() {}, false
+	}
 	return advice, t.Stop, true
 }
 

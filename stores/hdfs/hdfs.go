@@ -627,7 +627,7 @@ func randomName() string {
 // GOGC=100 Ferry peaked at 66 MiB in the HDFS benchmark, with the 16 MiB
 // heap target at 58–60 MiB and a sixth less CPU per GiB uploaded (README
 // § HDFS).
-var gcAdvice = stores.GCAdvice{HeapTarget: 16 << 20, MinPercent: 50, MaxPercent: 400}
+var gcAdvice = stores.PerPacketGarbageAdvice
 
 // GCAdvice implements stores.GCAdvisor.
 func (s *Store) GCAdvice() stores.GCAdvice { return gcAdvice }

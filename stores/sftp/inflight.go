@@ -60,7 +60,7 @@ func (b *inFlightBudget) begin(c *conn) (share int, end func()) {
 // heap reach a fixed 16 MiB before collecting (and GOGC=50 once the live
 // heap leaves no room for that) keeps the peak and collects less often
 // (stores/sftp/NOTES.md has the figures).
-var gcAdvice = stores.GCAdvice{HeapTarget: 16 << 20, MinPercent: 50, MaxPercent: 400}
+var gcAdvice = stores.PerPacketGarbageAdvice
 
 // GCAdvice implements stores.GCAdvisor.
 func (s *Store) GCAdvice() stores.GCAdvice { return gcAdvice }

@@ -57,9 +57,9 @@ func (p Policy) Percent(live, roots uint64) int {
 	return int(min(max(pct, uint64(p.MinPercent)), hi))
 }
 
-// Tuner re-applies its Policy after garbage collections. One per process:
-// GOGC is process-wide, and Stop restores the value found at Start,
-// overwriting any change made since.
+// Tuner re-applies its Policy after garbage collections. One per process
+// (Start refuses a second while one runs): GOGC is process-wide, and Stop
+// restores the value found at Start, overwriting any change made since.
 //
 // The runtime fixes the next heap goal when a collection ends, with the
 // GOGC in force then; the tuner runs shortly after (once the finalizer
@@ -72,7 +72,6 @@ type Tuner struct {
 	stopped atomic.Bool
 	mu      sync.Mutex // serialises adjust with Stop's restore
 	samples []metrics.Sample
-	last    int
 	applied atomic.Int64 // number of adjustments made, for tests
 	orig    int
 }
@@ -85,9 +84,16 @@ type Tuner struct {
 // finalizers may never run).
 type sentinel struct{ t *Tuner }
 
+// running is set while a Tuner runs.
+var running atomic.Bool
+
 // Start sets GOGC for the current heap and keeps adjusting it after
-// collections (at most once each) until Stop.
+// collections (at most once each) until Stop. It returns nil, and changes
+// nothing, while another Tuner runs: two would fight over GOGC.
 func Start(p Policy) *Tuner {
+	if !running.CompareAndSwap(false, true) {
+		return nil
+	}
 	t := &Tuner{policy: p, samples: []metrics.Sample{
 		{Name: "/gc/heap/live:bytes"},
 		{Name: "/gc/scan/stack:bytes"},
@@ -124,8 +130,7 @@ func (t *Tuner) adjust() {
 	// Set every time, not only when it changes, so that a GOGC changed
 	// behind the tuner's back is corrected at the next collection. It is
 	// cheap: the heap lock and a goal recomputation, no collection.
-	t.last = t.policy.Percent(v[0], v[1]+v[2])
-	debug.SetGCPercent(t.last)
+	debug.SetGCPercent(t.policy.Percent(v[0], v[1]+v[2]))
 	t.applied.Add(1)
 }
 
@@ -138,13 +143,6 @@ func CurrentPercent() int {
 		return 100
 	}
 	return int(s[0].Value.Uint64())
-}
-
-// Percent is the GOGC the tuner last set.
-func (t *Tuner) Percent() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.last
 }
 
 // Adjustments is how many times the tuner has run (once at Start, then
@@ -160,4 +158,5 @@ func (t *Tuner) Stop() {
 		return
 	}
 	debug.SetGCPercent(t.orig)
+	running.Store(false)
 }
