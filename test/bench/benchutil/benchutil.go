@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ferryml/ferry/internal/buildflags"
 )
 
@@ -550,13 +552,14 @@ func Load() string {
 // in-place overwrite lets it drop the old copy's pages unwritten.)
 func ServerFilesOnTmpfs(t testing.TB) string {
 	t.Helper()
+	disk := "disk (" + os.TempDir() + ")"
 	if os.Getenv("FERRY_BENCH_SERVER_FS") == "disk" {
-		return "disk (" + os.TempDir() + ")"
+		return disk
 	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs("/dev/shm", &st); err != nil || st.Type != 0x01021994 { // TMPFS_MAGIC
+	var st unix.Statfs_t
+	if err := unix.Statfs("/dev/shm", &st); err != nil || st.Type != unix.TMPFS_MAGIC {
 		t.Logf("no tmpfs at /dev/shm (%v); the servers' files stay on disk", err)
-		return "disk (" + os.TempDir() + ")"
+		return disk
 	}
 	t.Setenv("FERRY_TEST_SERVER_TMPDIR", "/dev/shm")
 	return "tmpfs (/dev/shm; FERRY_BENCH_SERVER_FS=disk to use the disk)"
