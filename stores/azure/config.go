@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ferryml/ferry/stores"
 )
 
 // Limits and defaults, with the source of each number.
@@ -157,13 +159,10 @@ func ConfigFromEnv(u *url.URL, getenv func(string) string) (Config, error) {
 			c.Timeout = 0 // no limit
 		}
 	}
-	if v := strings.TrimSpace(getenv("MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE")); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			bad("MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE=%q: want a positive number of bytes", v)
-		} else {
-			c.BlockSize = n
-		}
+	if n, err := stores.EnvSize(getenv, "MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE", c.BlockSize); err != nil {
+		bad("%v", err)
+	} else {
+		c.BlockSize = n
 	}
 	if len(problems) > 0 {
 		return Config{}, fmt.Errorf("azure store: %s", strings.Join(problems, "; "))

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ferryml/ferry/stores"
 )
 
 // Limits and defaults, with the source of each number.
@@ -114,12 +116,8 @@ func ConfigFromEnv(u *url.URL, getenv func(string) string) (Config, error) {
 	if c.UploadChunkSize, err = chunkSize(getenv, "MLFLOW_GCS_UPLOAD_CHUNK_SIZE", DefaultUploadChunkSize); err != nil {
 		bad("%v", err)
 	}
-	if v := strings.TrimSpace(getenv("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE")); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			bad("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE=%q: want a positive number of bytes", v)
-		}
-		c.MultipartThreshold = n
+	if c.MultipartThreshold, err = stores.EnvSize(getenv, "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", DefaultMultipartThreshold); err != nil {
+		bad("%v", err)
 	}
 	if c.DownloadChunkSize, err = chunkSize(getenv, "MLFLOW_GCS_DOWNLOAD_CHUNK_SIZE", 0); err != nil {
 		bad("%v", err)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7/pkg/s3utils"
+
+	"github.com/ferryml/ferry/stores"
 )
 
 // Limits and defaults, with the source of each number.
@@ -163,10 +165,10 @@ func ConfigFromEnv(u *url.URL, getenv func(string) string) (Config, error) {
 			c.Timeout = time.Duration(n) * time.Second
 		}
 	}
-	if c.MultipartThreshold, err = parseSize(getenv, "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", DefaultMultipartThreshold); err != nil {
+	if c.MultipartThreshold, err = stores.EnvSize(getenv, "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", DefaultMultipartThreshold); err != nil {
 		bad("%v", err)
 	}
-	if c.PartSize, err = parseSize(getenv, "MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE", DefaultPartSize); err != nil {
+	if c.PartSize, err = stores.EnvSize(getenv, "MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE", DefaultPartSize); err != nil {
 		bad("%v", err)
 	}
 	if len(problems) > 0 {
@@ -224,18 +226,6 @@ func parseBool(v string) (bool, error) {
 		return true, nil
 	}
 	return false, fmt.Errorf("%q is not one of true, false, 1, 0", v)
-}
-
-func parseSize(getenv func(string) string, name string, def int64) (int64, error) {
-	v := strings.TrimSpace(getenv(name))
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("%s=%q: want a positive number of bytes", name, v)
-	}
-	return n, nil
 }
 
 func firstNonEmpty(vs ...string) string {
