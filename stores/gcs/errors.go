@@ -107,7 +107,9 @@ func classify(err error) error {
 
 // redactURL hides the query of the request URL in err's text, keeping the
 // chain: a resumable session's upload_id lets anyone write its object,
-// and a signed URL's query is its signature.
+// and a signed URL's query is its signature. It rewrites the text rather
+// than ue.URL because a wrapper made with fmt.Errorf has already frozen
+// the URL into its own message.
 func redactURL(err error) error {
 	var ue *url.Error
 	if !errors.As(err, &ue) {

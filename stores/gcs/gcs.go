@@ -161,7 +161,7 @@ func newStore(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	// Retries are bounded so that an unreachable GCS becomes a 503 within
 	// seconds instead of a request hanging until its client gives up.
-	client.SetRetry(storage.WithMaxAttempts(4), storage.WithBackoff(gax.Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2}))
+	client.SetRetry(storage.WithMaxAttempts(retryAttempts), storage.WithBackoff(retryBackoff()))
 	s.client, s.bucket = client, client.Bucket(cfg.Bucket)
 	if creds != nil {
 		iam := cfg.iamEndpoint
@@ -175,6 +175,14 @@ func newStore(ctx context.Context, cfg Config) (*Store, error) {
 		s.signer = sg
 	}
 	return s, nil
+}
+
+// retryAttempts and retryBackoff bound every retried GCS call: the
+// library's and the streamed upload's session start (stream.go).
+const retryAttempts = 4
+
+func retryBackoff() gax.Backoff {
+	return gax.Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2}
 }
 
 // newTransport is the HTTP transport under every request: pooled

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/googleapis/gax-go/v2"
 	"google.golang.org/api/googleapi"
 
 	"github.com/ferryml/ferry/stores"
@@ -30,10 +31,6 @@ import (
 func (s *Store) streams(size int64) bool {
 	return size >= int64(s.cfg.UploadChunkSize) && size < s.cfg.MultipartThreshold
 }
-
-// sessionAttempts bounds the tries of a resumable session's start (no
-// body has been read yet, so it can be repeated).
-const sessionAttempts = 4
 
 // streamPut uploads the size bytes of src as a resumable upload whose one
 // PUT carries the whole object, read from src as it is sent: nothing is
@@ -72,10 +69,10 @@ func (s *Store) streamPut(ctx context.Context, key string, src *sourceReader, si
 	// request, is looked at or handed back.
 	body.stop()
 	if err == nil {
-		return s.checkSent(ctx, key, obj, body, size)
+		return s.checkSent(ctx, key, obj, body.crc.Sum32(), size)
 	}
 	cancel()
-	go s.cancelSession(ctx, session)
+	s.cancelSession(ctx, session)
 	switch {
 	case src.short:
 		return fmt.Errorf("put %s: got %d of %d bytes: %w", key, src.read, size, stores.ErrIncomplete)
@@ -87,6 +84,9 @@ func (s *Store) streamPut(ctx context.Context, key string, src *sourceReader, si
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// cancelTimeout bounds the cancel of a failed upload's session.
+const cancelTimeout = 2 * time.Second
+
 // guardedBody is the PUT's body: it hashes what it passes on and, once
 // stopped, reads no more, so that no transport goroutine touches the
 // client's request after streamPut returns. stop waits for a read in
@@ -95,7 +95,6 @@ type guardedBody struct {
 	mu      sync.Mutex
 	r       io.Reader
 	crc     hash.Hash32
-	n       int64
 	stopped bool
 }
 
@@ -109,7 +108,6 @@ func (g *guardedBody) Read(p []byte) (int, error) {
 	}
 	n, err := g.r.Read(p)
 	g.crc.Write(p[:n])
-	g.n += int64(n)
 	return n, err
 }
 
@@ -129,14 +127,16 @@ type finishedObject struct {
 // checkSent compares the object GCS stored with what was sent; on a
 // mismatch the object is deleted and the upload fails (the client
 // retries it).
-func (s *Store) checkSent(ctx context.Context, key string, obj finishedObject, body *guardedBody, size int64) error {
+// A successful PUT has sent exactly size bytes (sourceReader never ends
+// early, and the transport refuses a body shorter than its length).
+func (s *Store) checkSent(ctx context.Context, key string, obj finishedObject, crc uint32, size int64) error {
 	var sum [4]byte
-	binary.BigEndian.PutUint32(sum[:], body.crc.Sum32())
+	binary.BigEndian.PutUint32(sum[:], crc)
 	want := base64.StdEncoding.EncodeToString(sum[:])
-	if body.n == size && (obj.Size == "" || obj.Size == strconv.FormatInt(size, 10)) && (obj.CRC32C == "" || obj.CRC32C == want) {
+	if (obj.Size == "" || obj.Size == strconv.FormatInt(size, 10)) && (obj.CRC32C == "" || obj.CRC32C == want) {
 		return nil
 	}
-	err := fmt.Errorf("put %s: GCS stored size %s, crc32c %s; sent %d bytes, crc32c %s: %w", key, obj.Size, obj.CRC32C, body.n, want, stores.ErrUnavailable)
+	err := fmt.Errorf("put %s: GCS stored size %s, crc32c %s; sent %d bytes, crc32c %s: %w", key, obj.Size, obj.CRC32C, size, want, stores.ErrUnavailable)
 	if derr := s.bucket.Object(s.objectName(key)).Delete(context.WithoutCancel(ctx)); derr != nil {
 		s.logger().Error("gcs: could not delete an object that arrived corrupted", "key", key, "error", classify(derr).Error())
 	}
@@ -144,7 +144,8 @@ func (s *Store) checkSent(ctx context.Context, key string, obj finishedObject, b
 }
 
 // startSession opens a resumable upload of name (JSON API) and returns its
-// session URI, retrying outages with the client's backoff.
+// session URI, retrying outages as the library's calls are retried (no
+// body has been read yet, so the start can be repeated).
 func (s *Store) startSession(ctx context.Context, name, ctype string, size int64) (string, error) {
 	meta, err := json.Marshal(map[string]string{"name": name, "contentType": ctype})
 	if err != nil {
@@ -152,18 +153,15 @@ func (s *Store) startSession(ctx context.Context, name, ctype string, size int64
 	}
 	u := url.URL{Scheme: s.xmlScheme, Host: s.xmlHost, Path: "/upload/storage/v1/b/" + s.cfg.Bucket + "/o",
 		RawQuery: url.Values{"uploadType": {"resumable"}, "name": {name}}.Encode()}
-	wait := 100 * time.Millisecond
+	bo := retryBackoff()
 	for attempt := 1; ; attempt++ {
 		session, err := s.trySession(ctx, u.String(), meta, ctype, size)
-		if err == nil || attempt == sessionAttempts || !errors.Is(classify(err), stores.ErrUnavailable) {
+		if err == nil || attempt == retryAttempts || !errors.Is(classify(err), stores.ErrUnavailable) {
 			return session, err
 		}
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-time.After(wait):
+		if err := gax.Sleep(ctx, bo.Pause()); err != nil {
+			return "", err
 		}
-		wait = min(2*wait, 2*time.Second)
 	}
 }
 
@@ -215,11 +213,11 @@ func uploadResponse(resp *http.Response) (finishedObject, error) {
 
 // cancelSession ends an upload session that will not be finished, so
 // that GCS drops what it kept of it (it would otherwise keep it for a
-// week). Best effort, in the background (an unreachable GCS must not
-// delay the client's 503), bounded by its timeout: the object was never
-// created either way.
+// week). Best effort and short, in the request (no goroutine outlives
+// it): an unreachable GCS delays the client's 503 by at most
+// cancelTimeout, and the object was never created either way.
 func (s *Store) cancelSession(ctx context.Context, session string) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(cctx, http.MethodDelete, session, nil)
 	if err != nil {

@@ -205,22 +205,16 @@ func TestStreamedPutRefusals(t *testing.T) {
 		ss := newSessionServer(t)
 		ss.failStarts.Store(100)
 		err := sessionStore(t, ss).Put(context.Background(), "x.bin", bytes.NewReader(make([]byte, size)), size)
-		if starts := ss.startCount(); !errors.Is(err, stores.ErrUnavailable) || starts != sessionAttempts {
-			t.Errorf("Put = %v after %d starts; want ErrUnavailable after %d", err, starts, sessionAttempts)
+		if starts := ss.startCount(); !errors.Is(err, stores.ErrUnavailable) || starts != retryAttempts {
+			t.Errorf("Put = %v after %d starts; want ErrUnavailable after %d", err, starts, retryAttempts)
 		}
 	})
 	t.Run("session gone", func(t *testing.T) {
 		ss := newSessionServer(t)
 		ss.putCode = http.StatusNotFound
-		body := &countingTrickle{}
-		err := sessionStore(t, ss).Put(context.Background(), "x.bin", body, size)
+		err := sessionStore(t, ss).Put(context.Background(), "x.bin", bytes.NewReader(make([]byte, size)), size)
 		if !errors.Is(err, stores.ErrUnavailable) || errors.Is(err, stores.ErrNotFound) {
 			t.Fatalf("Put = %v; want ErrUnavailable, not ErrNotFound", err)
-		}
-		after := body.reads.Load()
-		time.Sleep(200 * time.Millisecond)
-		if n := body.reads.Load(); n != after {
-			t.Errorf("the body was read %d more times after Put returned", n-after)
 		}
 	})
 	t.Run("checksum differs", func(t *testing.T) {
@@ -241,8 +235,8 @@ func TestStreamedPutRefusals(t *testing.T) {
 // TestGuardedBody: once stopped, the body passes no read on to the
 // client's request, and stop waits for a read in progress. (Go's HTTP/1
 // transport itself closes a connection whose request is still being
-// written within ~50 ms of the answer, so the "session gone" case above
-// passes without the guard; HTTP/2's does not promise that.)
+// written within ~50 ms of the answer, so no end-to-end case here fails
+// without the guard; HTTP/2's does not promise that.)
 func TestGuardedBody(t *testing.T) {
 	release := make(chan struct{})
 	inner := &blockingReader{entered: make(chan struct{}), release: release}
@@ -285,16 +279,6 @@ func (b *blockingReader) Read(p []byte) (int, error) {
 	return copy(p, "abcdefgh"), nil
 }
 
-// countingTrickle yields 1 KiB every millisecond, for ever, counting its
-// reads.
-type countingTrickle struct{ reads atomic.Int64 }
-
-func (c *countingTrickle) Read(p []byte) (int, error) {
-	c.reads.Add(1)
-	time.Sleep(time.Millisecond)
-	return copy(p, make([]byte, min(len(p), 1<<10))), nil
-}
-
 // TestStreamedPutFailures: a body that fails or ends early, or a server
 // that drops the connection, leaves no object, cancels the session, and
 // yields an error that does not carry the session URI (a bearer
@@ -323,20 +307,10 @@ func TestStreamedPutFailures(t *testing.T) {
 			if strings.Contains(err.Error(), "SECRET") {
 				t.Errorf("the error shows the session URI: %v", err)
 			}
-			// The session is cancelled in the background.
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				ss.mu.Lock()
-				got, cancelled := len(ss.got), ss.cancelled
-				ss.mu.Unlock()
-				if got != 0 || cancelled > 1 || time.Now().After(deadline) {
-					t.Errorf("%d objects stored, %d sessions cancelled; want 0 and 1", got, cancelled)
-					break
-				}
-				if cancelled == 1 {
-					break
-				}
-				time.Sleep(10 * time.Millisecond)
+			ss.mu.Lock()
+			defer ss.mu.Unlock()
+			if len(ss.got) != 0 || ss.cancelled != 1 {
+				t.Errorf("%d objects stored, %d sessions cancelled; want 0 and 1", len(ss.got), ss.cancelled)
 			}
 		})
 	}
