@@ -151,12 +151,17 @@ func (s *Server) upload(c *fiber.Ctx) error {
 	body := wire.RequestBody(c)
 	// The part buffers the store will hold count against
 	// --max-transfer-memory; an upload that finds no room waits, then gets
-	// 503 (which clients retry). A connection that sends headers and no
-	// body never gets here (fasthttp reads the body's first bytes before
-	// it calls the handler, under the header timeout), so it holds
-	// nothing; one that trickles its body loses its reservation to the
-	// minimum body rate (--body-min-rate).
+	// 503 (which clients retry). Nothing is reserved before the body's
+	// first byte: fasthttp calls the handler for a chunked body before any
+	// of it arrives, and a connection that sends headers and no body must
+	// hold nothing (the stall timeout ends it). One that trickles its body
+	// loses its reservation to the minimum body rate (--body-min-rate);
+	// one at just that rate still holds it while its body lasts.
 	if need := stores.PutBuffer(s.opts.Artifacts, size); need > 0 && s.limits.Transfer != nil {
+		var err error
+		if body, err = wire.AwaitFirstByte(body); err != nil {
+			return failUpload(c, body, size, err)
+		}
 		release, werr := s.limits.Transfer.Reserve(c.UserContext(), need)
 		if werr != nil {
 			return failUpload(c, body, size, werr)

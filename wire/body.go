@@ -151,6 +151,23 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// AwaitFirstByte waits for the first byte of body (under the stall
+// timeout, as any read of a RequestBody) and returns a reader of the
+// whole body, that byte included; an empty body is no error. Handlers
+// call it before reserving memory for a body, which fasthttp may hand
+// them before any of it arrived (a chunked body).
+func AwaitFirstByte(body io.Reader) (io.Reader, error) {
+	var first [1]byte
+	n, err := body.Read(first[:])
+	for n == 0 && err == nil {
+		n, err = body.Read(first[:])
+	}
+	if err != nil && err != io.EOF {
+		return body, err
+	}
+	return io.MultiReader(bytes.NewReader(first[:n]), body), nil
+}
+
 // Budget is a weighted semaphore over bytes: the memory that buffered
 // JSON bodies, or upload part buffers, may hold at once across all
 // requests.

@@ -168,7 +168,7 @@ func (p *partReader) revoke() {
 // partsInFlight parts (fewer when it has fewer), and a body of unknown
 // length, which may turn out to need them, partsInFlight.
 func (s *Store) PutBuffer(size int64) int64 {
-	if size >= 0 && size < s.cfg.MultipartThreshold && size <= MaxSinglePut {
+	if s.singlePut(size) {
 		return 0
 	}
 	p := partSizeFor(s.cfg.PartSize, size)

@@ -538,6 +538,13 @@ func (s *Store) get(ctx context.Context, key string, offset, length int64, range
 	return rc, e, nil
 }
 
+// singlePut reports whether an upload of size bytes goes as one PUT (a
+// known size under the multipart threshold and S3's single-PUT limit)
+// rather than as a multipart upload.
+func (s *Store) singlePut(size int64) bool {
+	return size >= 0 && size < s.cfg.MultipartThreshold && size <= MaxSinglePut
+}
+
 // Put implements stores.Store. S3 commits an object only whole (a single
 // PUT, or a multipart upload's complete), so a failed or short upload
 // leaves nothing behind; a failed multipart upload is aborted.
@@ -549,7 +556,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 	if size < 0 {
 		return s.putUnknown(ctx, key, r, opts)
 	}
-	if size < s.cfg.MultipartThreshold && size <= MaxSinglePut {
+	if s.singlePut(size) {
 		sr := &sizedReader{ctx: ctx, r: r, remaining: size}
 		if size <= landedCheckMax {
 			sr.md5 = md5.New()
