@@ -359,12 +359,14 @@ var errTooSlow = errors.New("request body below the minimum rate")
 // bodyError is the answer to a *BodyError.
 func bodyError(err error) *Error {
 	var be *BodyError
-	if errors.As(err, &be) && be.Stalled {
-		return &Error{Code: BadRequest, Message: fmt.Sprintf("The request body stalled: no data for %s.", be.After), Cause: err}
-	}
-	if errors.As(err, &be) && be.Slow {
-		return &Error{Code: BadRequest, Message: fmt.Sprintf("The request body arrived too slowly: %d bytes in %s, below the server's minimum of %d bytes per second.",
-			be.Got, be.After.Round(time.Millisecond), be.MinRate), Cause: err}
+	if errors.As(err, &be) {
+		switch {
+		case be.Stalled:
+			return &Error{Code: BadRequest, Message: fmt.Sprintf("The request body stalled: no data for %s.", be.After), Cause: err}
+		case be.Slow:
+			return &Error{Code: BadRequest, Message: fmt.Sprintf("The request body arrived too slowly: %d bytes in %s, below the server's minimum of %d bytes per second.",
+				be.Got, be.After.Round(time.Millisecond), be.MinRate), Cause: err}
+		}
 	}
 	return &Error{Code: BadRequest, Message: "Could not read the request body: malformed or cut off.", Cause: err}
 }

@@ -29,18 +29,30 @@ func TestReserve(t *testing.T) {
 		t.Errorf("after a refusal: refused %d, held %d", b.Refused(), b.Held())
 	}
 
-	// A waiter gets in as soon as the holder gives back.
+	r1()
+	r1() // a second call gives nothing back twice
+	if b.Held() != 0 {
+		t.Fatalf("held %d after the release", b.Held())
+	}
+
+	// A waiter gets in as soon as the holder gives back (a budget with a
+	// long wait, so a loaded machine cannot turn the wait into a refusal).
+	lb := NewBudget(100, time.Minute)
+	lr, _ := lb.Reserve(ctx, 60)
 	got := make(chan *Error, 1)
 	go func() {
-		r, werr := b.Reserve(ctx, 60)
+		r, werr := lb.Reserve(ctx, 60)
 		if werr == nil {
 			defer r()
 		}
 		got <- werr
 	}()
-	time.Sleep(20 * time.Millisecond)
-	r1()
-	r1() // a second call gives nothing back twice
+	select {
+	case werr := <-got:
+		t.Fatalf("the waiter got through a full budget: %v", werr)
+	case <-time.After(20 * time.Millisecond):
+	}
+	lr()
 	if werr := <-got; werr != nil {
 		t.Fatalf("waiter after release: %v", werr)
 	}
