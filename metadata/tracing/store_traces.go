@@ -401,6 +401,9 @@ func (a *API) deleteTag(ctx context.Context, id, key string) error {
 func (a *API) deleteTraces(ctx context.Context, expID int64, ids []string, maxTs *int64, maxTraces int64) (map[string]string, error) {
 	deleted := map[string]string{}
 	err := a.db.Write(ctx, func(tx *metadata.Tx) error {
+		if err := shareLockExperiment(ctx, tx, expID); err != nil {
+			return err
+		}
 		var victims []string
 		collect := func(rows *sql.Rows) error {
 			var id string
@@ -473,6 +476,31 @@ func (a *API) deleteTraces(ctx context.Context, expID int64, ids []string, maxTs
 		return nil
 	})
 	return deleted, err
+}
+
+// shareLockExperiment takes a shared lock on the experiment's row (none
+// on SQLite, whose write transaction holds the whole database). A
+// collection purging the experiment locks that row first and then deletes
+// spans and trace_info by experiment; a trace delete deletes a trace's row
+// and then its cascading spans. Without the lock the two take those rows
+// in opposite orders and MariaDB kills one as a deadlock; with it they
+// queue on the experiment's row, and trace deletes still run side by side.
+func shareLockExperiment(ctx context.Context, tx *metadata.Tx, id int64) error {
+	q := "SELECT experiment_id FROM experiments WHERE experiment_id = ?"
+	switch tx.Dialect() {
+	case schema.SQLite:
+		return nil
+	case schema.MySQL:
+		q += " LOCK IN SHARE MODE" // MariaDB before 10.9 has no FOR SHARE
+	default:
+		q += " FOR SHARE"
+	}
+	var got int64
+	err := tx.QueryRow(ctx, q, id).Scan(&got)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // no such experiment: there is nothing to delete
+	}
+	return err
 }
 
 // linkToRun records trace → run associations (entity_associations), as

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferryml/ferry/metadata"
 	"github.com/ferryml/ferry/metadata/internal/domaintest"
+	"github.com/ferryml/ferry/metadata/tracing"
 	"github.com/ferryml/ferry/stores"
 	"github.com/ferryml/ferry/stores/local"
 	"github.com/ferryml/ferry/wire"
@@ -497,6 +498,76 @@ func TestGarbageCollectAgainstExperimentPurge(t *testing.T) {
 				if n := count(t, db, "runs", "run_uuid", id) + count(t, db, "metrics", "run_uuid", id); n != 0 {
 					t.Errorf("round %d: rows of run %s left", round, id)
 				}
+			}
+		}
+	})
+}
+
+// TestGarbageCollectAgainstTraceDelete: a client deleting the traces of
+// a deleted experiment while a collection purges it. The purge deletes
+// spans and trace_info by experiment (index entries, then rows); the trace
+// delete took a trace's row and then its cascading spans, the opposite
+// order, and MariaDB answered one of the two with a deadlock.
+func TestGarbageCollectAgainstTraceDelete(t *testing.T) {
+	t.Parallel()
+	domaintest.ForEachBackend(t, func(t *testing.T, db *metadata.DB) {
+		f := newGCFixture(t, db)
+		traces := domaintest.NewClient(t, tracing.NewAPI(db, tracing.Config{Log: quiet}).Handlers())
+		ctx := context.Background()
+		for round := range 6 {
+			exp := f.c.mustPost("/experiments/create", `{"name": "t`+strconv.Itoa(round)+`"}`)["experiment_id"].(string)
+			expID, _ := strconv.ParseInt(exp, 10, 64)
+			var ids []string
+			err := db.Write(ctx, func(tx *metadata.Tx) error {
+				for i := range 12 {
+					id := fmt.Sprintf("tr-%d-%d", round, i)
+					ids = append(ids, id)
+					if _, err := tx.Exec(ctx, "INSERT INTO trace_info (request_id, experiment_id, timestamp_ms, status) VALUES (?, ?, ?, ?)", id, expID, int64(1700000000000+i), "OK"); err != nil {
+						return err
+					}
+					for s := range 3 {
+						if _, err := tx.Exec(ctx, "INSERT INTO spans (trace_id, experiment_id, span_id, name, type, status, start_time_unix_nano, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+							id, expID, fmt.Sprintf("s%d", s), "span", "CHAIN", "OK", int64(s), "{}"); err != nil {
+							return err
+						}
+					}
+					if _, err := tx.Exec(ctx, "INSERT INTO trace_tags ("+tx.Dialect().Quote("key")+", value, request_id) VALUES (?, ?, ?)", "k", "v", id); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.c.mustPost("/experiments/delete", `{"experiment_id": "`+exp+`"}`)
+			var wg sync.WaitGroup
+			var purgeErr error
+			wg.Go(func() { _, purgeErr = f.api.hardDeleteExperiment(ctx, expID) })
+			answers := make([]string, len(ids))
+			for i, id := range ids {
+				wg.Go(func() {
+					st, out := traces.Do("POST", "/api/2.0/mlflow/traces/delete-traces", "application/json",
+						`{"experiment_id": "`+exp+`", "request_ids": ["`+id+`"]}`)
+					if st != 200 {
+						answers[i] = fmt.Sprintf("%d %v", st, out)
+					}
+				})
+			}
+			wg.Wait()
+			if purgeErr != nil {
+				t.Fatalf("round %d: purge: %v", round, purgeErr)
+			}
+			for i, a := range answers {
+				if a != "" {
+					t.Errorf("round %d: delete %s: %s", round, ids[i], a)
+				}
+			}
+			if n := count(t, db, "trace_info", "experiment_id", expID) + count(t, db, "spans", "experiment_id", expID); n != 0 {
+				t.Errorf("round %d: %d trace rows left", round, n)
+			}
+			if n := count(t, db, "experiments", "experiment_id", expID); n != 0 {
+				t.Errorf("round %d: experiment left", round)
 			}
 		}
 	})
