@@ -295,6 +295,7 @@ func ReadBody(c *fiber.Ctx, limit int64) ([]byte, *Error) {
 	r := RequestBody(c)
 	cl := int64(req.Header.ContentLength())
 	if cl > limit {
+		LingerAfterAnswer(c)
 		return nil, Errorf(InvalidParameterValue, "Request body too large: %d bytes (limit %d).", cl, limit)
 	}
 	if cl >= 0 {
@@ -315,6 +316,7 @@ func ReadBody(c *fiber.Ctx, limit int64) ([]byte, *Error) {
 	for {
 		if len(data) == cap(data) {
 			if int64(len(data)) > limit {
+				LingerAfterAnswer(c)
 				return nil, Errorf(InvalidParameterValue, "Request body too large (limit %d bytes).", limit)
 			}
 			next := min(int64(2*cap(data)), limit+1)

@@ -99,13 +99,13 @@ func (a *API) export(c *fiber.Ctx) error {
 		return detail(c, fiber.StatusBadRequest, fmt.Sprintf("Invalid Content-Type: %s. Expected: application/x-protobuf or application/json", shown))
 	}
 	if cl := c.Request().Header.ContentLength(); cl > a.maxBody {
-		c.Set(fiber.HeaderConnection, "close") // the unread body is not drained
+		wire.LingerAfterAnswer(c) // so a client still sending reads the 413
 		return detail(c, fiber.StatusRequestEntityTooLarge, tooLarge(a.maxBody))
 	}
 	raw, werr := wire.ReadBody(c, int64(a.maxBody))
 	if werr != nil {
 		if werr.Code == wire.InvalidParameterValue { // over the cap while reading a chunked body
-			c.Set(fiber.HeaderConnection, "close")
+			// ReadBody lingers after the answer.
 			return detail(c, fiber.StatusRequestEntityTooLarge, tooLarge(a.maxBody))
 		}
 		return wire.Send(c, werr)
