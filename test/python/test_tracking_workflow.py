@@ -329,5 +329,23 @@ class TrackingWorkflowTest(FerryServerCase):
         self.assert_error(body, "RESOURCE_DOES_NOT_EXIST", f"Run with id={'0' * 32} not found")
 
 
+    def test_oversized_json_body_gets_its_error(self):
+        """A JSON body 8 MiB over the 32 MiB limit: requests sends the whole
+        body before reading and must get Ferry's 400 with its JSON. (urllib3
+        2.x reads the answer even after its send fails, so this passed before
+        Ferry lingered too; wire/TestLingerAfterTooLarge is the client that
+        does not, and fails without the linger.)"""
+        pad = "a" * (40 << 20)
+        for attempt in range(3):
+            resp = self.session.post(self.server + API + "/runs/log-batch", timeout=60,
+                                     data=b'{"run_id": "x", "pad": "' + pad.encode() + b'"}',
+                                     headers={"Content-Type": "application/json"})
+            self.assertEqual(resp.status_code, 400, f"attempt {attempt}: {resp.text[:200]}")
+            body = resp.json()
+            self.assertEqual(body["error_code"], "INVALID_PARAMETER_VALUE")
+            self.assertIn("too large", body["message"])
+        # The session's next request goes through on a fresh connection.
+        self.call("GET", "/experiments/get-by-name", params={"experiment_name": "Default"})
+
 if __name__ == "__main__":
     unittest.main()
