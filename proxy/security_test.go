@@ -328,21 +328,29 @@ func TestTrickledUploadAborted(t *testing.T) {
 	const burst = 64 << 10
 	// send writes on a raw connection and reads the answer there, so an
 	// early answer is read rather than lost to a failed write.
-	send := func(path string, chunk int, every time.Duration, n int) (int, string) {
+	// The body after the burst goes at rate bytes/s for total bytes, paced
+	// by the clock: a writer that slept late catches up, so a descheduled
+	// test goroutine does not make a steady body look slow.
+	send := func(path string, rate, total int) (int, string) {
 		conn, err := net.Dial("tcp", s.addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		fmt.Fprintf(conn, "PUT %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n", path, s.addr, burst+chunk*n)
+		fmt.Fprintf(conn, "PUT %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n", path, s.addr, burst+total)
 		go func() {
 			if _, err := conn.Write(make([]byte, burst)); err != nil {
 				return
 			}
-			for range n {
-				time.Sleep(every)
-				if _, err := conn.Write(bytes.Repeat([]byte("x"), chunk)); err != nil {
-					return
+			start := time.Now()
+			for sent := 0; sent < total; {
+				time.Sleep(50 * time.Millisecond)
+				due := min(total, int(float64(rate)*time.Since(start).Seconds()))
+				if due > sent {
+					if _, err := conn.Write(bytes.Repeat([]byte("x"), due-sent)); err != nil {
+						return
+					}
+					sent = due
 				}
 			}
 		}()
@@ -355,10 +363,10 @@ func TestTrickledUploadAborted(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	// 10 bytes every 50 ms: 200 bytes/s, under the 1000 bytes/s minimum,
-	// though no gap comes near the stall timeout.
+	// 200 bytes/s (every 50 ms), under the 1000 bytes/s minimum, though no
+	// gap comes near the stall timeout.
 	start := time.Now()
-	code, body := send("/api/2.0/mlflow-artifacts/artifacts/sec/trickled.bin", 10, 50*time.Millisecond, 200)
+	code, body := send("/api/2.0/mlflow-artifacts/artifacts/sec/trickled.bin", 200, 2000)
 	if code != 400 || !strings.Contains(body, "too slowly") || !strings.Contains(body, "BAD_REQUEST") {
 		t.Errorf("trickled upload: %d %s; want 400 BAD_REQUEST naming the rate", code, body)
 	}
@@ -371,10 +379,11 @@ func TestTrickledUploadAborted(t *testing.T) {
 	if left := uploadTempFiles(s.dir); len(left) > 0 {
 		t.Errorf("temp files left: %v", left)
 	}
-	// 150 bytes every 50 ms: 3000 bytes/s for 5 s, so windows after the
-	// burst's are judged too.
-	if code, body := send("/api/2.0/mlflow-artifacts/artifacts/sec/steady.bin", 150, 50*time.Millisecond, 100); code != 200 {
-		t.Errorf("upload at three times the minimum rate: %d %s; want 200", code, body)
+	// 5000 bytes/s for 5 s, so windows after the burst's are judged too.
+	// (A suite run once saw a 3000 bytes/s sender, paced by sleeps alone,
+	// deliver 2100 bytes in a 2 s window.)
+	if code, body := send("/api/2.0/mlflow-artifacts/artifacts/sec/steady.bin", 5000, 25000); code != 200 {
+		t.Errorf("upload at five times the minimum rate: %d %s; want 200", code, body)
 	}
 }
 

@@ -301,6 +301,7 @@ func ReadBody(c *fiber.Ctx, limit int64) ([]byte, *Error) {
 	if cl >= 0 {
 		if budget != nil && cl > smallBody {
 			if werr := budget.acquire(c, bodyWeight(cl)); werr != nil {
+				LingerAfterAnswer(c) // the 503 must reach a client still sending
 				return nil, werr
 			}
 		}
@@ -324,6 +325,7 @@ func ReadBody(c *fiber.Ctx, limit int64) ([]byte, *Error) {
 				// Never ask for more than the whole budget in total.
 				want := min(bodyWeight(next), budget.size)
 				if werr := budget.acquire(c, want-charged); werr != nil {
+					LingerAfterAnswer(c) // the 503 must reach a client still sending
 					return nil, werr
 				}
 				charged = want

@@ -1,7 +1,7 @@
 package wire
 
 import (
-	"io"
+	"bufio"
 	"net"
 	"time"
 
@@ -13,43 +13,76 @@ import (
 // coming. fasthttp discards at most 256 KiB of it after the answer and
 // otherwise closes the connection with data unread, and the kernel then
 // resets it; a client that sends its whole body before reading the answer
-// (Python's requests, the MLflow client) sees "connection reset" instead of
-// the error. Lingering sends the answer, half-closes the connection and
-// discards what still arrives, within bounds, so the answer is read.
+// sees "connection reset" instead of the error. Lingering sends the answer
+// with "Connection: close", half-closes the connection and discards what
+// still arrives, within bounds, so the answer is read.
 const (
 	// lingerBytes is the most read and discarded per connection: a body
 	// larger than that by more than the socket buffers still gets a reset.
 	// Hostile bodies of 100 MB are not read whole.
 	lingerBytes = 64 << 20
-	// lingerTime bounds how long a connection lingers in all.
+	// lingerTime bounds how long a connection lingers in all, lingerIdle
+	// how long it waits for each next piece (nginx: lingering_time 30 s,
+	// lingering_timeout 5 s).
 	lingerTime = 10 * time.Second
+	lingerIdle = 2 * time.Second
 	// lingerConns bounds the connections lingering at once; past it a
-	// refused body gets fasthttp's own policy.
+	// connection gets what fasthttp itself would discard (shortBytes,
+	// within shortTime) and is closed.
 	lingerConns = 32
+	shortBytes  = 256 << 10
+	shortTime   = time.Second
 )
 
 var lingerSlots = make(chan struct{}, lingerConns)
 
-// LingerAfterAnswer makes the connection of c linger after the answer to
-// c (see lingerBytes). For a request whose unread body is too big for
-// fasthttp's own discard; it ends the connection's use for requests. The
-// answer must not ask for "Connection: close": fasthttp then closes the
-// connection instead (today's behaviour). Calling it twice is harmless.
+// LingerAfterAnswer makes Ferry, instead of fasthttp, write the answer to
+// c once the handler has returned, marked "Connection: close", and then
+// linger on the connection as described above before closing it. For a
+// request answered before its body was read; it ends the connection's use
+// for requests. Calling it twice is harmless.
 func LingerAfterAnswer(c *fiber.Ctx) {
-	raw := c.Context().Conn()
-	c.Context().Hijack(func(conn net.Conn) {
+	fctx := c.Context()
+	raw := fctx.Conn()
+	fctx.HijackSetNoResponse(true)
+	// fasthttp releases fctx only after this handler returns.
+	fctx.Hijack(func(conn net.Conn) {
+		defer conn.Close()
+		fctx.Response.Header.SetConnectionClose()
+		_ = conn.SetWriteDeadline(time.Now().Add(lingerTime))
+		bw := bufio.NewWriter(conn)
+		if err := fctx.Response.Write(bw); err != nil {
+			return
+		}
+		if err := bw.Flush(); err != nil {
+			return
+		}
+		limit, total := int64(shortBytes), shortTime
 		select {
 		case lingerSlots <- struct{}{}:
 			defer func() { <-lingerSlots }()
+			limit, total = lingerBytes, lingerTime
 		default:
-			return // too many lingering: close now, as fasthttp would
 		}
-		// The answer is out (fasthttp flushed it before the hijack); the
-		// FIN after it tells the client nothing more will come.
+		// The FIN after the answer tells the client nothing more comes.
 		if hc, ok := raw.(interface{ CloseWrite() error }); ok {
 			_ = hc.CloseWrite()
 		}
-		_ = conn.SetReadDeadline(time.Now().Add(lingerTime))
-		_, _ = io.CopyN(io.Discard, conn, lingerBytes)
+		end := time.Now().Add(total)
+		buf := make([]byte, 32<<10)
+		for limit > 0 {
+			deadline := time.Now().Add(lingerIdle)
+			if deadline.After(end) {
+				deadline = end
+			}
+			if err := conn.SetReadDeadline(deadline); err != nil {
+				return
+			}
+			n, err := conn.Read(buf[:min(int64(len(buf)), limit)])
+			limit -= int64(n)
+			if err != nil {
+				return
+			}
+		}
 	})
 }

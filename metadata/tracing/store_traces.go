@@ -483,7 +483,7 @@ func (a *API) deleteTraces(ctx context.Context, expID int64, ids []string, maxTs
 // collection purging the experiment locks that row first and then deletes
 // spans and trace_info by experiment; a trace delete deletes a trace's row
 // and then its cascading spans. Without the lock the two take those rows
-// in opposite orders and MariaDB kills one as a deadlock; with it they
+// in opposite orders and PostgreSQL or MariaDB kills one as a deadlock; with it they
 // queue on the experiment's row, and trace deletes still run side by side.
 func shareLockExperiment(ctx context.Context, tx *metadata.Tx, id int64) error {
 	q := "SELECT experiment_id FROM experiments WHERE experiment_id = ?"

@@ -507,7 +507,7 @@ func TestGarbageCollectAgainstExperimentPurge(t *testing.T) {
 // a deleted experiment while a collection purges it. The purge deletes
 // spans and trace_info by experiment (index entries, then rows); the trace
 // delete took a trace's row and then its cascading spans, the opposite
-// order, and MariaDB answered one of the two with a deadlock.
+// order, and PostgreSQL and MariaDB answered one of the two with a deadlock.
 func TestGarbageCollectAgainstTraceDelete(t *testing.T) {
 	t.Parallel()
 	domaintest.ForEachBackend(t, func(t *testing.T, db *metadata.DB) {
