@@ -40,10 +40,18 @@ var lingerSlots = make(chan struct{}, lingerConns)
 // c once the handler has returned, marked "Connection: close", and then
 // linger on the connection as described above before closing it. For a
 // request answered before its body was read; it ends the connection's use
-// for requests. Calling it twice is harmless.
+// for requests. Calling it twice is harmless. On a connection that cannot
+// be half-closed it only marks the answer "Connection: close".
 func LingerAfterAnswer(c *fiber.Ctx) {
 	fctx := c.Context()
-	raw := fctx.Conn()
+	half, ok := fctx.Conn().(interface{ CloseWrite() error })
+	if !ok {
+		// Not a TCP (or TLS) connection: fiber's app.Test, whose caller
+		// reads the answer as soon as the handler returns, before a hijack
+		// handler could write it. Close as fasthttp would.
+		fctx.SetConnectionClose()
+		return
+	}
 	fctx.HijackSetNoResponse(true)
 	// fasthttp releases fctx only after this handler returns.
 	fctx.Hijack(func(conn net.Conn) {
@@ -65,9 +73,7 @@ func LingerAfterAnswer(c *fiber.Ctx) {
 		default:
 		}
 		// The FIN after the answer tells the client nothing more comes.
-		if hc, ok := raw.(interface{ CloseWrite() error }); ok {
-			_ = hc.CloseWrite()
-		}
+		_ = half.CloseWrite()
 		end := time.Now().Add(total)
 		buf := make([]byte, 32<<10)
 		for limit > 0 {
