@@ -2,10 +2,12 @@ package ftp_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -56,4 +58,53 @@ func conformance(t *testing.T, srv *ftpsrv.Server, cfg ftp.Config, opts storetes
 		t.Cleanup(func() { s.Close() })
 		return instrument(s)
 	}, opts)
+}
+
+// failingReader fails at once, before any byte.
+type failingReader struct{}
+
+func (failingReader) Read([]byte) (int, error) { return 0, errBodyFailed }
+
+var errBodyFailed = errors.New("the client went away")
+
+// TestFTPSUploadWithoutAByte: over FTPS an upload whose body ends (empty
+// object) or fails before its first byte never started the data
+// connection's TLS handshake. Closing it then waited for the server until
+// the store's timeout (60 s per such upload); closing it without a
+// handshake makes vsftpd drop the whole session. Now each finishes at once
+// on the same control connection.
+func TestFTPSUploadWithoutAByte(t *testing.T) {
+	srv := ftpsrv.Start(t)
+	t.Setenv(ftp.EnvTLS, "explicit")
+	t.Setenv(ftp.EnvTLSCAFile, srv.CAFile)
+	cfg := config(t, srv, srv.Root)
+	cfg.MaxConnections = 1
+	s, err := ftp.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// 20 s: far under the 60 s the hang took, far over a loaded machine's
+	// round trips.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.Put(ctx, "warm", strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	dials := ftp.DialCount(s)
+	if err := s.Put(ctx, "empty", strings.NewReader(""), 0); err != nil {
+		t.Fatalf("empty upload: %v", err)
+	}
+	if info, err := s.Stat(ctx, "empty"); err != nil || info.Size != 0 {
+		t.Errorf("empty object: %+v, %v", info, err)
+	}
+	if err := s.Put(ctx, "failed", failingReader{}, 10); !errors.Is(err, errBodyFailed) {
+		t.Errorf("upload whose body failed at once: %v, want the body's error", err)
+	}
+	if _, err := s.Stat(ctx, "failed"); !errors.Is(err, stores.ErrNotFound) {
+		t.Errorf("failed upload left an object: %v", err)
+	}
+	if d := ftp.DialCount(s) - dials; d != 0 {
+		t.Errorf("%d new control connections: the server dropped the session", d)
+	}
 }
