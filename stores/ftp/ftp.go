@@ -245,23 +245,21 @@ func (d *tlsData) Read(p []byte) (int, error) {
 }
 
 func (d *tlsData) Close() error {
-	// An upload whose body failed before its first byte has not started
-	// the handshake. Without one, CloseWrite fails and the wait below would
-	// start the handshake and then wait, as the server does, until the
-	// deadline (60 s in all per failed upload); closing without one makes
-	// vsftpd drop the whole session. So shake hands first, then end the
-	// transfer as any other.
-	if !d.read && !d.Conn.ConnectionState().HandshakeComplete {
-		_ = d.Conn.SetDeadline(time.Now().Add(10 * time.Second))
-		if err := d.Conn.Handshake(); err != nil {
-			return d.Conn.Close()
-		}
+	if d.read {
+		return d.Conn.Close()
 	}
-	if !d.read {
-		_ = d.Conn.CloseWrite()
-		_ = d.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		_, _ = io.Copy(io.Discard, io.LimitReader(d.Conn, 1<<20))
+	// One bound for the whole close. An upload whose body failed before
+	// its first byte has not started the handshake: without one, CloseWrite
+	// fails and the wait below would start it and then wait, as the server
+	// does, until the deadline (60 s in all per failed upload, before
+	// 2026-12-05); closing without one makes vsftpd drop the whole session.
+	// So shake hands first (a no-op once done), then wait for the server.
+	_ = d.Conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := d.Conn.Handshake(); err != nil {
+		return d.Conn.Close()
 	}
+	_ = d.Conn.CloseWrite()
+	_, _ = io.Copy(io.Discard, io.LimitReader(d.Conn, 1<<20))
 	return d.Conn.Close()
 }
 
