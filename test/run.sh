@@ -39,8 +39,11 @@ export FERRY_BIN
 # Flags: internal/buildflags (idle RSS; README § Benchmarks).
 go build -tags disable_grpc_modules -ldflags=-extldflags=-Wl,-Ttext-segment=0x401000 -o "$FERRY_BIN" .
 
+# -json through test/gotest_report.py: the usual ok/FAIL lines and every
+# failed test's output, then the slowest tests and packages (the suite's
+# budget is 15 minutes on 2 cores; the report shows where it goes).
 step "go test -race"
-go test -race -count=1 -timeout 25m ./...
+go test -race -count=1 -timeout 25m -json ./... | python3 test/gotest_report.py
 
 # A fixed number of executions, not a duration: Go 1.26's fuzz coordinator
 # can fail a duration-bounded run with a bare "context deadline exceeded"

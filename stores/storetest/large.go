@@ -18,7 +18,7 @@ const (
 	// largeSize is the object streamed by the LargeObjectStreamed subtest;
 	// largeShortSize replaces it under -short. Both are well above
 	// allocCeiling, so a driver that holds the object in memory fails.
-	largeSize      = 256 << 20
+	largeSize      = 128 << 20
 	largeShortSize = 64 << 20
 	// allocCeiling caps what Put plus a full read of the large object may
 	// allocate in total (runtime.MemStats.TotalAlloc), buffers included.

@@ -38,7 +38,7 @@ import (
 // The LargeObjectStreamed subtest measures the process-wide allocation
 // counter, so it runs first and alone; do not call Run from a test that
 // runs in parallel with other tests (t.Parallel). Under -short it streams
-// 64 MiB instead of 256 MiB.
+// 64 MiB instead of 128 MiB.
 func Run(t *testing.T, open func(t *testing.T) stores.Store) {
 	t.Helper()
 	RunWithOptions(t, open, Options{})
