@@ -84,7 +84,7 @@ func TestAzureBench(t *testing.T) {
 			return err
 		}
 		defer resp.Body.Close()
-		n, err := io.Copy(io.Discard, resp.Body)
+		n, err := benchutil.Drain(resp.Body)
 		if err == nil && n != size {
 			err = fmt.Errorf("direct download got %d bytes", n)
 		}

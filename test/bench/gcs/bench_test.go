@@ -110,7 +110,7 @@ func TestGCSBench(t *testing.T) {
 			return err
 		}
 		defer r.Close()
-		n, err := io.Copy(io.Discard, r)
+		n, err := benchutil.Drain(r)
 		if err == nil && n != size {
 			err = fmt.Errorf("direct download got %d bytes", n)
 		}

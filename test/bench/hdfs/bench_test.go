@@ -108,7 +108,7 @@ func TestHDFSBench(t *testing.T) {
 			return err
 		}
 		defer f.Close()
-		n, err := io.Copy(io.Discard, struct{ io.Reader }{f})
+		n, err := benchutil.Drain(f)
 		if err == nil && n != size {
 			err = fmt.Errorf("direct download got %d bytes", n)
 		}
@@ -135,7 +135,7 @@ func TestHDFSBench(t *testing.T) {
 			return err
 		}
 		defer resp.Body.Close()
-		n, err := io.Copy(io.Discard, resp.Body)
+		n, err := benchutil.Drain(resp.Body)
 		if err == nil && (resp.StatusCode != 200 || n != want) {
 			err = fmt.Errorf("GET %s: %d, %d bytes", name, resp.StatusCode, n)
 		}

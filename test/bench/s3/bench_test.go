@@ -100,7 +100,7 @@ func TestS3Bench(t *testing.T) {
 			return err
 		}
 		defer o.Close()
-		n, err := io.Copy(io.Discard, o)
+		n, err := benchutil.Drain(o)
 		if err == nil && n != size {
 			err = fmt.Errorf("direct download got %d bytes", n)
 		}

@@ -176,12 +176,13 @@ func getCheck(url string, size int64, sum []byte) error {
 		return err
 	}
 	defer resp.Body.Close()
-	var w io.Writer = io.Discard
 	h := sha256.New()
+	var n int64
 	if sum != nil {
-		w = h
+		n, err = benchutil.CopyChunks(h, resp.Body)
+	} else {
+		n, err = benchutil.Drain(resp.Body)
 	}
-	n, err := io.Copy(w, resp.Body)
 	if err == nil && (resp.StatusCode != 200 || n != size) {
 		err = fmt.Errorf("GET: %d, %d bytes", resp.StatusCode, n)
 	}
@@ -441,7 +442,7 @@ func TestFTPBench(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		n, err := io.Copy(io.Discard, r)
+		n, err := benchutil.Drain(r)
 		if cerr := r.Close(); err == nil {
 			err = cerr
 		}
