@@ -20,6 +20,7 @@
 package hdfs
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -116,7 +117,7 @@ func New(cfg Config) (*Store, error) {
 		UseDatanodeHostname:    cfg.UseDatanodeHostname,
 		DataTransferProtection: cfg.DataTransferProtection,
 		NamenodeDialFunc:       dial,
-		DatanodeDialFunc:       dial,
+		DatanodeDialFunc:       dialDatanode,
 	}
 	if cfg.Kerberos != nil {
 		kc, err := kerberosClient(cfg.Kerberos)
@@ -291,6 +292,34 @@ func dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	}
 	return &deadlineConn{Conn: c}, nil
 }
+
+// datanodeReadBuffer is the read buffer of a datanode connection: two
+// 64 KiB packets with their headers and checksums.
+const datanodeReadBuffer = 128 << 10
+
+// dialDatanode is dial with a read buffer. The client reads each packet
+// of a block in four or five calls (length, header, checksums, data), each
+// a syscall and a deadline reset on the bare connection; through the
+// buffer most are copies. Against the bare connection it cut Ferry's CPU
+// per GiB downloaded by a fifth (0.99 → 0.80 s) and against an 8 KiB
+// buffer (which reads the packets' data straight into the caller's
+// buffer, one copy fewer) by a tenth; README § HDFS. A connection serves
+// one block (128 MiB by default), so the buffer is not pooled.
+func dialDatanode(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := dial(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, datanodeReadBuffer)}, nil
+}
+
+// bufferedConn reads through r, which reads from Conn.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // deadlineConn sets a fresh deadline before each read and write. The
 // client's own SetDeadline calls (with the zero time, as the driver sets
