@@ -73,9 +73,12 @@ const (
 	// 64 KiB packet. The client appends each write to a buffer it cuts
 	// packets from, which larger writes only make grow.
 	uploadBufferSize = 64 << 10
-	// downloadBufferSize is the size of the reads asked of the client
-	// when the HTTP layer lets the reader copy (see reader.WriteTo).
-	downloadBufferSize = 256 << 10
+	// downloadBufferSize is what reader.WriteTo gathers from the client
+	// before each write to the HTTP side: 1 MiB, the chunk MLflow's client
+	// reads. Against 256 KiB it cut Ferry's CPU per GiB downloaded from
+	// 0.58-0.61 to 0.48-0.57 s with no change in peak RSS (which the
+	// concurrent uploads set); README § HDFS.
+	downloadBufferSize = 1 << 20
 	// commitAttempts bounds retries of the final rename when a concurrent
 	// Delete removes the target's new parent between mkdir and rename.
 	commitAttempts = 3
