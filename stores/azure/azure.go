@@ -689,10 +689,11 @@ func (s *sizedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// copyBufferSize is the chunk a download is copied in: large enough that
-// a copy into the HTTP server's small write buffer goes straight to the
-// socket in few system calls.
-const copyBufferSize = 256 << 10
+// copyBufferSize is what a download gathers before each write to the
+// HTTP side (stores.CopyFilled): 1 MiB, the chunk MLflow's client reads.
+// A read of the store's response body returns one socket read, 64 to 256
+// KiB, and each write to the client is a syscall.
+const copyBufferSize = 1 << 20
 
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
 
@@ -711,19 +712,13 @@ func (b *body) Read(p []byte) (int, error) {
 
 func (b *body) Close() error { return b.rc.Close() }
 
-// WriteTo implements io.WriterTo.
+// WriteTo implements io.WriterTo: stores.CopyFilled through a pooled
+// copyBufferSize buffer.
 func (b *body) WriteTo(w io.Writer) (int64, error) {
 	bufp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bufp)
-	return io.CopyBuffer(writerOnly{w}, readerOnly{b}, *bufp)
+	return stores.CopyFilled(w, b, *bufp)
 }
-
-// writerOnly hides a writer's ReadFrom so io.CopyBuffer uses our buffer.
-type writerOnly struct{ io.Writer }
-
-// readerOnly hides body's WriteTo from io.CopyBuffer (which would call
-// it again).
-type readerOnly struct{ io.Reader }
 
 func deref[T any](p *T) T {
 	if p == nil {

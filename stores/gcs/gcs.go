@@ -562,8 +562,8 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return first
 }
 
-// copyBufferSize is the chunk uploads and downloads are copied in: large
-// enough that each write reaches the socket in few system calls.
+// copyBufferSize is the chunk uploads are copied in: large enough that
+// each write reaches the socket in few system calls.
 const copyBufferSize = 256 << 10
 
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
@@ -586,18 +586,24 @@ func (b *body) Read(p []byte) (int, error) {
 
 func (b *body) Close() error { return b.r.Close() }
 
-// WriteTo implements io.WriterTo.
+// downloadBufferSize is what body.WriteTo gathers before each write to
+// the HTTP side: 1 MiB, the chunk MLflow's client reads. A socket read of
+// the object's body returns about 240 KiB here, and io.CopyBuffer wrote
+// each as it came.
+const downloadBufferSize = 1 << 20
+
+var downloadBuffers = sync.Pool{New: func() any { b := make([]byte, downloadBufferSize); return &b }}
+
+// WriteTo implements io.WriterTo: stores.CopyFilled through a pooled
+// downloadBufferSize buffer.
 func (b *body) WriteTo(w io.Writer) (int64, error) {
-	bufp := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(bufp)
-	return io.CopyBuffer(writerOnly{w}, readerOnly{b}, *bufp)
+	bufp := downloadBuffers.Get().(*[]byte)
+	defer downloadBuffers.Put(bufp)
+	return stores.CopyFilled(w, b, *bufp)
 }
 
 // writerOnly hides a writer's ReadFrom so io.CopyBuffer uses our buffer.
 type writerOnly struct{ io.Writer }
-
-// readerOnly hides a reader's WriteTo (no recursion into body.WriteTo).
-type readerOnly struct{ io.Reader }
 
 // PutBuffer implements stores.PutBufferer: a streamed upload holds
 // nothing; otherwise the Writer holds one resumable chunk (chunkFor: the

@@ -451,41 +451,14 @@ func (r *reader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// WriteTo copies through a large buffer and fills it before each write.
-// The client returns at most one 64 KiB packet per Read, and the HTTP
-// layer would otherwise ask 4 to 32 KiB at a time; each write to the
-// client's socket costs a syscall, which on this kind of VM is most of
-// the hop's CPU, so w gets downloadBufferSize at a time (the last write
-// and one before an error excepted).
+// WriteTo copies through a large buffer, filled before each write
+// (stores.CopyFilled): the client returns at most one 64 KiB packet per
+// Read, and each write to the client's socket costs a syscall, which on
+// this kind of VM is most of the hop's CPU.
 func (r *reader) WriteTo(w io.Writer) (int64, error) {
 	bufp := downloadBuffers.Get().(*[]byte)
 	defer downloadBuffers.Put(bufp)
-	buf := *bufp
-	var written int64
-	for {
-		n, rerr := 0, error(nil)
-		for n < len(buf) && rerr == nil {
-			var m int
-			m, rerr = r.Read(buf[n:])
-			n += m
-		}
-		if n > 0 {
-			m, werr := w.Write(buf[:n])
-			written += int64(m)
-			if werr != nil {
-				return written, werr
-			}
-			if m < n {
-				return written, io.ErrShortWrite
-			}
-		}
-		if rerr == io.EOF {
-			return written, nil
-		}
-		if rerr != nil {
-			return written, rerr
-		}
-	}
+	return stores.CopyFilled(w, r, *bufp)
 }
 
 func (r *reader) Close() error {
