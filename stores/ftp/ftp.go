@@ -759,34 +759,11 @@ const copyBufferSize = 1 << 20
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
 
 // WriteTo is what io.Copy in the library's STOR uses: it fills the buffer
-// before each write.
+// before each write (stores.CopyFilled).
 func (c *countingReader) WriteTo(w io.Writer) (int64, error) {
 	bufp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bufp)
-	buf := *bufp
-	var written int64
-	for {
-		n := 0
-		var rerr error
-		for n < len(buf) && rerr == nil {
-			var m int
-			m, rerr = c.Read(buf[n:])
-			n += m
-		}
-		if n > 0 {
-			m, werr := w.Write(buf[:n])
-			written += int64(m)
-			if werr != nil {
-				return written, werr
-			}
-		}
-		if rerr == io.EOF {
-			return written, nil
-		}
-		if rerr != nil {
-			return written, rerr
-		}
-	}
+	return stores.CopyFilled(w, c, *bufp)
 }
 
 // mkdirs makes the root and dir below it with their missing parents and
