@@ -107,3 +107,58 @@ func TestCopyFilled(t *testing.T) {
 		}
 	})
 }
+
+// TestCopyDownloadBoundsLargeBuffers holds every large-buffer slot and
+// checks that a further download still copies everything, with small
+// writes, and that a freed slot gives the next one large writes again.
+func TestCopyDownloadBoundsLargeBuffers(t *testing.T) {
+	var held []func()
+	for {
+		release := LargeBufferSlot()
+		if release == nil {
+			break
+		}
+		held = append(held, release)
+	}
+	if len(held) != MaxLargeBuffers {
+		t.Fatalf("took %d slots, want %d (another test holding some?)", len(held), MaxLargeBuffers)
+	}
+	data := bytes.Repeat([]byte{7}, LargeDownloadBuffer+SmallDownloadBuffer)
+
+	var w writeLog
+	n, err := CopyDownload(&w, &chunkedReader{data: data, step: 64 << 10, err: io.EOF})
+	if err != nil || n != int64(len(data)) || !bytes.Equal(w.Bytes(), data) {
+		t.Fatalf("with no slot free: %d bytes, %v", n, err)
+	}
+	for _, s := range w.sizes {
+		if s > SmallDownloadBuffer {
+			t.Fatalf("with no slot free a write was %d bytes (sizes %v), want at most %d", s, w.sizes, SmallDownloadBuffer)
+		}
+	}
+
+	held[0]()
+	held[0]() // a second call gives nothing back twice
+	var w2 writeLog
+	if _, err := CopyDownload(&w2, &chunkedReader{data: data, step: 64 << 10, err: io.EOF}); err != nil {
+		t.Fatal(err)
+	}
+	if w2.sizes[0] != LargeDownloadBuffer {
+		t.Fatalf("with a slot free the first write was %d bytes, want %d", w2.sizes[0], LargeDownloadBuffer)
+	}
+	r1, r2 := LargeBufferSlot(), LargeBufferSlot()
+	if r1 == nil {
+		t.Fatal("the slot the download used was not given back")
+	}
+	if r2 != nil {
+		t.Fatal("two slots free after one was released twice")
+	}
+	r1()
+	for _, release := range held[1:] {
+		release()
+	}
+	release := LargeBufferSlot()
+	if release == nil {
+		t.Fatal("no slot free after every one was released")
+	}
+	release()
+}

@@ -586,21 +586,10 @@ func (b *body) Read(p []byte) (int, error) {
 
 func (b *body) Close() error { return b.r.Close() }
 
-// downloadBufferSize is what body.WriteTo gathers before each write to
-// the HTTP side: 1 MiB, the chunk MLflow's client reads. A socket read of
-// the object's body returns about 240 KiB here, and io.CopyBuffer wrote
-// each as it came.
-const downloadBufferSize = 1 << 20
-
-var downloadBuffers = sync.Pool{New: func() any { b := make([]byte, downloadBufferSize); return &b }}
-
-// WriteTo implements io.WriterTo: stores.CopyFilled through a pooled
-// downloadBufferSize buffer.
-func (b *body) WriteTo(w io.Writer) (int64, error) {
-	bufp := downloadBuffers.Get().(*[]byte)
-	defer downloadBuffers.Put(bufp)
-	return stores.CopyFilled(w, b, *bufp)
-}
+// WriteTo implements io.WriterTo with stores.CopyDownload: a socket read
+// of the object's body returns about 240 KiB here, and each write to the
+// client is a syscall, so it gathers up to 1 MiB per write.
+func (b *body) WriteTo(w io.Writer) (int64, error) { return stores.CopyDownload(w, b) }
 
 // writerOnly hides a writer's ReadFrom so io.CopyBuffer uses our buffer.
 type writerOnly struct{ io.Writer }

@@ -73,20 +73,13 @@ const (
 	// 64 KiB packet. The client appends each write to a buffer it cuts
 	// packets from, which larger writes only make grow.
 	uploadBufferSize = 64 << 10
-	// downloadBufferSize is what reader.WriteTo gathers from the client
-	// before each write to the HTTP side: 1 MiB, the chunk MLflow's client
-	// reads. Against 256 KiB it cut Ferry's CPU per GiB downloaded from
-	// 0.58-0.61 to 0.48-0.57 s with no change in peak RSS (which the
-	// concurrent uploads set); README § HDFS.
-	downloadBufferSize = 1 << 20
 	// commitAttempts bounds retries of the final rename when a concurrent
 	// Delete removes the target's new parent between mkdir and rename.
 	commitAttempts = 3
 )
 
 var (
-	uploadBuffers   = sync.Pool{New: func() any { b := make([]byte, uploadBufferSize); return &b }}
-	downloadBuffers = sync.Pool{New: func() any { b := make([]byte, downloadBufferSize); return &b }}
+	uploadBuffers = sync.Pool{New: func() any { b := make([]byte, uploadBufferSize); return &b }}
 )
 
 // Store is an HDFS directory used as an artifact store.
@@ -296,9 +289,14 @@ func dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	return &deadlineConn{Conn: c}, nil
 }
 
-// datanodeReadBuffer is the read buffer of a datanode connection: about
-// eight 64 KiB packets with their headers and checksums.
-const datanodeReadBuffer = 512 << 10
+// datanodeReadBuffer is the read buffer of a datanode connection that
+// got a stores.LargeBufferSlot: about eight 64 KiB packets with their
+// headers and checksums. One that got none reads through
+// datanodeSmallReadBuffer, one packet.
+const (
+	datanodeReadBuffer      = 512 << 10
+	datanodeSmallReadBuffer = 64 << 10
+)
 
 // dialDatanode is dial with a read buffer. The client reads each packet
 // of a block in four or five calls (length, header, checksums, data), each
@@ -309,23 +307,36 @@ const datanodeReadBuffer = 512 << 10
 // reader.WriteTo's full writes); an 8 KiB buffer, which lets the packets'
 // data bypass it, did worse than 128 KiB. A connection serves one block
 // (128 MiB by default) and the buffer is live only while it is open, so
-// it is not pooled: returning it on Close would race a Read the library
-// may still be in.
+// it is not pooled (returning it on Close would race a Read the library
+// may still be in); the large ones count against stores.MaxLargeBuffers,
+// their slot given back on Close.
 func dialDatanode(ctx context.Context, network, addr string) (net.Conn, error) {
 	c, err := dial(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
-	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, datanodeReadBuffer)}, nil
+	release := stores.LargeBufferSlot()
+	if release == nil {
+		return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, datanodeSmallReadBuffer), release: func() {}}, nil
+	}
+	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, datanodeReadBuffer), release: release}, nil
 }
 
-// bufferedConn reads through r, which reads from Conn.
+// bufferedConn reads through r, which reads from Conn; Close gives back
+// the buffer's slot (release, safe to call more than once).
 type bufferedConn struct {
 	net.Conn
-	r *bufio.Reader
+	r       *bufio.Reader
+	release func()
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func (c *bufferedConn) Close() error {
+	err := c.Conn.Close()
+	c.release()
+	return err
+}
 
 // deadlineConn sets a fresh deadline before each read and write. The
 // client's own SetDeadline calls (with the zero time, as the driver sets
@@ -451,15 +462,12 @@ func (r *reader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// WriteTo copies through a large buffer, filled before each write
-// (stores.CopyFilled): the client returns at most one 64 KiB packet per
-// Read, and each write to the client's socket costs a syscall, which on
-// this kind of VM is most of the hop's CPU.
-func (r *reader) WriteTo(w io.Writer) (int64, error) {
-	bufp := downloadBuffers.Get().(*[]byte)
-	defer downloadBuffers.Put(bufp)
-	return stores.CopyFilled(w, r, *bufp)
-}
+// WriteTo copies with stores.CopyDownload: the client returns at most one
+// 64 KiB packet per Read, and each write to the client's socket costs a
+// syscall, which on this kind of VM is most of the hop's CPU. Gathering 1
+// MiB per write rather than 256 KiB cut Ferry's CPU per GiB downloaded
+// from 0.58-0.61 to 0.48-0.57 s (README § HDFS).
+func (r *reader) WriteTo(w io.Writer) (int64, error) { return stores.CopyDownload(w, r) }
 
 func (r *reader) Close() error {
 	var err error

@@ -879,14 +879,6 @@ func (s *sizedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// copyBufferSize is what a download gathers before each write to the
-// HTTP side (stores.CopyFilled): 1 MiB, the chunk MLflow's client reads.
-// A read of the store's response body returns one socket read, 64 to 256
-// KiB, and each write to the client is a syscall.
-const copyBufferSize = 1 << 20
-
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
-
 // body is an S3 response body whose WriteTo copies in large chunks (the
 // HTTP layer's default copy would use its own 4 KiB buffer).
 type body struct{ rc io.ReadCloser }
@@ -894,10 +886,7 @@ type body struct{ rc io.ReadCloser }
 func (b *body) Read(p []byte) (int, error) { return b.rc.Read(p) }
 func (b *body) Close() error               { return b.rc.Close() }
 
-// WriteTo implements io.WriterTo: stores.CopyFilled through a pooled
-// copyBufferSize buffer.
-func (b *body) WriteTo(w io.Writer) (int64, error) {
-	bufp := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(bufp)
-	return stores.CopyFilled(w, b.rc, *bufp)
-}
+// WriteTo implements io.WriterTo with stores.CopyDownload: a read of the
+// response body returns one socket read, 64 to 256 KiB, and each write to
+// the client is a syscall, so it gathers up to 1 MiB per write.
+func (b *body) WriteTo(w io.Writer) (int64, error) { return stores.CopyDownload(w, b.rc) }
