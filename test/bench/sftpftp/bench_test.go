@@ -288,43 +288,31 @@ func TestSFTPBench(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	directUp := func() error {
+	// putFile uploads the source file to name from the file itself, so
+	// pkg/sftp sees its size and pipelines its writes (its best upload;
+	// ferry passes the request's Content-Length on the same way).
+	putFile := func(name string) error {
 		f, err := os.Open(b.src)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		dst, err := client.Create(root + "/direct.bin")
+		dst, err := client.Create(name)
 		if err != nil {
 			return err
 		}
-		// The file itself, so pkg/sftp sees its size and pipelines its
-		// writes (its best upload; ferry passes the request's
-		// Content-Length on the same way).
 		if _, err := dst.ReadFrom(f); err != nil {
 			dst.Close()
 			return err
 		}
 		return dst.Close()
 	}
+	directUp := func() error { return putFile(root + "/direct.bin") }
 	// What the driver does: write a new file, then rename it over the
 	// object (posix-rename@openssh.com), where directUp overwrites in
 	// place and lets sshd reuse the old file's pages.
 	directUpRename := func() error {
-		f, err := os.Open(b.src)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		dst, err := client.Create(root + "/direct-new.tmp")
-		if err != nil {
-			return err
-		}
-		if _, err := dst.ReadFrom(f); err != nil {
-			dst.Close()
-			return err
-		}
-		if err := dst.Close(); err != nil {
+		if err := putFile(root + "/direct-new.tmp"); err != nil {
 			return err
 		}
 		return client.PosixRename(root+"/direct-new.tmp", root+"/direct-new.bin")
