@@ -289,13 +289,20 @@ func dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	return &deadlineConn{Conn: c}, nil
 }
 
-// datanodeReadBuffer is the read buffer of a datanode connection that
-// got a stores.LargeBufferSlot: about eight 64 KiB packets with their
-// headers and checksums. One that got none reads through
-// datanodeSmallReadBuffer, one packet.
 const (
-	datanodeReadBuffer      = 512 << 10
-	datanodeSmallReadBuffer = 64 << 10
+	// datanodeReadBuffer is the read buffer of a datanode connection
+	// that reads block data and got a stores.LargeBufferSlot: about
+	// eight 64 KiB packets with their headers and checksums.
+	datanodeReadBuffer = 512 << 10
+	// datanodeSmallReadBuffer is the buffer every datanode connection
+	// starts with: enough for the op response, packet headers and write
+	// acks, which are all a write connection ever reads.
+	datanodeSmallReadBuffer = 4 << 10
+	// datanodeDataRead is the smallest Read that shows the connection is
+	// reading block data (the client asks for a packet's data, up to 64
+	// KiB, in one call; headers and acks are a few hundred bytes), and
+	// so makes it try for the large buffer.
+	datanodeDataRead = 16 << 10
 )
 
 // dialDatanode is dial with a read buffer. The client reads each packet
@@ -305,36 +312,59 @@ const (
 // Measured on downloads (README § HDFS): Ferry's CPU per GiB 0.99 s
 // unbuffered, 0.80 s with 128 KiB, 0.54-0.70 s with 512 KiB (with
 // reader.WriteTo's full writes); an 8 KiB buffer, which lets the packets'
-// data bypass it, did worse than 128 KiB. A connection serves one block
-// (128 MiB by default) and the buffer is live only while it is open, so
-// it is not pooled (returning it on Close would race a Read the library
-// may still be in); the large ones count against stores.MaxLargeBuffers,
-// their slot given back on Close.
+// data bypass it, did worse than 128 KiB. The large buffer is taken only
+// when the connection starts reading block data (bufferedConn.Read), so
+// a write connection, which reads only acks, holds 4 KiB and no slot.
 func dialDatanode(ctx context.Context, network, addr string) (net.Conn, error) {
 	c, err := dial(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
-	release := stores.LargeBufferSlot()
-	if release == nil {
-		return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, datanodeSmallReadBuffer), release: func() {}}, nil
-	}
-	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, datanodeReadBuffer), release: release}, nil
+	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, datanodeSmallReadBuffer)}, nil
 }
 
-// bufferedConn reads through r, which reads from Conn; Close gives back
-// the buffer's slot (release, safe to call more than once).
+// bufferedConn reads through r, which reads from Conn. A connection
+// serves one block (128 MiB by default) and its buffer is live only while
+// it is open, so buffers are not pooled (returning one on Close would
+// race a Read the library may still be in); a large one counts against
+// stores.MaxLargeBuffers, its slot given back on Close.
+//
+// Reads come from one goroutine (the block reader, or a writer's ack
+// reader), but Close may come from another while a Read waits, so the
+// slot (release, closed) is under mu; r and tried belong to Read.
 type bufferedConn struct {
 	net.Conn
-	r       *bufio.Reader
-	release func()
+	r     *bufio.Reader
+	tried bool // a large buffer was asked for (got or not)
+
+	mu      sync.Mutex
+	release func() // gives back the large buffer's slot; nil without one
+	closed  bool
 }
 
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c *bufferedConn) Read(p []byte) (int, error) {
+	if !c.tried && len(p) >= datanodeDataRead && c.r.Buffered() == 0 {
+		c.tried = true
+		c.mu.Lock()
+		if !c.closed {
+			if c.release = stores.LargeBufferSlot(); c.release != nil {
+				c.r = bufio.NewReaderSize(c.Conn, datanodeReadBuffer)
+			}
+		}
+		c.mu.Unlock()
+	}
+	return c.r.Read(p)
+}
 
 func (c *bufferedConn) Close() error {
 	err := c.Conn.Close()
-	c.release()
+	c.mu.Lock()
+	c.closed = true
+	if c.release != nil {
+		c.release()
+		c.release = nil
+	}
+	c.mu.Unlock()
 	return err
 }
 

@@ -1,11 +1,14 @@
 package hdfs
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"errors"
 	"io"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/ferryml/ferry/stores"
 )
@@ -89,4 +92,72 @@ func TestWriteToFillsEachWrite(t *testing.T) {
 	if len(slots) != stores.MaxLargeBuffers {
 		t.Fatalf("%d large-buffer slots free after the readers closed, want %d", len(slots), stores.MaxLargeBuffers)
 	}
+}
+
+// freeSlots counts the stores.LargeBufferSlot slots free now.
+func freeSlots() int {
+	var slots []func()
+	for release := stores.LargeBufferSlot(); release != nil; release = stores.LargeBufferSlot() {
+		slots = append(slots, release)
+	}
+	for _, release := range slots {
+		release()
+	}
+	return len(slots)
+}
+
+// TestDatanodeBufferTakenForDataOnly drives bufferedConn over a pipe: the
+// small reads of headers and acks (all a write connection makes) take no
+// large-buffer slot; the first data-sized read takes one without losing
+// the bytes already buffered; Close gives it back, also while a Read
+// waits; a connection closed before any data read never takes one.
+func TestDatanodeBufferTakenForDataOnly(t *testing.T) {
+	before := freeSlots()
+	server, client := net.Pipe()
+	c := &bufferedConn{Conn: client, r: bufio.NewReaderSize(client, datanodeSmallReadBuffer)}
+	payload := make([]byte, 100<<10)
+	rand.Read(payload)
+	go func() {
+		server.Write([]byte("ack-header"))
+		server.Write(payload)
+	}()
+
+	head := make([]byte, 10)
+	if _, err := io.ReadFull(c, head); err != nil || string(head) != "ack-header" {
+		t.Fatalf("small read: %q, %v", head, err)
+	}
+	if got := freeSlots(); got != before {
+		t.Fatalf("after small reads %d slots free, want %d: an ack reader took a large buffer", got, before)
+	}
+	data := make([]byte, len(payload))
+	if _, err := io.ReadFull(c, data); err != nil || !bytes.Equal(data, payload) {
+		t.Fatalf("data read across the change of buffer: %v, equal %v", err, bytes.Equal(data, payload))
+	}
+	if got := freeSlots(); got != before-1 {
+		t.Fatalf("after a data read %d slots free, want %d", got, before-1)
+	}
+
+	readDone := make(chan error)
+	go func() { _, err := c.Read(make([]byte, 1)); readDone <- err }()
+	time.Sleep(10 * time.Millisecond) // let the Read wait on the pipe
+	c.Close()
+	if err := <-readDone; err == nil {
+		t.Fatal("a Read waiting when Close came returned no error")
+	}
+	c.Close()
+	if got := freeSlots(); got != before {
+		t.Fatalf("after Close %d slots free, want %d", got, before)
+	}
+
+	server2, client2 := net.Pipe()
+	defer server2.Close()
+	c2 := &bufferedConn{Conn: client2, r: bufio.NewReaderSize(client2, datanodeSmallReadBuffer)}
+	c2.Close()
+	if _, err := c2.Read(make([]byte, 64<<10)); err == nil {
+		t.Fatal("Read after Close returned no error")
+	}
+	if got := freeSlots(); got != before {
+		t.Fatalf("a connection read after Close took a slot: %d free, want %d", got, before)
+	}
+	server.Close()
 }
